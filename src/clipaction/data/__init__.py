@@ -1,0 +1,15 @@
+"""Datasets: where videos and their labels come from."""
+
+from clipaction.data.records import DatasetError, MissingVideo, VideoDataset, VideoRecord
+from clipaction.data.registry import DATASETS, list_datasets, load_dataset
+from clipaction.data import folder, ucf101  # noqa: F401  (registers the loaders)
+
+__all__ = [
+    "DATASETS",
+    "DatasetError",
+    "MissingVideo",
+    "VideoDataset",
+    "VideoRecord",
+    "list_datasets",
+    "load_dataset",
+]

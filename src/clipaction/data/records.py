@@ -1,0 +1,45 @@
+"""The video record: one video, its label, where it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class DatasetError(Exception):
+    """A dataset cannot be read: a missing root or split file, a bad manifest, an unknown class.
+
+    The message is one line a user can act on (it names the path or the valid values).
+    """
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One video. `label` indexes `VideoDataset.classes`; `path` is absolute."""
+
+    path: Path
+    label: int
+    class_name: str
+
+
+@dataclass(frozen=True)
+class MissingVideo:
+    """A video a split list or manifest names that could not be found or was refused."""
+
+    path: str
+    error: str
+
+
+@dataclass(frozen=True)
+class VideoDataset:
+    """Videos of one split/subset, restricted to `classes` (labels index this tuple)."""
+
+    name: str
+    classes: tuple[str, ...]
+    records: tuple[VideoRecord, ...]
+    missing: tuple[MissingVideo, ...] = ()
+    split: int | None = None
+    subset: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.records)
