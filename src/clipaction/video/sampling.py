@@ -1,0 +1,108 @@
+"""Frame samplers: pure functions from video metadata to frame indices (no I/O, no randomness).
+
+Indices are 0-based positions in the decoded frame sequence, always sorted, inside
+[0, num_frames - 1], and exactly as many as the sampler promises; a video with fewer frames
+than requested repeats indices. Adding a sampler is a new function with `@SAMPLERS.register`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from clipaction.config import SamplerConfig
+from clipaction.registry import Registry
+
+Sampler = Callable[..., list[int]]
+"""`(meta: VideoMeta, *, frames: int, window: float) -> list[int]`."""
+
+SAMPLERS: Registry[Sampler] = Registry("sampler")
+
+
+@dataclass(frozen=True)
+class VideoMeta:
+    """What samplers need to know about a video: frame count, frame rate, length in seconds."""
+
+    num_frames: int
+    fps: float
+    duration: float
+
+    def __post_init__(self) -> None:
+        if isinstance(self.num_frames, bool) or int(self.num_frames) != self.num_frames or self.num_frames < 1:
+            raise ValueError(f"num_frames must be an integer >= 1; got {self.num_frames!r}")
+        if not (math.isfinite(self.fps) and self.fps > 0):
+            raise ValueError(f"fps must be a finite number > 0; got {self.fps!r}")
+        if not (math.isfinite(self.duration) and self.duration >= 0):
+            raise ValueError(f"duration must be a finite number >= 0 seconds; got {self.duration!r}")
+        object.__setattr__(self, "num_frames", int(self.num_frames))
+        object.__setattr__(self, "fps", float(self.fps))
+        object.__setattr__(self, "duration", float(self.duration))
+
+    @classmethod
+    def from_frames(cls, num_frames: int, fps: float) -> "VideoMeta":
+        """Metadata of a constant-rate video of `num_frames` frames (duration = num_frames / fps)."""
+        return cls(num_frames=num_frames, fps=fps, duration=num_frames / fps)
+
+
+def _check_frames(frames: int) -> None:
+    if isinstance(frames, bool) or int(frames) != frames or frames < 1:
+        raise ValueError(f"frames must be an integer >= 1; got {frames!r}")
+
+
+@SAMPLERS.register("middle")
+def middle(meta: VideoMeta, *, frames: int = 1, window: float = 0.0) -> list[int]:
+    """The single middle frame, `[num_frames // 2]`; `frames` and `window` are ignored."""
+    return [meta.num_frames // 2]
+
+
+@SAMPLERS.register("uniform")
+def uniform(meta: VideoMeta, *, frames: int, window: float = 0.0) -> list[int]:
+    """`frames` indices at the centres of equal segments: floor((k + 0.5) * num_frames / frames)."""
+    _check_frames(frames)
+    n = meta.num_frames
+    # Integer arithmetic: floor((2k + 1) * n / (2 * frames)) is exact where floats may round.
+    return [((2 * k + 1) * n) // (2 * frames) for k in range(frames)]
+
+
+def window_length(meta: VideoMeta, window: float) -> int:
+    """Frames in a `window`-second clip, at least 1 and at most the whole video."""
+    if not (math.isfinite(window) and window > 0):
+        raise ValueError(f"window must be > 0 seconds; got {window!r}")
+    return min(meta.num_frames, max(1, round(window * meta.fps)))
+
+
+@SAMPLERS.register("center-clip")
+def center_clip(meta: VideoMeta, *, frames: int, window: float) -> list[int]:
+    """`frames` indices spread over a `window`-second clip centred on the middle of the video.
+
+    With L = window_length(meta, window) and start = (num_frames - L) / 2, index k is
+    floor(start + (k + 0.5) * L / frames). A video shorter than the window uses all of it.
+    """
+    _check_frames(frames)
+    n = meta.num_frames
+    length = window_length(meta, window)
+    # start + (k + 0.5) * L / N == ((n - L) * N + (2k + 1) * L) / (2N), floored exactly.
+    last = n - 1
+    return [
+        min(last, max(0, ((n - length) * frames + (2 * k + 1) * length) // (2 * frames)))
+        for k in range(frames)
+    ]
+
+
+def list_samplers(pattern: str = "*") -> list[str]:
+    """Registered sampler names matching a glob `pattern`."""
+    return SAMPLERS.names(pattern)
+
+
+def sample_indices(meta: VideoMeta, config: SamplerConfig) -> list[int]:
+    """The frame indices `config` picks from a video described by `meta` (sorted, in range)."""
+    sampler = SAMPLERS.get(config.name)
+    return sampler(meta, frames=config.frames, window=config.window)
+
+
+def indices_to_timestamps(indices: Sequence[int], fps: float) -> list[float]:
+    """Presentation times in seconds of frame indices at a constant `fps` (index / fps)."""
+    if not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be a finite number > 0; got {fps!r}")
+    return [i / fps for i in indices]
