@@ -1,0 +1,304 @@
+"""Command line: argument parsing only. Each command turns flags into configs and calls the
+library. Exit codes: 0 all good; 1 finished, but some videos failed (results written);
+2 bad input or usage, nothing written."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from clipaction import __version__
+from clipaction.config import (
+    DEFAULT_MODEL,
+    DatasetConfig,
+    ModelConfig,
+    PromptConfig,
+    SamplerConfig,
+    ZeroShotConfig,
+)
+
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def _add_dataset_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("dataset")
+    group.add_argument("--dataset", default="ucf101", help="ucf101 or folder (your own <root>/<label>/<video> tree)")
+    group.add_argument("--data-root", help="UCF101: the UCF-101 folder with one folder per class; folder: the tree's root")
+    group.add_argument("--splits-dir", help="UCF101: the folder with classInd.txt, trainlist0N.txt, testlist0N.txt")
+    group.add_argument("--manifest", help="folder dataset: a CSV of path,label[,split] instead of a tree")
+    group.add_argument("--split", type=int, default=1, choices=(1, 2, 3))
+    group.add_argument("--subset", default="test", choices=("train", "test", "all"))
+    selection = group.add_mutually_exclusive_group()
+    selection.add_argument("--classes", help="comma-separated class names to evaluate")
+    selection.add_argument(
+        "--num-classes",
+        default="15",
+        help="the first N classes of the class list (classInd.txt order), or 'all'",
+    )
+
+
+def _add_sampler_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("frames")
+    group.add_argument("--sampler", default="center-clip", choices=("middle", "center-clip", "uniform"))
+    group.add_argument("--frames", type=int, default=8, help="frames per video (center-clip, uniform)")
+    group.add_argument("--window", type=float, default=3.0, help="center-clip window in seconds")
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", default=DEFAULT_MODEL, help="hub id or a local directory saved with save_pretrained")
+    group.add_argument("--revision", help="hub revision (branch, tag or commit)")
+    group.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    group.add_argument("--batch-size", type=int, default=32, help="frames per model batch")
+    group.add_argument("--workers", type=int, default=2, help="decoding threads")
+    group.add_argument("--cache-dir", help="embedding cache (default ~/.cache/clipaction or $CLIPACTION_CACHE)")
+    group.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _add_prompt_args(parser: argparse.ArgumentParser, default_style: str = "raw") -> None:
+    group = parser.add_argument_group("prompts")
+    group.add_argument("--prompts", default="seed", help="seed, clip (CLIP's 48 UCF101 templates) or a file, one template per line with {}")
+    group.add_argument("--name-style", default=default_style, choices=("raw", "spaced"), help="how class names become text")
+    group.add_argument("--label-map", help="CSV (label,text) or JSON {label: text} overriding class texts")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clipaction",
+        description="Zero-shot human action recognition in videos with CLIP.",
+        formatter_class=_Formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"clipaction {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    zeroshot = commands.add_parser(
+        "zeroshot",
+        help="evaluate zero-shot CLIP on a dataset and write results",
+        description="Evaluate zero-shot CLIP on a labelled dataset (default: UCF101 split 1 test list, "
+        "first 15 classes) and write results.json, predictions.csv and classification_report.txt.",
+        formatter_class=_Formatter,
+    )
+    _add_dataset_args(zeroshot)
+    _add_sampler_args(zeroshot)
+    _add_model_args(zeroshot)
+    _add_prompt_args(zeroshot)
+    zeroshot.add_argument("--out", required=True, help="output directory")
+    zeroshot.add_argument("--strict", action="store_true", help="exit non-zero before writing results if any video failed")
+    zeroshot.set_defaults(handler=_cmd_zeroshot)
+
+    extract = commands.add_parser(
+        "extract",
+        help="fill the embedding cache for a dataset",
+        description="Decode, sample and encode every video of a dataset into the embedding cache; "
+        "interrupted runs resume where they stopped.",
+        formatter_class=_Formatter,
+    )
+    _add_dataset_args(extract)
+    _add_sampler_args(extract)
+    _add_model_args(extract)
+    extract.set_defaults(handler=_cmd_extract)
+
+    predict = commands.add_parser(
+        "predict",
+        help="rank your own labels for your own videos",
+        description="Label arbitrary videos with arbitrary labels, e.g.\n"
+        '  clipaction predict clip.mp4 --labels "juggling a soccer ball,riding a bike"',
+        formatter_class=_Formatter,
+    )
+    predict.add_argument("videos", nargs="+", metavar="VIDEO")
+    predict.add_argument("--labels", required=True, help="comma-separated labels, or @FILE with one label per line")
+    predict.add_argument("--prompts", default="seed", help="seed, clip or a template file")
+    predict.add_argument("--top", type=int, default=5, help="labels to print per video")
+    predict.add_argument("--json", action="store_true", help="print a JSON list, one object per video")
+    _add_sampler_args(predict)
+    _add_model_args(predict)
+    predict.set_defaults(handler=_cmd_predict)
+    return parser
+
+
+def _dataset_config(args: argparse.Namespace) -> DatasetConfig:
+    classes = tuple(name.strip() for name in args.classes.split(",") if name.strip()) if args.classes else ()
+    if str(args.num_classes).lower() == "all":
+        num_classes = None
+    else:
+        try:
+            num_classes = int(args.num_classes)
+        except ValueError:
+            raise ValueError(f"--num-classes must be a number or 'all'; got {args.num_classes!r}") from None
+    return DatasetConfig(
+        name=args.dataset,
+        root=args.data_root,
+        splits_dir=args.splits_dir,
+        split=args.split,
+        subset=args.subset,
+        classes=classes,
+        num_classes=num_classes,
+        manifest=args.manifest,
+    )
+
+
+def _sampler_config(args: argparse.Namespace) -> SamplerConfig:
+    return SamplerConfig(name=args.sampler, frames=args.frames, window=args.window)
+
+
+def _model_config(args: argparse.Namespace) -> ModelConfig:
+    return ModelConfig(
+        name_or_path=args.model, revision=args.revision, device=args.device, batch_size=args.batch_size
+    )
+
+
+def _zeroshot_config(args: argparse.Namespace) -> ZeroShotConfig:
+    return ZeroShotConfig(
+        dataset=_dataset_config(args),
+        sampler=_sampler_config(args),
+        model=_model_config(args),
+        prompts=PromptConfig(templates=args.prompts, name_style=args.name_style, label_map=args.label_map),
+        cache_dir=args.cache_dir,
+        workers=args.workers,
+        strict=args.strict,
+    )
+
+
+def _cmd_zeroshot(args: argparse.Namespace) -> int:
+    from clipaction.pipeline import run_zeroshot, write_zeroshot_outputs
+
+    config = _zeroshot_config(args)
+    run = run_zeroshot(config, progress=not args.no_progress)
+    if run.failures and config.strict:
+        _error(f"{len(run.failures)} video(s) failed (--strict): first: {run.failures[0].path}: {run.failures[0].error}")
+        return EXIT_USAGE
+    paths = write_zeroshot_outputs(run, args.out)
+    metrics = run.metrics
+    print(
+        f"{len(run.videos)} videos, {len(run.dataset.classes)} classes: top-1 {_pct(metrics['top1'])}, "
+        f"top-5 {_pct(metrics['top5'])}, mean class accuracy {_pct(metrics['mean_class_accuracy'])}"
+    )
+    print(f"encoded {run.extraction.n_encoded}, from cache {run.extraction.n_cached}, failed {len(run.failures)}")
+    print(f"results: {paths['results']}")
+    return _failures_exit(run.failures)
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from clipaction.data import load_dataset
+    from clipaction.features.extract import extract_features
+    from clipaction.models import load_backend
+    from clipaction.pipeline import open_cache
+
+    dataset = load_dataset(_dataset_config(args))
+    sampler = _sampler_config(args)
+    backend = load_backend(_model_config(args))
+    cache = open_cache(args.cache_dir, backend, sampler)
+    extraction = extract_features(
+        [str(record.path) for record in dataset.records],
+        backend,
+        sampler,
+        cache,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        progress=not args.no_progress,
+    )
+    print(
+        f"{len(dataset.records)} videos: encoded {extraction.n_encoded}, from cache {extraction.n_cached}, "
+        f"failed {len(extraction.failures)}, missing {len(dataset.missing)}; cache: {cache.dir}"
+    )
+    return _failures_exit(extraction.failures or dataset.missing)
+
+
+def _parse_labels(spec: str) -> list[str]:
+    if spec.startswith("@"):
+        path = Path(spec[1:]).expanduser()
+        if not path.is_file():
+            raise ValueError(f"label file not found: {path}")
+        items = path.read_text(encoding="utf-8").splitlines()
+    else:
+        items = spec.split(",")
+    labels = [item.strip() for item in items if item.strip()]
+    if not labels:
+        raise ValueError("--labels is empty: give comma-separated labels, e.g. --labels 'riding a bike,juggling'")
+    return labels
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from clipaction.models import load_backend
+    from clipaction.pipeline import open_cache, predict_videos
+    from clipaction.zeroshot import load_templates
+
+    labels = _parse_labels(args.labels)
+    templates = load_templates(args.prompts)
+    sampler = _sampler_config(args)
+    backend = load_backend(_model_config(args))
+    predictions, failures = predict_videos(
+        args.videos,
+        labels,
+        backend,
+        sampler,
+        templates=templates,
+        cache=open_cache(args.cache_dir, backend, sampler),
+        batch_size=args.batch_size,
+        workers=args.workers,
+        progress=not args.no_progress and len(args.videos) > 1,
+    )
+    if args.json:
+        payload = [
+            {"video": p.video, "labels": [{"label": label, "probability": prob} for label, prob in p.labels]}
+            for p in predictions
+        ]
+        print(json.dumps(payload, indent=2))
+    else:
+        for prediction in predictions:
+            print(prediction.video)
+            for label, probability in prediction.labels[: args.top]:
+                print(f"  {probability:7.2%}  {label}")
+    for failure in failures:
+        _error(f"skipped {failure.path}: {failure.error}")
+    return _failures_exit(failures)
+
+
+def _pct(value: float) -> str:
+    return "n/a" if value != value else f"{value:.2%}"
+
+
+def _failures_exit(failures: Sequence) -> int:
+    return EXIT_FAILURES if failures else EXIT_OK
+
+
+def _error(message: str) -> None:
+    print(f"clipaction: error: {message}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (see the module docstring)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    if not args.verbose:  # transformers' notices (e.g. about torchvision) are noise to users
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+    from clipaction.data import DatasetError
+    from clipaction.models.hf_clip import ModelLoadError
+
+    try:
+        return args.handler(args)
+    except (DatasetError, ModelLoadError, ValueError) as error:
+        _error(str(error))
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        _error("interrupted; finished videos are in the cache, run the same command again to resume")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

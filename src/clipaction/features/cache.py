@@ -1,0 +1,126 @@
+"""The embedding cache: one safetensors file per video, written atomically.
+
+Layout: `<cache_dir>/<space>/<kk>/<video_key>.safetensors`, where `space` hashes everything about
+the model, preprocessing and sampler that changes the numbers (described in `<space>/space.json`)
+and `video_key` hashes the video's absolute path, size and mtime, so an edited video is a miss.
+Entries carry a SHA-256 of their arrays, so a damaged file is detected and re-encoded. No pickle:
+arrays go through safetensors, descriptions through JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors import safe_open
+from safetensors.numpy import save_file
+
+from clipaction.config import stable_hash
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1
+DEFAULT_CACHE_DIR = "~/.cache/clipaction"
+
+
+@dataclass(frozen=True)
+class CachedVideo:
+    """The stored features of one video's sampled frames.
+
+    indices: (F,) int64 frame indices; pooled: (F, D) float32 pre-projection features;
+    embeds: (F, E) float32 projected, L2-normalised features. `info` has path, fps, num_frames.
+    """
+
+    indices: np.ndarray
+    pooled: np.ndarray
+    embeds: np.ndarray
+    info: dict[str, str]
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("CLIPACTION_CACHE", DEFAULT_CACHE_DIR)).expanduser()
+
+
+def video_key(path: str | Path) -> str:
+    """Hash of the absolute path, size and mtime: a changed file gets a new key."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    return stable_hash({"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}, 32)
+
+
+def _checksum(arrays: dict[str, np.ndarray]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(arrays[name]).tobytes())
+    return digest.hexdigest()
+
+
+class FeatureCache:
+    """Stores and finds `CachedVideo`s for one (model, preprocessing, sampler) space."""
+
+    def __init__(self, cache_dir: str | Path | None, space: dict[str, Any]) -> None:
+        self.root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        self.space = space
+        self.dir = self.root / stable_hash({"format": CACHE_FORMAT, **space}, 20)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        description = self.dir / "space.json"
+        if not description.exists():
+            _atomic_write_bytes(description, json.dumps(space, indent=2, default=str).encode())
+
+    def entry_path(self, key: str) -> Path:
+        return self.dir / key[:2] / f"{key}.safetensors"
+
+    def load(self, key: str) -> CachedVideo | None:
+        """The entry for `key`, or None when absent or damaged (a damaged one is logged)."""
+        path = self.entry_path(key)
+        if not path.exists():
+            return None
+        try:
+            with safe_open(str(path), framework="np") as handle:
+                info = dict(handle.metadata() or {})
+                arrays = {name: handle.get_tensor(name) for name in handle.keys()}
+            if info.get("sha256") != _checksum(arrays):
+                raise ValueError("checksum mismatch")
+            return CachedVideo(
+                indices=arrays["indices"], pooled=arrays["pooled"], embeds=arrays["embeds"], info=info
+            )
+        except Exception as error:  # any damage means: encode again
+            log.warning("damaged cache entry %s (%s); it will be re-encoded", path, error)
+            return None
+
+    def store(self, key: str, video: CachedVideo) -> None:
+        arrays = {
+            "indices": np.asarray(video.indices, dtype=np.int64),
+            "pooled": np.ascontiguousarray(video.pooled, dtype=np.float32),
+            "embeds": np.ascontiguousarray(video.embeds, dtype=np.float32),
+        }
+        info = {**{k: str(v) for k, v in video.info.items()}, "sha256": _checksum(arrays)}
+        path = self.entry_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".safetensors")
+        os.close(fd)
+        try:
+            save_file(arrays, tmp, metadata=info)
+            os.replace(tmp, path)  # atomic: readers see the old state or the whole new entry
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,136 @@
+"""CLIP through Hugging Face transformers: `CLIPModel` and the model's own processor.
+
+`name_or_path` is a hub id (downloaded and cached by transformers on first use) or a local
+directory written by `save_pretrained`; both go through the same `from_pretrained` calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from clipaction.config import ModelConfig
+from clipaction.models.base import FrameFeatures
+from clipaction.models.registry import BACKENDS
+
+log = logging.getLogger(__name__)
+
+TEXT_BATCH = 256
+
+
+class ModelLoadError(Exception):
+    """The model or its processor could not be loaded; the message says what to do."""
+
+
+def resolve_device(device: str) -> torch.device:
+    """`auto` -> cuda when available, else cpu; `cuda` without a GPU is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError("--device cuda was asked for but torch sees no CUDA device")
+    return torch.device(device)
+
+
+def _weights_fingerprint(name_or_path: str, revision: str | None) -> dict[str, Any]:
+    """What identifies the weights without reading them: for a local directory the weight
+    files' sizes and mtimes plus config.json's hash; for a hub id the resolved commit."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        files = sorted(
+            p for p in path.iterdir() if p.suffix in {".safetensors", ".bin", ".json", ".txt"}
+        )
+        listing = [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files]
+        return {"path": str(path.resolve()), "files": listing}
+    commit = revision or "main"
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(name_or_path, "config.json", revision=revision)
+        if isinstance(cached, str) and "snapshots" in Path(cached).parts:
+            parts = Path(cached).parts
+            commit = parts[parts.index("snapshots") + 1]
+    except Exception as error:  # the fingerprint is best effort; the revision name stays
+        log.debug("could not resolve the hub commit of %s: %s", name_or_path, error)
+    return {"hub_id": name_or_path, "commit": commit}
+
+
+@BACKENDS.register("hf-clip")
+class HFClipBackend:
+    """CLIPModel + its processor, in eval mode, fp32. See `clipaction.models.base.Backend`."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        from transformers import AutoProcessor, CLIPModel
+
+        self.config = config
+        self.device = resolve_device(config.device)
+        source = str(Path(config.name_or_path).expanduser()) if Path(
+            config.name_or_path
+        ).expanduser().is_dir() else config.name_or_path
+        try:
+            self.model = CLIPModel.from_pretrained(source, revision=config.revision)
+            processor = AutoProcessor.from_pretrained(source, revision=config.revision)
+        except (OSError, ValueError) as error:
+            raise ModelLoadError(
+                f"could not load CLIP model {config.name_or_path!r}: {str(error).splitlines()[0]} "
+                "(offline? pass --model with a local directory saved by save_pretrained)"
+            ) from error
+        self.model.eval().to(self.device)
+        self.image_processor = processor.image_processor
+        self.tokenizer = processor.tokenizer
+        self.feature_dim = int(self.model.visual_projection.in_features)
+        self.embed_dim = int(self.model.visual_projection.out_features)
+        self.logit_scale = float(self.model.logit_scale.exp().item())
+        self.max_text_tokens = int(self.model.config.text_config.max_position_embeddings)
+        preprocessing = json.dumps(self.image_processor.to_dict(), sort_keys=True, default=str)
+        self.fingerprint = {
+            "backend": "hf-clip",
+            "weights": _weights_fingerprint(config.name_or_path, config.revision),
+            "preprocessing": hashlib.sha256(preprocessing.encode()).hexdigest()[:16],
+            "precision": config.precision,
+        }
+
+    def preprocess(self, frames: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
+        images = [np.asarray(frame) for frame in frames]
+        return self.image_processor(images=images, return_tensors="pt")["pixel_values"]
+
+    @torch.inference_mode()
+    def encode_pixels(self, pixels: torch.Tensor) -> FrameFeatures:
+        pixels = pixels.to(self.device, non_blocking=True)
+        pooled = self.model.vision_model(pixel_values=pixels).pooler_output
+        embeds = self.model.visual_projection(pooled)
+        embeds = embeds / embeds.norm(dim=-1, keepdim=True)
+        return FrameFeatures(pooled=pooled.float().cpu(), embeds=embeds.float().cpu())
+
+    def encode_frames(self, frames: np.ndarray | Sequence[np.ndarray]) -> FrameFeatures:
+        return self.encode_pixels(self.preprocess(frames))
+
+    @torch.inference_mode()
+    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        outputs = []
+        for start in range(0, len(texts), TEXT_BATCH):
+            # padding=True pads to the longest text of the chunk: the features depend only on
+            # the tokens up to end-of-text, so this equals the 77-token context and is faster.
+            tokens = self.tokenizer(
+                list(texts[start : start + TEXT_BATCH]),
+                padding=True,
+                truncation=True,
+                max_length=self.max_text_tokens,
+                return_tensors="pt",
+            ).to(self.device)
+            pooled = self.model.text_model(**tokens).pooler_output
+            embeds = self.model.text_projection(pooled)
+            outputs.append((embeds / embeds.norm(dim=-1, keepdim=True)).float().cpu())
+        if not outputs:
+            return torch.empty(0, self.embed_dim)
+        return torch.cat(outputs)
+
+    @torch.inference_mode()
+    def project(self, pooled: torch.Tensor) -> torch.Tensor:
+        weight = self.model.visual_projection.weight.detach().float().cpu()
+        return pooled.float() @ weight.T

@@ -1,0 +1,125 @@
+"""Random-weight CLIPs built offline, saved like a downloaded one.
+
+Tests and the demo cannot download OpenAI's weights, so they build a model from a config, train a
+small BPE tokenizer on a few sentences, and `save_pretrained` both into a directory; that
+directory then loads through exactly the code path a hub id takes. A random model's numbers mean
+nothing about actions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+
+#: Model shapes by name. "vit-b-32" has the compute of OpenAI's ViT-B/32 (for speed figures).
+ARCHITECTURES: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "text_config": {
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 77,
+        },
+        "vision_config": {
+            "hidden_size": 48,
+            "intermediate_size": 96,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": 32,
+            "patch_size": 8,
+        },
+        "projection_dim": 24,
+    },
+    "vit-b-32": {
+        "text_config": {
+            "hidden_size": 512,
+            "intermediate_size": 2048,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 8,
+            "max_position_embeddings": 77,
+        },
+        "vision_config": {
+            "hidden_size": 768,
+            "intermediate_size": 3072,
+            "num_hidden_layers": 12,
+            "num_attention_heads": 12,
+            "image_size": 224,
+            "patch_size": 32,
+        },
+        "projection_dim": 512,
+    },
+}
+
+_CORPUS = [
+    "a photo of a person doing something.",
+    "a video of the person performing an action.",
+    "an example of a person practicing sports.",
+    "a demonstration of the person using a tool during exercise.",
+    "apply eye makeup lipstick archery baby crawling balance beam band marching",
+    "baseball pitch basketball dunk bench press biking billiards blow dry hair",
+    "blowing candles body weight squats juggling a soccer ball shooting riding a bike",
+]
+
+
+def build_tokenizer(extra_texts: Iterable[str] = (), vocab_size: int = 1000):
+    """A CLIPTokenizer whose BPE is trained here on a few sentences, with the full byte
+    alphabet so that any text tokenizes."""
+    from tokenizers import pre_tokenizers
+    from transformers import CLIPTokenizer
+
+    corpus = _CORPUS + list(extra_texts)
+    return CLIPTokenizer().train_new_from_iterator(
+        corpus * 4, vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+
+
+def build_random_clip(
+    out_dir: str | Path,
+    architecture: str = "tiny",
+    *,
+    seed: int = 0,
+    logit_scale: float | None = None,
+) -> Path:
+    """Write a random CLIPModel + processor to `out_dir` with `save_pretrained`; returns it.
+
+    `logit_scale` sets exp(logit_scale) (CLIP's released weights have 100); None keeps the
+    initial value 1/0.07.
+    """
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}; got {architecture!r}")
+    shape = ARCHITECTURES[architecture]
+    tokenizer = build_tokenizer()
+    special = {
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    vocab_size = 49408 if architecture == "vit-b-32" else len(tokenizer)
+    config = CLIPConfig(
+        text_config={**shape["text_config"], **special, "vocab_size": vocab_size},
+        vision_config=shape["vision_config"],
+        projection_dim=shape["projection_dim"],
+    )
+    generator_state = torch.random.get_rng_state()
+    try:  # weights are initialised from the global RNG: seed it and put it back afterwards
+        torch.manual_seed(seed)
+        model = CLIPModel(config).eval()
+    finally:
+        torch.random.set_rng_state(generator_state)
+    if logit_scale is not None:
+        with torch.no_grad():
+            model.logit_scale.fill_(float(torch.log(torch.tensor(logit_scale))))
+    size = shape["vision_config"]["image_size"]
+    image_processor = CLIPImageProcessor(
+        size={"shortest_edge": size}, crop_size={"height": size, "width": size}
+    )
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out_dir)
+    return out_dir

@@ -1,0 +1,189 @@
+"""Zero-shot evaluation of a dataset and labelling of arbitrary videos, wired from the pieces:
+dataset -> extract (cache) -> video embeddings -> text classifier -> scores -> metrics."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from clipaction.config import SamplerConfig, ZeroShotConfig
+from clipaction.data import VideoDataset, load_dataset
+from clipaction.data.names import load_label_map, prompt_names
+from clipaction.evaluate import classification_report_text, compute_metrics
+from clipaction.features.cache import FeatureCache
+from clipaction.features.extract import Extraction, Failure, cache_space, extract_features
+from clipaction.models import Backend, load_backend
+from clipaction.results import environment, now_iso, write_json, write_predictions_csv, write_text_atomic
+from clipaction.zeroshot import class_text_features, load_templates, score, video_embedding
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ZeroShotRun:
+    """A finished zero-shot evaluation.
+
+    scores: (V, C) logits of the V videos that could be read; labels: (V,) int; videos: their
+    paths; failures: missing and unreadable videos with reasons.
+    """
+
+    config: ZeroShotConfig
+    dataset: VideoDataset
+    class_prompts: list[str]
+    templates: tuple[str, ...]
+    videos: list[str]
+    labels: np.ndarray
+    scores: np.ndarray
+    metrics: dict[str, Any]
+    failures: list[Failure]
+    extraction: Extraction
+    device: str
+
+
+def open_cache(cache_dir: str | None, backend: Backend, sampler: SamplerConfig) -> FeatureCache:
+    return FeatureCache(cache_dir, cache_space(backend, sampler))
+
+
+def video_embeddings(extraction: Extraction, videos: Sequence[str]) -> torch.Tensor:
+    """(V, E) normalised video features: each video's mean normalised frame feature."""
+    return torch.stack([video_embedding(extraction.features[v].embeds) for v in videos])
+
+
+def run_zeroshot(
+    config: ZeroShotConfig, *, backend: Backend | None = None, progress: bool = True
+) -> ZeroShotRun:
+    """Evaluate zero-shot CLIP on the dataset `config` describes. Reads/fills the cache."""
+    dataset = load_dataset(config.dataset)
+    label_map = load_label_map(config.prompts.label_map) if config.prompts.label_map else None
+    names = prompt_names(dataset.classes, config.prompts.name_style, label_map)
+    templates = load_templates(config.prompts.templates)
+    backend = backend or load_backend(config.model)
+    cache = open_cache(config.cache_dir, backend, config.sampler)
+    paths = [str(record.path) for record in dataset.records]
+    extraction = extract_features(
+        paths,
+        backend,
+        config.sampler,
+        cache,
+        batch_size=config.model.batch_size,
+        workers=config.workers,
+        progress=progress,
+    )
+    readable = [record for record in dataset.records if str(record.path) in extraction.features]
+    videos = [str(record.path) for record in readable]
+    labels = np.array([record.label for record in readable], dtype=np.int64)
+    text_features = class_text_features(backend, names, templates)
+    if videos:
+        scores = score(video_embeddings(extraction, videos), text_features, backend.logit_scale).numpy()
+    else:
+        scores = np.zeros((0, len(dataset.classes)), dtype=np.float32)
+    failures = [Failure(missing.path, f"missing: {missing.error}") for missing in dataset.missing]
+    failures += extraction.failures
+    return ZeroShotRun(
+        config=config,
+        dataset=dataset,
+        class_prompts=[templates[0].format(name) for name in names],
+        templates=templates,
+        videos=videos,
+        labels=labels,
+        scores=scores,
+        metrics=compute_metrics(scores, labels, dataset.classes),
+        failures=failures,
+        extraction=extraction,
+        device=str(backend.device),
+    )
+
+
+def zeroshot_results(run: ZeroShotRun) -> dict[str, Any]:
+    """The content of results.json for a zero-shot run."""
+    config = run.config
+    return {
+        "task": "zeroshot",
+        "dataset": {
+            "name": run.dataset.name,
+            "split": run.dataset.split,
+            "subset": run.dataset.subset,
+            "classes": list(run.dataset.classes),
+            "n_videos": len(run.dataset.records),
+            "n_evaluated": len(run.videos),
+            "n_missing": len(run.dataset.missing),
+            "root": config.dataset.root,
+        },
+        "model": {**dataclasses.asdict(config.model), "device": run.device},
+        "sampler": dataclasses.asdict(config.sampler),
+        "prompts": {
+            **dataclasses.asdict(config.prompts),
+            "n_templates": len(run.templates),
+            "templates": list(run.templates),
+            "class_prompts": run.class_prompts,
+        },
+        "metrics": run.metrics,
+        "failures": [dataclasses.asdict(failure) for failure in run.failures],
+        "cache": {"cached": run.extraction.n_cached, "encoded": run.extraction.n_encoded},
+        "env": environment(run.device),
+        "created_at": now_iso(),
+    }
+
+
+def write_zeroshot_outputs(run: ZeroShotRun, out_dir: str | Path) -> dict[str, Path]:
+    """Write results.json, predictions.csv and classification_report.txt into `out_dir`."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "results": out / "results.json",
+        "predictions": out / "predictions.csv",
+        "report": out / "classification_report.txt",
+    }
+    classes = list(run.dataset.classes)
+    write_json(paths["results"], zeroshot_results(run))
+    write_predictions_csv(
+        paths["predictions"], run.videos, [classes[i] for i in run.labels], run.scores, classes
+    )
+    report = classification_report_text(run.scores, run.labels, classes) if run.videos else "no videos\n"
+    write_text_atomic(paths["report"], report)
+    return paths
+
+
+@dataclass(frozen=True)
+class VideoPrediction:
+    """Labels of one video ranked best first, with softmax probabilities."""
+
+    video: str
+    labels: list[tuple[str, float]]
+
+
+def predict_videos(
+    videos: Sequence[str | Path],
+    labels: Sequence[str],
+    backend: Backend,
+    sampler: SamplerConfig,
+    *,
+    templates: Sequence[str] = ("a photo of a person {}.",),
+    cache: FeatureCache | None = None,
+    batch_size: int = 32,
+    workers: int = 2,
+    progress: bool = False,
+) -> tuple[list[VideoPrediction], list[Failure]]:
+    """Rank `labels` for each video by CLIP's probabilities (softmax of the scaled cosines)."""
+    if not labels:
+        raise ValueError("give at least one label")
+    paths = [str(video) for video in videos]
+    extraction = extract_features(
+        paths, backend, sampler, cache, batch_size=batch_size, workers=workers, progress=progress
+    )
+    readable = [path for path in paths if path in extraction.features]
+    if not readable:
+        return [], extraction.failures
+    text_features = class_text_features(backend, labels, templates)
+    probabilities = score(video_embeddings(extraction, readable), text_features, backend.logit_scale).softmax(-1)
+    predictions = []
+    for path, row in zip(readable, probabilities.tolist()):
+        ranked = sorted(zip(labels, row), key=lambda pair: -pair[1])
+        predictions.append(VideoPrediction(path, [(label, float(p)) for label, p in ranked]))
+    return predictions, extraction.failures

@@ -1,0 +1,86 @@
+"""The CLIP backend gives transformers' own answer, through the same loading path as a hub id."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoProcessor, CLIPModel
+
+from clipaction.config import ModelConfig
+from clipaction.models import list_backends, load_backend
+from clipaction.models.hf_clip import ModelLoadError
+from clipaction.zeroshot import class_text_features, score
+
+LABELS = ["juggling a soccer ball", "shooting a basketball", "riding a bike", "archery"]
+
+
+def _frames(count: int, seed: int = 1) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, size=(count, 48, 64, 3), dtype=np.uint8)
+
+
+def _reference_probabilities(model_dir, frames, texts) -> torch.Tensor:
+    model = CLIPModel.from_pretrained(model_dir).eval()
+    processor = AutoProcessor.from_pretrained(model_dir)
+    inputs = processor(text=texts, images=list(frames), padding=True, return_tensors="pt")
+    with torch.no_grad():
+        return model(**inputs).logits_per_image.softmax(-1)
+
+
+def test_probabilities_equal_transformers_clip(tiny_model_dir, tiny_backend):
+    frames = _frames(5)
+    expected = _reference_probabilities(tiny_model_dir, frames, LABELS)
+    image = tiny_backend.encode_frames(frames).embeds
+    text = class_text_features(tiny_backend, LABELS, ["{}"])
+    ours = score(image, text, tiny_backend.logit_scale).softmax(-1)
+    assert ours.shape == expected.shape == (5, len(LABELS))
+    torch.testing.assert_close(ours, expected, atol=1e-5, rtol=0)
+    # the check is not vacuous: the reference does not give uniform probabilities
+    assert float(expected.max() - expected.min()) > 0.05
+
+
+def test_encode_frames_shapes_and_normalisation(tiny_backend):
+    features = tiny_backend.encode_frames(_frames(3))
+    assert features.pooled.shape == (3, tiny_backend.feature_dim)
+    assert features.embeds.shape == (3, tiny_backend.embed_dim)
+    torch.testing.assert_close(features.embeds.norm(dim=-1), torch.ones(3))
+
+
+def test_project_maps_pooled_features_to_the_embeddings(tiny_backend):
+    features = tiny_backend.encode_frames(_frames(4))
+    projected = tiny_backend.project(features.pooled)
+    torch.testing.assert_close(projected / projected.norm(dim=-1, keepdim=True), features.embeds, atol=1e-6, rtol=0)
+
+
+def test_text_features_do_not_depend_on_padding_length(tiny_backend):
+    tokenizer, model = tiny_backend.tokenizer, tiny_backend.model
+    texts = ["a", "a photo of a person doing something rather long for a prompt."]
+    tokens = tokenizer(texts, padding="max_length", max_length=77, return_tensors="pt")
+    with torch.no_grad():
+        full = model.text_projection(model.text_model(**tokens).pooler_output)
+    full = full / full.norm(dim=-1, keepdim=True)
+    torch.testing.assert_close(tiny_backend.encode_texts(texts), full, atol=1e-5, rtol=0)
+
+
+def test_logit_scale_is_the_models_own(tiny_backend):
+    assert tiny_backend.logit_scale == pytest.approx(100.0, rel=1e-5)
+
+
+def test_fingerprint_changes_with_the_weights(tmp_path, tiny_backend):
+    from clipaction.models.tiny import build_random_clip
+
+    other = build_random_clip(tmp_path / "other", "tiny", seed=1, logit_scale=100.0)
+    backend = load_backend(ModelConfig(name_or_path=str(other), device="cpu"))
+    assert backend.fingerprint != tiny_backend.fingerprint
+
+
+def test_unknown_model_gives_a_clear_error(tmp_path):
+    with pytest.raises(ModelLoadError, match="could not load CLIP model"):
+        load_backend(ModelConfig(name_or_path=str(tmp_path / "no-such-model"), device="cpu"))
+
+
+def test_unknown_backend_lists_the_valid_ones():
+    assert "hf-clip" in list_backends()
+    with pytest.raises(ValueError, match="hf-clip"):
+        load_backend(ModelConfig(backend="nope"))
