@@ -1,0 +1,65 @@
+"""The embedding cache: keys, round trips, atomic writes, damage detection."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from clipaction.features.cache import CachedVideo, FeatureCache, video_key
+
+
+def _video(seed: int = 0) -> CachedVideo:
+    rng = np.random.default_rng(seed)
+    return CachedVideo(
+        indices=np.array([3, 7, 11]),
+        pooled=rng.standard_normal((3, 8)).astype(np.float32),
+        embeds=rng.standard_normal((3, 4)).astype(np.float32),
+        info={"path": "/x.avi", "fps": "25.0"},
+    )
+
+
+def test_round_trip(tmp_path):
+    cache = FeatureCache(tmp_path, {"model": "m", "sampler": {"name": "middle"}})
+    cache.store("abcd", _video())
+    loaded = cache.load("abcd")
+    assert loaded is not None
+    np.testing.assert_array_equal(loaded.indices, [3, 7, 11])
+    np.testing.assert_array_equal(loaded.pooled, _video().pooled)
+    np.testing.assert_array_equal(loaded.embeds, _video().embeds)
+    assert loaded.info["fps"] == "25.0"
+    assert cache.load("other") is None
+    assert not list(tmp_path.rglob(".tmp-*")), "no temp files are left behind"
+
+
+def test_spaces_are_separate(tmp_path):
+    first = FeatureCache(tmp_path, {"model": "m", "sampler": {"name": "middle"}})
+    second = FeatureCache(tmp_path, {"model": "m", "sampler": {"name": "uniform", "frames": 8}})
+    first.store("abcd", _video())
+    assert second.load("abcd") is None
+    assert (first.dir / "space.json").is_file()
+
+
+def test_damaged_entry_is_detected(tmp_path):
+    cache = FeatureCache(tmp_path, {"model": "m"})
+    cache.store("abcd", _video())
+    path = cache.entry_path("abcd")
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF  # flip bits inside the array bytes
+    path.write_bytes(bytes(data))
+    assert cache.load("abcd") is None
+    path.write_bytes(bytes(data[: len(data) // 2]))  # truncated
+    assert cache.load("abcd") is None
+
+
+def test_video_key_changes_when_the_file_changes(tmp_path):
+    video = tmp_path / "v.avi"
+    video.write_bytes(b"1234")
+    before = video_key(video)
+    assert video_key(video) == before
+    video.write_bytes(b"12345")
+    assert video_key(video) != before
+    stat = video.stat()
+    after_size = video_key(video)
+    os.utime(video, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert video_key(video) != after_size
