@@ -9,8 +9,9 @@ sit deeper inside a label folder):
 The split layout is used when the root's (non-hidden) folders are only `train` and/or `test`
 (any case); subset `train`/`test` then reads that folder and `all` reads both. Without split
 folders every video belongs to every subset. Videos are recognised by extension
-(`VIDEO_EXTENSIONS`, case-insensitive); other files are ignored. Symlinks are followed, but a
-folder already visited (by real path) is not entered again, so link cycles end.
+(`VIDEO_EXTENSIONS`, case-insensitive); other files and hidden ones (`.name`) are ignored.
+Symlinks are followed, but a folder already visited (by real path) is not entered again, so
+link cycles end.
 
 Manifest (`manifest` option): CSV rows `path,label[,split]`, header optional. Relative paths
 resolve against `root` when given, else the manifest's folder. With subset `train`/`test`, rows
@@ -54,7 +55,8 @@ def walk_files(top: str | Path) -> Iterator[tuple[str, Path]]:
     """Yield (relative POSIX path, absolute path) of every file under `top`, sorted by name.
 
     Symlinked files and folders are followed; a folder whose real path was already visited is
-    skipped (a symlink cycle ends there). Unreadable folders are logged and skipped.
+    skipped (a symlink cycle ends there). Unreadable folders are logged and skipped. Hidden
+    entries (name starting with `.`, e.g. `.git`, macOS `._clip.mp4`) are skipped.
     """
     top = Path(top)
     seen: set[str] = set()
@@ -74,6 +76,8 @@ def walk_files(top: str | Path) -> Iterator[tuple[str, Path]]:
             continue
         subdirs = []
         for entry in entries:
+            if entry.name.startswith("."):
+                continue
             rel = f"{prefix}{entry.name}"
             try:
                 if entry.is_dir():
@@ -158,14 +162,14 @@ def _manifest_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     except OSError as err:
         raise DatasetError(f"cannot read manifest {path}: {err.strerror or err}") from None
     with handle:
-        reader = csv.reader(handle)
+        reader = csv.reader(handle, strict=True)
         try:
             for row in reader:
                 cells = [c.strip() for c in row]
                 if any(cells):
                     yield reader.line_num, cells
         except (csv.Error, UnicodeDecodeError) as err:
-            raise DatasetError(f"manifest {path} line {reader.line_num + 1}: {err}") from None
+            raise DatasetError(f"manifest {path} line {reader.line_num}: {err}") from None
 
 
 def _load_manifest(manifest: Path, base: Path, subset: str) -> tuple[list[_Item], list[_Item]]:

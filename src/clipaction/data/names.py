@@ -181,7 +181,7 @@ def _label_map_from_json(path: Path, text: str) -> dict[str, str]:
 
 def _label_map_from_csv(path: Path, text: str) -> dict[str, str]:
     result: dict[str, str] = {}
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     first = True
     try:
         for row in reader:
