@@ -233,7 +233,9 @@ def load_folder(config: DatasetConfig) -> VideoDataset:
         chosen, everything = _load_manifest(manifest, base, config.subset)
     else:
         if config.root is None:
-            raise DatasetError("the folder dataset needs --data-root (a folder of <label>/<video>) or --manifest")
+            raise DatasetError(
+                "the folder dataset needs --data-root (a folder of <label>/<video>) or --manifest"
+            )
         root = absolute_path(config.root)
         if not root.is_dir():
             raise DatasetError(
@@ -262,7 +264,8 @@ def load_folder(config: DatasetConfig) -> VideoDataset:
         if item.label not in index:
             continue
         if item.exists:
-            records.append(VideoRecord(path=item.path, label=index[item.label], class_name=item.label))
+            label = index[item.label]
+            records.append(VideoRecord(path=item.path, label=label, class_name=item.label))
         else:
             missing.append(MissingVideo(path=item.listed, error="not found"))
     records.sort(key=lambda r: (r.label, str(r.path)))

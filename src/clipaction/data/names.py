@@ -87,11 +87,10 @@ def spaced_name(name: str) -> str:
     Names in `name_exceptions.json` (matched exactly, then case-insensitively) win.
     """
     table = name_exceptions()
-    if name in table:
-        return table[name]
-    folded = {k.casefold(): v for k, v in table.items()}
-    if name.casefold() in folded:
-        return folded[name.casefold()]
+    known = list(table)
+    index = match_name(name, known)
+    if index is not None:
+        return table[known[index]]
     words = split_words(name)
     return " ".join(w.lower() for w in words) if words else name
 
@@ -120,6 +119,14 @@ def _unknown_name_message(name: str, valid: Sequence[str], what: str) -> str:
     return f"unknown {what} {name!r}; {hint}"
 
 
+def match_name(name: str, names: Sequence[str]) -> int | None:
+    """Index of `name` in `names`: the exact spelling, else the first case-insensitive match."""
+    if name in names:
+        return names.index(name)
+    folded = name.casefold()
+    return next((i for i, n in enumerate(names) if n.casefold() == folded), None)
+
+
 def select_classes(
     available: Sequence[str],
     wanted: Sequence[str] = (),
@@ -136,28 +143,29 @@ def select_classes(
     if not wanted:
         count = len(available) if num_classes is None else min(num_classes, len(available))
         return list(range(count))
-    exact = {name: i for i, name in enumerate(available)}
-    folded: dict[str, int] = {}
-    for i, name in enumerate(available):
-        folded.setdefault(name.casefold(), i)
     chosen: set[int] = set()
     for name in wanted:
-        index = exact.get(name, folded.get(name.casefold()))
+        index = match_name(name, available)
         if index is None:
             raise DatasetError(_unknown_name_message(name, list(available), f"{dataset} class"))
         chosen.add(index)
     return sorted(chosen)
 
 
-def _read_text(path: Path, what: str) -> str:
+def read_text(path: str | Path, what: str) -> str:
+    """A UTF-8 text file's contents (BOM dropped); DatasetError names `what`, the path and why."""
+    path = Path(path)
     try:
-        return path.read_bytes().decode("utf-8-sig")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise DatasetError(f"{what} not found: {path}") from None
-    except UnicodeDecodeError as err:
-        raise DatasetError(f"{what} {path} is not UTF-8 text ({err.reason} at byte {err.start})") from None
     except OSError as err:
         raise DatasetError(f"cannot read {what} {path}: {err.strerror or err}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise DatasetError(f"{what} {path} line {line}: not UTF-8 text ({err.reason})") from None
 
 
 def _label_map_from_json(path: Path, text: str) -> dict[str, str]:
@@ -166,11 +174,13 @@ def _label_map_from_json(path: Path, text: str) -> dict[str, str]:
     except json.JSONDecodeError as err:
         raise DatasetError(f"label map {path}: invalid JSON at line {err.lineno}: {err.msg}") from None
     if not isinstance(data, dict):
-        raise DatasetError(f"label map {path}: expected a JSON object {{label: text}}, got {type(data).__name__}")
+        kind = type(data).__name__
+        raise DatasetError(f"label map {path}: expected a JSON object {{label: text}}, got {kind}")
     result: dict[str, str] = {}
     for label, value in data.items():
         if not isinstance(value, str):
-            raise DatasetError(f"label map {path}: text for {label!r} must be a string, got {type(value).__name__}")
+            kind = type(value).__name__
+            raise DatasetError(f"label map {path}: text for {label!r} must be a string, got {kind}")
         if not label.strip():
             raise DatasetError(f"label map {path}: empty label")
         if not value.strip():
@@ -218,7 +228,7 @@ def load_label_map(path: str | Path) -> dict[str, str]:
     must be non-empty strings; any problem raises DatasetError naming the path and the reason.
     """
     path = Path(path)
-    text = _read_text(path, "label map")
+    text = read_text(path, "label map")
     if path.suffix.lower() == ".json" or text.lstrip().startswith("{"):
         result = _label_map_from_json(path, text)
     else:
@@ -240,12 +250,8 @@ def prompt_names(
     texts = [formatter(name) for name in classes]
     if not label_map:
         return texts
-    exact = {name: i for i, name in enumerate(classes)}
-    folded: dict[str, int] = {}
-    for i, name in enumerate(classes):
-        folded.setdefault(name.casefold(), i)
     for key, value in label_map.items():
-        index = exact.get(key, folded.get(key.casefold()))
+        index = match_name(key, classes)
         if index is None:
             close = close_names(key, classes, n=3)
             hint = f" (closest: {', '.join(close)})" if close else ""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from clipaction.config import DatasetConfig
 from clipaction.data.folder import absolute_path, walk_files
-from clipaction.data.names import select_classes
+from clipaction.data.names import read_text, select_classes
 from clipaction.data.records import DatasetError, MissingVideo, VideoDataset, VideoRecord
 from clipaction.data.registry import DATASETS
 
@@ -29,18 +29,7 @@ _DRIVE = re.compile(r"[A-Za-z]:")
 
 def _lines(path: str | Path, what: str) -> list[tuple[int, list[str]]]:
     """(1-based line number, whitespace-split fields) of each non-blank line of a text file."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DatasetError(f"{what} not found: {path}") from None
-    except OSError as err:
-        raise DatasetError(f"cannot read {what} {path}: {err.strerror or err}") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise DatasetError(f"{path} line {line}: not UTF-8 text ({err.reason})") from None
+    text = read_text(path, what)
     out = []
     for number, line in enumerate(_LINE_BREAK.split(text), start=1):
         fields = line.split()
@@ -63,7 +52,9 @@ def read_class_index(path: str | Path) -> list[str]:
             raise DatasetError(f"{where}: expected '<label> <ClassName>', got {' '.join(fields)!r}")
         label, name = int(fields[0]), fields[1]
         if label != len(names) + 1:
-            raise DatasetError(f"{where}: expected label {len(names) + 1}, got {label} (labels run 1..N in order)")
+            raise DatasetError(
+                f"{where}: expected label {len(names) + 1}, got {label} (labels run 1..N in order)"
+            )
         if name.casefold() in seen:
             raise DatasetError(f"{where}: class {name!r} repeats line {seen[name.casefold()]}")
         seen[name.casefold()] = number
@@ -123,7 +114,9 @@ def _check_dirs(config: DatasetConfig) -> tuple[Path, Path]:
     if config.root is None:
         raise DatasetError("ucf101 needs --data-root: the UCF-101 folder holding one folder per class")
     if config.splits_dir is None:
-        raise DatasetError("ucf101 needs --splits-dir: the folder holding classInd.txt, trainlist01.txt, testlist01.txt")
+        raise DatasetError(
+            "ucf101 needs --splits-dir: the folder holding classInd.txt, trainlist01.txt, testlist01.txt"
+        )
     root, splits = absolute_path(config.root), absolute_path(config.splits_dir)
     if not root.is_dir():
         raise DatasetError(
@@ -133,7 +126,8 @@ def _check_dirs(config: DatasetConfig) -> tuple[Path, Path]:
     if not splits.is_dir():
         raise DatasetError(
             f"splits dir not found: {splits} (expected the folder holding classInd.txt, "
-            "trainlist0{1,2,3}.txt and testlist0{1,2,3}.txt from UCF101TrainTestSplits-RecognitionTask.zip)"
+            "trainlist0{1,2,3}.txt and testlist0{1,2,3}.txt from "
+            "UCF101TrainTestSplits-RecognitionTask.zip)"
         )
     return root, splits
 
@@ -211,7 +205,9 @@ def load_ucf101(config: DatasetConfig) -> VideoDataset:
             folder = parts[0]
             class_index = by_folder.get(folder.casefold())
             if class_index is None:
-                raise DatasetError(f"{path} line {entry.line}: class folder {folder!r} is not in {class_file}")
+                raise DatasetError(
+                    f"{path} line {entry.line}: class folder {folder!r} is not in {class_file}"
+                )
             if entry.label is not None and entry.label != class_index + 1:
                 raise DatasetError(
                     f"{path} line {entry.line}: label {entry.label} disagrees with class folder "
@@ -233,7 +229,10 @@ def load_ucf101(config: DatasetConfig) -> VideoDataset:
     if duplicates:
         logger.warning("%d duplicated list entries kept once, e.g. %s", len(duplicates), duplicates[0])
     if missing:
-        logger.warning("%d listed videos missing or refused, e.g. %s (%s)", len(missing), missing[0].path, missing[0].error)
+        first = missing[0]
+        logger.warning(
+            "%d listed videos missing or refused, e.g. %s (%s)", len(missing), first.path, first.error
+        )
     return VideoDataset(
         name=config.name,
         classes=classes,
