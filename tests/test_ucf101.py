@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -35,10 +36,13 @@ def archive_path(entry: str) -> str:
 
 def make_videos(root: Path, entries) -> None:
     """Empty files at the list entries' paths, spelled as the real archive spells them."""
+    made: set[Path] = set()
     for entry in entries:
         path = root / archive_path(entry)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch()
+        if path.parent not in made:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            made.add(path.parent)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o644))
 
 
 def write(path: Path, text: str, newline: str = "\n") -> Path:
@@ -213,6 +217,16 @@ def test_duplicates_kept_once_with_a_warning(small, caplog):
     assert "duplicated" in caplog.text
 
 
+def test_exact_spelling_wins_over_case_insensitive_twins(small):
+    root, splits = small
+    (root / "Archery" / "V_ARCHERY_G01_C01.AVI").touch()
+    ds = load_dataset(config(root, splits))
+    assert ds.records[0].path.name == "v_Archery_g01_c01.avi" and not ds.missing
+    write(splits / "testlist01.txt", "Archery/v_archery_g01_c01.avi\n")
+    ds = load_dataset(config(root, splits))
+    assert not ds.records and ds.missing[0].error.startswith("ambiguous: matches Archery/")
+
+
 def test_train_label_must_agree_with_folder(small):
     root, splits = small
     with open(splits / "trainlist01.txt", "a") as f:
@@ -321,11 +335,8 @@ def test_real_lists_parse_identically_with_crlf(real_lists, tmp_path, name):
 
 
 @needs_shared
-def test_real_first_15_classes_split_1(real_lists, tmp_path):
-    _, lists = real_lists
-    root = tmp_path / "UCF-101"
-    entries = [p for p, _ in lists[("train", 1)] + lists[("test", 1)] if p.split("/")[0] in FIRST_15]
-    make_videos(root, entries)
+def test_real_first_15_classes_split_1(real_tree):
+    root = real_tree
     test = load_dataset(config(root, SPLITS, num_classes=15))
     train = load_dataset(config(root, SPLITS, num_classes=15, subset="train"))
     assert (len(test), len(train)) == (568, 1442)

@@ -145,7 +145,11 @@ def _index_files(root: Path, class_names: list[str]) -> dict[str, list[str]]:
     """Case-folded relative path -> actual relative paths, for the folders of `class_names`."""
     wanted = {name.casefold() for name in class_names}
     index: dict[str, list[str]] = {}
-    folders = [p for p in sorted(root.iterdir()) if p.name.casefold() in wanted and p.is_dir()]
+    try:
+        children = sorted(root.iterdir())
+    except OSError as err:
+        raise DatasetError(f"cannot list data root {root}: {err.strerror or err}") from None
+    folders = [p for p in children if p.name.casefold() in wanted and p.is_dir()]
     found = {p.name.casefold() for p in folders}
     absent = [name for name in class_names if name.casefold() not in found]
     if folders and absent:
