@@ -43,11 +43,15 @@ class DatasetConfig:
     split: int = 1
     subset: Subset = "test"
     classes: tuple[str, ...] = ()
-    num_classes: int | None = DEFAULT_NUM_CLASSES
+    num_classes: int | str | None = DEFAULT_NUM_CLASSES
     manifest: str | None = None
 
     def __post_init__(self) -> None:
         check_choice("subset", self.subset, Subset)
+        if self.num_classes == "all":  # how TOML (which has no null) says "every class"
+            object.__setattr__(self, "num_classes", None)
+        if isinstance(self.num_classes, str) or isinstance(self.num_classes, bool):
+            raise ValueError(f"num_classes must be a number or 'all'; got {self.num_classes!r}")
         if self.split not in (1, 2, 3):
             raise ValueError(f"split must be one of 1, 2, 3; got {self.split!r}")
         if self.num_classes is not None and self.num_classes < 1:
@@ -136,3 +140,99 @@ def canonical_json(value: Any) -> str:
 def stable_hash(value: Any, length: int = 16) -> str:
     """Hex digest of `canonical_json(value)`."""
     return hashlib.sha256(canonical_json(value).encode()).hexdigest()[:length]
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """AdamW settings for a fine-tuning stage."""
+
+    lr: float = 1e-4
+    epochs: int = 20
+    weight_decay: float = 0.01
+    batch_size: int = 16
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0; got {self.lr}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch_size must be >= 1; got {self.epochs}, {self.batch_size}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0; got {self.weight_decay}")
+
+
+def _default_temporal_variants() -> tuple[SamplerConfig, ...]:
+    return (SamplerConfig(name="middle"), SamplerConfig(name="center-clip", frames=8, window=3.0))
+
+
+@dataclass(frozen=True)
+class TemporalStage:
+    """Single middle frame vs a short clip (more variants may be listed)."""
+
+    enabled: bool = True
+    variants: tuple[SamplerConfig, ...] = field(default_factory=_default_temporal_variants)
+
+
+SelectOn = Literal["train", "test"]
+TrainClasses = Literal["chosen", "all"]
+
+
+@dataclass(frozen=True)
+class FewShotStage:
+    """Projection-only fine-tuning on the `n_classes` weakest classes.
+
+    `shots` training videos per chosen class (an int, or "all"); the weakest classes are picked
+    by zero-shot accuracy on the `select_on` list (train by default, so no test label is read).
+    """
+
+    enabled: bool = True
+    n_classes: int = 5
+    shots: int | str = 16
+    select_on: SelectOn = "train"
+    train_classes: TrainClasses = "chosen"
+    train: TrainSettings = field(default_factory=TrainSettings)
+
+    def __post_init__(self) -> None:
+        check_choice("select_on", self.select_on, SelectOn)
+        check_choice("train_classes", self.train_classes, TrainClasses)
+        if self.shots != "all" and not (isinstance(self.shots, int) and self.shots >= 1):
+            raise ValueError(f"shots must be a positive integer or 'all'; got {self.shots!r}")
+        if self.n_classes < 1:
+            raise ValueError(f"n_classes must be >= 1; got {self.n_classes}")
+
+
+@dataclass(frozen=True)
+class FullFinetuneStage:
+    """The ablation: the whole image tower trained on the few-shot stage's data."""
+
+    enabled: bool = True
+    train: TrainSettings = field(
+        default_factory=lambda: TrainSettings(lr=1e-5, epochs=10, weight_decay=0.01, batch_size=8)
+    )
+
+
+@dataclass(frozen=True)
+class EmbeddingStage:
+    """t-SNE of the test videos' embeddings and the text-prompt similarity heatmap."""
+
+    enabled: bool = True
+    perplexity: float = 30.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Everything `clipaction run` needs; `sampler` is the main zero-shot evaluation's."""
+
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    prompts: PromptConfig = field(default_factory=PromptConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    temporal: TemporalStage = field(default_factory=TemporalStage)
+    fewshot: FewShotStage = field(default_factory=FewShotStage)
+    full_finetune: FullFinetuneStage = field(default_factory=FullFinetuneStage)
+    embeddings: EmbeddingStage = field(default_factory=EmbeddingStage)
+    out: str = "runs/study"
+    cache_dir: str | None = None
+    workers: int = 2
+    synthetic: bool = False

@@ -6,6 +6,7 @@ directory written by `save_pretrained`; both go through the same `from_pretraine
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -81,6 +82,10 @@ class HFClipBackend:
                 "(offline? pass --model with a local directory saved by save_pretrained)"
             ) from error
         self.model.eval().to(self.device)
+        # The image tower is held on its own so that a fine-tuned copy can replace it (see
+        # `with_vision`) while the text tower and the preprocessing stay shared.
+        self.vision_model = self.model.vision_model
+        self.visual_projection = self.model.visual_projection
         self.image_processor = processor.image_processor
         self.tokenizer = processor.tokenizer
         self.feature_dim = int(self.model.visual_projection.in_features)
@@ -102,8 +107,8 @@ class HFClipBackend:
     @torch.inference_mode()
     def encode_pixels(self, pixels: torch.Tensor) -> FrameFeatures:
         pixels = pixels.to(self.device, non_blocking=True)
-        pooled = self.model.vision_model(pixel_values=pixels).pooler_output
-        embeds = self.model.visual_projection(pooled)
+        pooled = self.vision_model(pixel_values=pixels).pooler_output
+        embeds = self.visual_projection(pooled)
         embeds = embeds / embeds.norm(dim=-1, keepdim=True)
         return FrameFeatures(pooled=pooled.float().cpu(), embeds=embeds.float().cpu())
 
@@ -132,5 +137,16 @@ class HFClipBackend:
 
     @torch.inference_mode()
     def project(self, pooled: torch.Tensor) -> torch.Tensor:
-        weight = self.model.visual_projection.weight.detach().float().cpu()
+        weight = self.visual_projection.weight.detach().float().cpu()
         return pooled.float() @ weight.T
+
+    def with_vision(
+        self, vision_model: torch.nn.Module, visual_projection: torch.nn.Module, tag: str
+    ) -> "HFClipBackend":
+        """A backend sharing this one's text tower and preprocessing, with another image tower
+        (e.g. a fine-tuned copy). `tag` names it in the fingerprint, so caches never mix."""
+        tuned = copy.copy(self)
+        tuned.vision_model = vision_model.eval().to(self.device)
+        tuned.visual_projection = visual_projection.eval().to(self.device)
+        tuned.fingerprint = {**self.fingerprint, "vision": tag}
+        return tuned

@@ -1,0 +1,69 @@
+"""The full fine-tuning ablation: the whole image tower trained on a few videos' frames.
+
+Same data and objective as projection-only training, but every vision parameter is trainable.
+On a few videos this forgets what CLIP knew (the study shows it collapsing). The frames are
+decoded and preprocessed once and kept as tensors for all epochs.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+import torch
+from tqdm.auto import tqdm
+
+from clipaction.adapt.projection import video_logits
+from clipaction.config import TrainSettings
+
+log = logging.getLogger(__name__)
+
+
+def finetune_vision(
+    vision_model: torch.nn.Module,
+    visual_projection: torch.nn.Module,
+    pixels: torch.Tensor,
+    labels: torch.Tensor,
+    text_features: torch.Tensor,
+    logit_scale: float,
+    config: TrainSettings,
+    *,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> tuple[torch.nn.Module, torch.nn.Module, list[float]]:
+    """Train copies of the image tower and projection; the inputs are untouched.
+
+    pixels: (V, F, 3, S, S) preprocessed frames of the training videos; labels: (V,) indices into
+    the (C, E) normalised `text_features`. Returns the trained copies (eval mode) and the mean
+    loss per epoch.
+    """
+    device = torch.device(device)
+    vision = copy.deepcopy(vision_model).to(device).train()
+    projection = copy.deepcopy(visual_projection).to(device).train()
+    parameters = [*vision.parameters(), *projection.parameters()]
+    for parameter in parameters:
+        parameter.requires_grad_(True)
+    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(config.seed)
+    text_features = text_features.float().to(device)
+    labels = labels.to(device)
+    videos, frames = pixels.shape[:2]
+    losses: list[float] = []
+    for _ in tqdm(range(config.epochs), desc="full fine-tune", unit="epoch", disable=not progress):
+        order = torch.randperm(videos, generator=generator)
+        total = 0.0
+        for start in range(0, videos, config.batch_size):
+            batch = order[start : start + config.batch_size]
+            flat = pixels[batch].flatten(0, 1).to(device)
+            pooled = vision(pixel_values=flat).pooler_output
+            embeds = projection(pooled).reshape(len(batch), frames, -1)
+            loss = torch.nn.functional.cross_entropy(
+                video_logits(embeds, text_features, logit_scale), labels[batch.to(device)]
+            )
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += float(loss) * len(batch)
+        losses.append(total / videos)
+    log.info("full fine-tuning: loss %.4f -> %.4f", losses[0], losses[-1])
+    return vision.eval(), projection.eval(), losses

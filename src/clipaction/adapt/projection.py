@@ -1,0 +1,65 @@
+"""Few-shot fine-tuning of CLIP's visual projection only, on cached pre-projection features.
+
+The backbone is never run: each training video is its (F, D) pooled frame features from the
+cache, and the only trainable tensor is the (E, D) projection, initialised from CLIP's own.
+The objective is zero-shot's: cross-entropy over logit_scale x cosine(video, class text).
+"""
+
+from __future__ import annotations
+
+import logging
+import torch
+from tqdm.auto import tqdm
+
+from clipaction.config import TrainSettings
+
+log = logging.getLogger(__name__)
+
+
+def video_logits(
+    frame_embeds: torch.Tensor, text_features: torch.Tensor, logit_scale: float
+) -> torch.Tensor:
+    """(V, F, E) projected frame features (any norm) -> (V, C) logits: each frame normalised,
+    averaged over F, normalised again, then logit_scale x cosine with the (C, E) normalised texts."""
+    frames = frame_embeds / frame_embeds.norm(dim=-1, keepdim=True)
+    videos = frames.mean(dim=1)
+    videos = videos / videos.norm(dim=-1, keepdim=True)
+    return logit_scale * videos @ text_features.T
+
+
+def train_projection(
+    weight: torch.Tensor,
+    pooled: torch.Tensor,
+    labels: torch.Tensor,
+    text_features: torch.Tensor,
+    logit_scale: float,
+    config: TrainSettings,
+    *,
+    progress: bool = False,
+) -> tuple[torch.Tensor, list[float]]:
+    """Train the (E, D) projection `weight` (a copy; the input is untouched).
+
+    pooled: (V, F, D) pre-projection frame features of the training videos; labels: (V,) indices
+    into the (C, E) normalised `text_features`. Returns the new weight and the mean loss per epoch.
+    Deterministic for a given seed on the CPU (shuffling uses its own generator).
+    """
+    projection = torch.nn.Parameter(weight.detach().clone().float())
+    optimizer = torch.optim.AdamW([projection], lr=config.lr, weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(config.seed)
+    pooled = pooled.float()
+    text_features = text_features.float()
+    losses: list[float] = []
+    for _ in tqdm(range(config.epochs), desc="train projection", unit="epoch", disable=not progress):
+        order = torch.randperm(len(labels), generator=generator)
+        total = 0.0
+        for start in range(0, len(order), config.batch_size):
+            batch = order[start : start + config.batch_size]
+            logits = video_logits(pooled[batch] @ projection.T, text_features, logit_scale)
+            loss = torch.nn.functional.cross_entropy(logits, labels[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += float(loss) * len(batch)
+        losses.append(total / len(labels))
+    log.info("projection training: loss %.4f -> %.4f", losses[0], losses[-1])
+    return projection.detach(), losses

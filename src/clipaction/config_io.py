@@ -1,0 +1,140 @@
+"""Settings at the edges: TOML/dicts <-> the frozen dataclasses of clipaction.config.
+
+Unknown keys fail with the list of valid keys and wrong types with the expected type, so a typo
+in a study file is one clear line, not a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+
+import tomli_w
+
+from clipaction.config import StudyConfig
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A settings file or dict that does not describe a valid configuration."""
+
+
+def from_dict(cls: type[T], data: Any, where: str = "") -> T:
+    """Build dataclass `cls` from a (nested) dict, checking keys and types."""
+    if dataclasses.is_dataclass(data):
+        return data  # type: ignore[return-value]
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'}: expected a table of settings, got {type(data).__name__}")
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"{where or 'config'}: unknown key {unknown[0]!r}; valid keys: {', '.join(names)}"
+        )
+    values = {name: _convert(hints[name], data[name], f"{where}.{name}".lstrip(".")) for name in data}
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"{where or 'config'}: {error}") from None
+
+
+def _convert(hint: Any, value: Any, where: str) -> Any:
+    origin = get_origin(hint)
+    if origin in (Union, types.UnionType):
+        options = get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in (o for o in options if o is not type(None)):
+            try:
+                return _convert(option, value, where)
+            except ConfigError as error:
+                errors.append(str(error))
+        raise ConfigError(f"{where}: expected {_describe(hint)}, got {value!r}")
+    if origin is Literal:
+        if value not in get_args(hint):
+            raise ConfigError(f"{where}: must be one of {', '.join(map(str, get_args(hint)))}; got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        item = get_args(hint)[0]
+        return tuple(_convert(item, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if dataclasses.is_dataclass(hint):
+        return from_dict(hint, value, where)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if hint in (int, str, bool):
+        if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+            raise ConfigError(f"{where}: expected {hint.__name__}, got {value!r}")
+        return value
+    return value
+
+
+def _describe(hint: Any) -> str:
+    if get_origin(hint) in (Union, types.UnionType):
+        return " or ".join(_describe(option) for option in get_args(hint))
+    if get_origin(hint) is Literal:
+        return " or ".join(repr(v) for v in get_args(hint))
+    return "nothing" if hint is type(None) else getattr(hint, "__name__", str(hint))
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """A dataclass as plain dicts/lists (tuples become lists)."""
+    return typing.cast(dict, _plain(dataclasses.asdict(config)))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _without_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value]
+    return value
+
+
+def study_config_to_toml(config: StudyConfig) -> str:
+    """TOML text of a study config. Unset optional paths (None) are left out: TOML has no null."""
+    return tomli_w.dumps(_without_none(to_dict(config)))
+
+
+def load_study_config(path: str | Path) -> StudyConfig:
+    """Read a study TOML file; a missing file or bad TOML is a ConfigError naming the file."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    try:
+        return from_dict(StudyConfig, data)
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None
+
+
+def merge(config: T, overrides: dict[str, Any]) -> T:
+    """A copy of `config` with dotted-path overrides applied, e.g. {"dataset.root": "/data"}."""
+    data = to_dict(config)
+    for dotted, value in overrides.items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node[key]
+        node[leaf] = value
+    return from_dict(type(config), data)
