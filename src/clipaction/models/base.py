@@ -49,3 +49,6 @@ class Backend(Protocol):
 
     def project(self, pooled: torch.Tensor) -> torch.Tensor:
         """Pooled features (N, D) -> (N, E) with the model's own projection, *not* normalised."""
+
+    def projection_weight(self) -> torch.Tensor:
+        """A copy of the (E, D) visual projection matrix (embeds = pooled @ weight.T)."""

@@ -140,6 +140,9 @@ class HFClipBackend:
         weight = self.visual_projection.weight.detach().float().cpu()
         return pooled.float() @ weight.T
 
+    def projection_weight(self) -> torch.Tensor:
+        return self.visual_projection.weight.detach().float().cpu().clone()
+
     def with_vision(
         self, vision_model: torch.nn.Module, visual_projection: torch.nn.Module, tag: str
     ) -> "HFClipBackend":

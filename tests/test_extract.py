@@ -1,0 +1,105 @@
+"""Extraction: batched across videos, equal to encoding each video alone, cached, resumable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from clipaction.config import SamplerConfig
+from clipaction.data.synthetic import SyntheticVideo, write_video
+from clipaction.features.cache import FeatureCache, video_key
+from clipaction.features.extract import cache_space, extract_features
+from clipaction.video.decode import probe
+from clipaction.video.sampling import sample_indices
+
+SAMPLER = SamplerConfig(name="center-clip", frames=4, window=1.0)
+
+
+def _sequential_frames(path: Path) -> list[np.ndarray]:
+    with av.open(str(path)) as container:
+        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> list[Path]:
+    root = tmp_path_factory.mktemp("videos")
+    paths = [
+        write_video(root / f"v{i}.avi", SyntheticVideo(num_frames=40 + 5 * i, pattern=i, seed=i)) for i in range(3)
+    ]
+    paths.append(write_video(root / "h264.mp4", SyntheticVideo(codec="h264", num_frames=60, pattern=5, seed=9)))
+    return paths
+
+
+def test_features_equal_encoding_each_video_alone(videos, tiny_backend, tmp_path):
+    cache = FeatureCache(tmp_path, cache_space(tiny_backend, SAMPLER))
+    # batch size 3 does not divide 4 frames per video: videos are split across batches
+    result = extract_features(videos, tiny_backend, SAMPLER, cache, batch_size=3, workers=2, progress=False)
+    assert result.failures == [] and result.n_encoded == len(videos) and result.n_cached == 0
+    for path in videos:
+        indices = sample_indices(probe(path), SAMPLER)
+        frames = np.stack([_sequential_frames(path)[i] for i in indices])
+        expected = tiny_backend.encode_frames(frames)
+        got = result.features[str(path)]
+        np.testing.assert_array_equal(got.indices, indices)
+        np.testing.assert_allclose(got.pooled, expected.pooled.numpy(), atol=1e-5)
+        np.testing.assert_allclose(got.embeds, expected.embeds.numpy(), atol=1e-5)
+
+
+def test_second_run_reads_everything_from_the_cache(videos, tiny_backend, tmp_path):
+    cache = FeatureCache(tmp_path, cache_space(tiny_backend, SAMPLER))
+    first = extract_features(videos, tiny_backend, SAMPLER, cache, progress=False)
+    again = extract_features(videos, tiny_backend, SAMPLER, cache, progress=False)
+    assert again.n_cached == len(videos) and again.n_encoded == 0
+    for path in videos:
+        np.testing.assert_array_equal(again.features[str(path)].embeds, first.features[str(path)].embeds)
+
+
+def test_interrupted_extraction_resumes_with_what_is_missing(videos, tiny_backend, tmp_path):
+    cache = FeatureCache(tmp_path, cache_space(tiny_backend, SAMPLER))
+    extract_features(videos[:2], tiny_backend, SAMPLER, cache, progress=False)
+    resumed = extract_features(videos, tiny_backend, SAMPLER, cache, progress=False)
+    assert (resumed.n_cached, resumed.n_encoded) == (2, len(videos) - 2)
+
+
+def test_a_different_sampler_is_a_different_cache_space(videos, tiny_backend, tmp_path):
+    middle = SamplerConfig(name="middle")
+    extract_features(videos, tiny_backend, SAMPLER, FeatureCache(tmp_path, cache_space(tiny_backend, SAMPLER)), progress=False)
+    other = extract_features(
+        videos, tiny_backend, middle, FeatureCache(tmp_path, cache_space(tiny_backend, middle)), progress=False
+    )
+    assert other.n_encoded == len(videos)
+    assert all(f.embeds.shape[0] == 1 for f in other.features.values())
+
+
+def test_bad_files_are_skipped_with_reasons(videos, tiny_backend, tmp_path):
+    empty = tmp_path / "empty.avi"
+    empty.write_bytes(b"")
+    noise = tmp_path / "noise.avi"
+    noise.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n")
+    missing = tmp_path / "missing.avi"
+    paths = [videos[0], empty, noise, text, missing, videos[1]]
+    result = extract_features(paths, tiny_backend, SAMPLER, None, progress=False)
+    assert set(result.features) == {str(videos[0]), str(videos[1])}
+    failed = {f.path: f.error for f in result.failures}
+    assert set(failed) == {str(empty), str(noise), str(text), str(missing)}
+    assert all(reason and "\n" not in reason for reason in failed.values())
+
+
+def test_changed_video_is_encoded_again(tiny_backend, tmp_path):
+    path = write_video(tmp_path / "v.avi", SyntheticVideo(pattern=1, seed=1))
+    cache = FeatureCache(tmp_path / "cache", cache_space(tiny_backend, SAMPLER))
+    first = extract_features([path], tiny_backend, SAMPLER, cache, progress=False)
+    key = video_key(path)
+    write_video(path, SyntheticVideo(pattern=7, seed=3))
+    assert video_key(path) != key
+    second = extract_features([path], tiny_backend, SAMPLER, cache, progress=False)
+    assert second.n_encoded == 1
+    assert not torch.allclose(
+        torch.from_numpy(first.features[str(path)].embeds), torch.from_numpy(second.features[str(path)].embeds)
+    )
