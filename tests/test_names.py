@@ -139,5 +139,7 @@ def test_prompt_names():
     assert prompt_names(classes, "spaced") == ["apply eye makeup", "handstand pushups", "yo yo"]
     mapped = prompt_names(classes, "spaced", {"yoyo": "playing with a yo-yo", "ApplyEyeMakeup": "eye shadow"})
     assert mapped == ["eye shadow", "handstand pushups", "playing with a yo-yo"]
-    with pytest.raises(DatasetError, match=r"'YoYos' matches no class \(closest: YoYo\); classes: ApplyEyeMakeup"):
+    with pytest.raises(DatasetError, match=r"no label map key matches a class \(closest to 'YoYos': YoYo\); classes: ApplyEyeMakeup"):
         prompt_names(classes, "raw", {"YoYos": "x"})
+    # a map written for more classes than the run uses serves the ones it has
+    assert prompt_names(classes, "raw", {"YoYo": "yo-yo", "Archery": "archery"})[2] == "yo-yo"

@@ -14,6 +14,7 @@ from typing import Sequence
 from clipaction import __version__
 from clipaction.config import (
     DEFAULT_MODEL,
+    DEFAULT_NUM_CLASSES,
     DatasetConfig,
     ModelConfig,
     PromptConfig,
@@ -40,8 +41,8 @@ def _add_dataset_args(parser: argparse.ArgumentParser) -> None:
     selection.add_argument("--classes", help="comma-separated class names to evaluate")
     selection.add_argument(
         "--num-classes",
-        default="15",
-        help="the first N classes of the class list (classInd.txt order), or 'all'",
+        help="the first N classes of the class list (classInd.txt order), or 'all' "
+        "(default: the study's 15 for ucf101, all for folder)",
     )
 
 
@@ -127,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _dataset_config(args: argparse.Namespace) -> DatasetConfig:
     classes = tuple(name.strip() for name in args.classes.split(",") if name.strip()) if args.classes else ()
-    if str(args.num_classes).lower() == "all":
+    if args.num_classes is None:
+        num_classes = DEFAULT_NUM_CLASSES if args.dataset == "ucf101" else None
+    elif str(args.num_classes).lower() == "all":
         num_classes = None
     else:
         try:

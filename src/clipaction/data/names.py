@@ -244,19 +244,25 @@ def prompt_names(
     """The text that stands for each class in prompts, in `classes` order.
 
     A `label_map` entry (key matched to a class case-insensitively, an exact spelling first) wins
-    over `style`; a key that matches none of `classes` raises DatasetError listing them.
+    over `style`. Keys for classes outside `classes` are allowed (one map may serve all of
+    UCF101 while a run uses 15 classes), but a map none of whose keys match is a DatasetError:
+    it is almost certainly the wrong file.
     """
     formatter = NAME_STYLES.get(style)
     texts = [formatter(name) for name in classes]
     if not label_map:
         return texts
+    unmatched = []
     for key, value in label_map.items():
         index = match_name(key, classes)
         if index is None:
-            close = close_names(key, classes, n=3)
-            hint = f" (closest: {', '.join(close)})" if close else ""
-            raise DatasetError(
-                f"label map key {key!r} matches no class{hint}; classes: {', '.join(classes)}"
-            )
-        texts[index] = value
+            unmatched.append(key)
+        else:
+            texts[index] = value
+    if unmatched and len(unmatched) == len(label_map):
+        close = close_names(unmatched[0], classes, n=3)
+        hint = f" (closest to {unmatched[0]!r}: {', '.join(close)})" if close else ""
+        raise DatasetError(f"no label map key matches a class{hint}; classes: {', '.join(classes)}")
+    if unmatched:
+        logger.info("label map keys not among the classes, ignored: %s", ", ".join(unmatched))
     return texts
