@@ -123,7 +123,143 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampler_args(predict)
     _add_model_args(predict)
     predict.set_defaults(handler=_cmd_predict)
+    run = commands.add_parser(
+        "run",
+        help="run the whole study and write its report",
+        description="Run the study end to end: zero-shot evaluation, single frame vs clip, few-shot "
+        "fine-tuning of the projection, the full fine-tuning ablation, embedding pictures, and "
+        "report.md/report.html/results.json in --out. Settings come from the built-in defaults "
+        "(see --print-config), then --config FILE, then the flags below.",
+        formatter_class=_Formatter,
+    )
+    run.add_argument("--config", help="a TOML study file (write one with --print-config)")
+    run.add_argument("--print-config", action="store_true", help="print the effective settings as TOML and exit")
+    overrides = run.add_argument_group("overrides (each replaces the value from the defaults/config file)")
+    for flag, dest, help_text in _RUN_OVERRIDES:
+        overrides.add_argument(flag, dest=dest, default=None, help=help_text)
+    overrides.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=("temporal", "fewshot", "full-finetune", "embeddings"),
+        help="switch a stage off (repeatable)",
+    )
+    run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run.set_defaults(handler=_cmd_run)
+
+    report = commands.add_parser(
+        "report",
+        help="rebuild report.md/report.html from a run's results.json",
+        description="Rebuild the report of a finished run from its results.json, without recomputing anything.",
+        formatter_class=_Formatter,
+    )
+    report.add_argument("run_dir", metavar="RUN_DIR", help="the --out folder of a run")
+    report.set_defaults(handler=_cmd_report)
+
+    demo = commands.add_parser(
+        "demo",
+        help="the whole study offline on generated videos and a tiny random model",
+        description="Generate a small labelled video set and a tiny random CLIP, and run the whole "
+        "study on them (about a minute on two CPU cores, no network). The numbers mean nothing "
+        "about real actions; the report says so.",
+        formatter_class=_Formatter,
+    )
+    demo.add_argument("--out", default="runs/demo", help="output directory")
+    demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    demo.set_defaults(handler=_cmd_demo)
     return parser
+
+
+#: `run` flags -> dotted study-config paths (values are parsed by the config's own types).
+_RUN_OVERRIDES = [
+    ("--data-root", "dataset.root", "UCF-101 folder with one folder per class"),
+    ("--splits-dir", "dataset.splits_dir", "folder with classInd.txt and the split lists"),
+    ("--dataset", "dataset.name", "ucf101 or folder"),
+    ("--split", "dataset.split", "1, 2 or 3"),
+    ("--classes", "dataset.classes", "comma-separated class names"),
+    ("--num-classes", "dataset.num_classes", "first N classes, or 'all'"),
+    ("--model", "model.name_or_path", "hub id or local directory"),
+    ("--device", "model.device", "auto, cpu or cuda"),
+    ("--batch-size", "model.batch_size", "frames per model batch"),
+    ("--prompts", "prompts.templates", "seed, clip or a template file"),
+    ("--name-style", "prompts.name_style", "raw or spaced"),
+    ("--cache-dir", "cache_dir", "embedding cache"),
+    ("--workers", "workers", "decoding threads"),
+    ("--out", "out", "output directory"),
+]
+_INT_OVERRIDES = {"dataset.split", "model.batch_size", "workers"}
+_SKIP_KEYS = {"temporal": "temporal", "fewshot": "fewshot", "full-finetune": "full_finetune", "embeddings": "embeddings"}
+
+
+def _study_config(args: argparse.Namespace):
+    from clipaction.config import StudyConfig
+    from clipaction.config_io import load_study_config, merge
+
+    config = load_study_config(args.config) if args.config else StudyConfig()
+    changes: dict = {}
+    for _, dest, _ in _RUN_OVERRIDES:
+        value = getattr(args, dest)
+        if value is None:
+            continue
+        if dest in _INT_OVERRIDES:
+            try:
+                value = int(value)
+            except ValueError:
+                raise ValueError(f"--{dest.split('.')[-1].replace('_', '-')} must be a number; got {value!r}") from None
+        elif dest == "dataset.classes":
+            value = [name.strip() for name in value.split(",") if name.strip()]
+        elif dest == "dataset.num_classes" and value != "all":
+            value = int(value) if value.isdigit() else value
+        changes[dest] = value
+    for stage in args.skip:
+        changes[f"{_SKIP_KEYS[stage]}.enabled"] = False
+    return merge(config, changes) if changes else config
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from clipaction.config_io import study_config_to_toml
+
+    config = _study_config(args)
+    if args.print_config:
+        print(study_config_to_toml(config), end="")
+        return EXIT_OK
+    from clipaction.study import run_study
+
+    results = run_study(config, progress=not args.no_progress)
+    _print_study_summary(results, Path(config.out))
+    return _failures_exit(results["failures"])
+
+
+def _print_study_summary(results: dict, out: Path) -> None:
+    stages = results["stages"]
+    zeroshot = stages["zeroshot"]["metrics"]
+    print(f"zero-shot top-1 {_pct(zeroshot['top1'])}, top-5 {_pct(zeroshot['top5'])} on {results['dataset']['n_test']} test videos")
+    for variant in stages.get("temporal", {}).get("variants", []):
+        print(f"  {variant['name']}: top-1 {_pct(variant['metrics']['top1'])}")
+    for key, title in (("fewshot", "few-shot (projection)"), ("full_finetune", "full fine-tuning")):
+        if key in stages:
+            after = stages[key]["finetuned_metrics"]["top1"]
+            print(f"{title}: top-1 {_pct(stages[key]['zeroshot_metrics']['top1'])} -> {_pct(after)}")
+    if results["failures"]:
+        print(f"{len(results['failures'])} video(s) missing or unreadable: see results.json")
+    print(f"report: {out / 'report.html'}")
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from clipaction.study import rebuild_report
+
+    paths = rebuild_report(Path(args.run_dir))
+    print(f"report: {paths['html']}")
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from clipaction.demo import run_demo
+
+    print("clipaction demo: synthetic videos and a random tiny model; the numbers mean nothing about real actions.")
+    results = run_demo(args.out, progress=not args.no_progress)
+    _print_study_summary(results, Path(args.out).expanduser())
+    return EXIT_OK
 
 
 def _dataset_config(args: argparse.Namespace) -> DatasetConfig:
@@ -295,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return args.handler(args)
-    except (DatasetError, ModelLoadError, ValueError) as error:
+    except (DatasetError, ModelLoadError, ValueError, OSError) as error:
         _error(str(error))
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -109,8 +109,12 @@ def _without_none(value: Any) -> Any:
 
 
 def study_config_to_toml(config: StudyConfig) -> str:
-    """TOML text of a study config. Unset optional paths (None) are left out: TOML has no null."""
-    return tomli_w.dumps(_without_none(to_dict(config)))
+    """TOML text of a study config. Unset optional paths (None) are left out: TOML has no null;
+    "every class" (num_classes None) is written as "all", which reads back the same."""
+    data = to_dict(config)
+    if data["dataset"]["num_classes"] is None:
+        data["dataset"]["num_classes"] = "all"
+    return tomli_w.dumps(_without_none(data))
 
 
 def load_study_config(path: str | Path) -> StudyConfig:

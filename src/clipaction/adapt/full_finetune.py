@@ -63,7 +63,7 @@ def finetune_vision(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(batch)
+            total += loss.item() * len(batch)
         losses.append(total / videos)
     log.info("full fine-tuning: loss %.4f -> %.4f", losses[0], losses[-1])
     return vision.eval(), projection.eval(), losses

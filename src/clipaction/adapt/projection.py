@@ -59,7 +59,7 @@ def train_projection(
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(batch)
+            total += loss.item() * len(batch)
         losses.append(total / len(labels))
     log.info("projection training: loss %.4f -> %.4f", losses[0], losses[-1])
     return projection.detach(), losses
