@@ -104,7 +104,7 @@ class HFClipBackend:
         images = [np.asarray(frame) for frame in frames]
         return self.image_processor(images=images, return_tensors="pt")["pixel_values"]
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: callers may train on these tensors
     def encode_pixels(self, pixels: torch.Tensor) -> FrameFeatures:
         pixels = pixels.to(self.device, non_blocking=True)
         pooled = self.vision_model(pixel_values=pixels).pooler_output
@@ -115,7 +115,7 @@ class HFClipBackend:
     def encode_frames(self, frames: np.ndarray | Sequence[np.ndarray]) -> FrameFeatures:
         return self.encode_pixels(self.preprocess(frames))
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: callers may train on these tensors
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         outputs = []
         for start in range(0, len(texts), TEXT_BATCH):
@@ -135,7 +135,7 @@ class HFClipBackend:
             return torch.empty(0, self.embed_dim)
         return torch.cat(outputs)
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: callers may train on these tensors
     def project(self, pooled: torch.Tensor) -> torch.Tensor:
         weight = self.visual_projection.weight.detach().float().cpu()
         return pooled.float() @ weight.T

@@ -1,0 +1,103 @@
+"""Few-shot selection and training, on fabricated features and the tiny model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from clipaction.adapt.full_finetune import finetune_vision
+from clipaction.adapt.projection import train_projection, video_logits
+from clipaction.adapt.selection import sample_shots, weakest_classes
+from clipaction.config import TrainSettings
+from clipaction.data.records import VideoRecord
+
+
+def test_weakest_classes_in_class_order_with_ties_to_the_first():
+    accuracy = {"a": 0.9, "b": 0.1, "c": 0.5, "d": 0.1, "e": None}
+    assert weakest_classes(accuracy, 2, ["a", "b", "c", "d", "e"]) == ["b", "d"]
+    assert weakest_classes(accuracy, 3, ["a", "b", "c", "d", "e"]) == ["b", "c", "d"]
+
+
+def test_sample_shots_is_seeded_and_takes_all_of_a_short_class():
+    records = [VideoRecord(Path(f"/v/{c}{i}.avi"), 0, c) for c in "ab" for i in range(10 if c == "a" else 3)]
+    picked, counts = sample_shots(records, ["a", "b"], 4, seed=0)
+    assert counts == {"a": 4, "b": 3}
+    assert picked == sample_shots(records, ["a", "b"], 4, seed=0)[0]
+    assert picked != sample_shots(records, ["a", "b"], 4, seed=1)[0]
+    assert sample_shots(records, ["a"], "all", seed=0)[1] == {"a": 10}
+
+
+def _separable(n_classes=3, per_class=12, frames=4, dim=16, embed=8, seed=0):
+    """Pooled features whose class signal lives in directions the initial projection ignores."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((n_classes, dim)) * 3
+    labels = np.repeat(np.arange(n_classes), per_class)
+    pooled = centres[labels][:, None, :] + 0.3 * rng.standard_normal((len(labels), frames, dim))
+    weight = rng.standard_normal((embed, dim)) * 0.1
+    text = rng.standard_normal((n_classes, embed))
+    text /= np.linalg.norm(text, axis=1, keepdims=True)
+    as_tensor = lambda x: torch.tensor(x, dtype=torch.float32)  # noqa: E731
+    return as_tensor(weight), as_tensor(pooled), torch.tensor(labels), as_tensor(text)
+
+
+def test_projection_training_raises_accuracy_on_separable_features():
+    weight, pooled, labels, text = _separable()
+    before = (video_logits(pooled @ weight.T, text, 100.0).argmax(1) == labels).float().mean()
+    trained, losses = train_projection(weight, pooled, labels, text, 100.0, TrainSettings(lr=1e-2, epochs=30, batch_size=8))
+    after = (video_logits(pooled @ trained.T, text, 100.0).argmax(1) == labels).float().mean()
+    assert after > before
+    assert losses[-1] < losses[0]
+    assert not torch.equal(trained, weight)
+
+
+def test_projection_training_is_deterministic_for_a_seed():
+    weight, pooled, labels, text = _separable()
+    settings = TrainSettings(lr=1e-2, epochs=5, batch_size=8, seed=3)
+    first = train_projection(weight, pooled, labels, text, 100.0, settings)
+    second = train_projection(weight, pooled, labels, text, 100.0, settings)
+    assert torch.equal(first[0], second[0]) and first[1] == second[1]
+
+
+def test_projection_training_leaves_the_backbone_untouched(tiny_backend):
+    before = {k: v.clone() for k, v in tiny_backend.model.state_dict().items()}
+    rng = np.random.default_rng(0)
+    pooled = torch.tensor(rng.standard_normal((6, 2, tiny_backend.feature_dim)), dtype=torch.float32)
+    text = tiny_backend.encode_texts(["a", "b"])
+    trained, _ = train_projection(
+        tiny_backend.projection_weight(), pooled, torch.tensor([0, 1] * 3), text, 100.0, TrainSettings(epochs=2)
+    )
+    assert not torch.equal(trained, tiny_backend.projection_weight())
+    for key, value in tiny_backend.model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+
+
+def test_full_finetuning_changes_the_backbone_and_keeps_the_original(tiny_backend):
+    before = {k: v.clone() for k, v in tiny_backend.vision_model.state_dict().items()}
+    frames = np.random.default_rng(0).integers(0, 256, (4 * 2, 40, 40, 3), dtype=np.uint8)
+    pixels = tiny_backend.preprocess(frames).reshape(4, 2, *tiny_backend.preprocess(frames[:1]).shape[1:])
+    text = tiny_backend.encode_texts(["a", "b"])
+    vision, projection, losses = finetune_vision(
+        tiny_backend.vision_model,
+        tiny_backend.visual_projection,
+        pixels,
+        torch.tensor([0, 1, 0, 1]),
+        text,
+        100.0,
+        TrainSettings(lr=1e-3, epochs=2, batch_size=2),
+    )
+    assert len(losses) == 2
+    changed = [k for k, v in vision.state_dict().items() if not torch.equal(v, before[k])]
+    assert len(changed) > len(before) // 2  # the encoder layers moved, not just the head
+    for key, value in tiny_backend.vision_model.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    tuned = tiny_backend.with_vision(vision, projection, tag="test")
+    assert tuned.fingerprint != tiny_backend.fingerprint
+    assert not torch.allclose(tuned.encode_frames(frames[:2]).embeds, tiny_backend.encode_frames(frames[:2]).embeds)
+
+
+def test_invalid_training_settings_are_refused():
+    with pytest.raises(ValueError, match="lr"):
+        TrainSettings(lr=0)
