@@ -167,6 +167,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/demo", help="output directory")
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
     demo.set_defaults(handler=_cmd_demo)
+
+    download = commands.add_parser(
+        "download",
+        help="download and unpack a dataset (ucf101)",
+        description="Download the official UCF101 videos (about 6.5 GB, RAR) and split lists into DIR, "
+        "resume an interrupted download, check and unpack them, then print the --data-root and "
+        "--splits-dir to use. Unpacking the RAR needs unrar, unar, 7z or bsdtar on PATH.",
+        formatter_class=_Formatter,
+    )
+    download.add_argument("dataset", choices=("ucf101",))
+    download.add_argument("--to", required=True, metavar="DIR", help="folder to download and unpack into")
+    download.add_argument("--keep-archives", action="store_true", help="keep the .rar/.zip after unpacking")
+    download.add_argument(
+        "--insecure",
+        action="store_true",
+        help="do not verify TLS certificates (only for a mirror with a broken certificate)",
+    )
+    download.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    download.set_defaults(handler=_cmd_download)
     return parser
 
 
@@ -259,6 +278,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print("clipaction demo: synthetic videos and a random tiny model; the numbers mean nothing about real actions.")
     results = run_demo(args.out, progress=not args.no_progress)
     _print_study_summary(results, Path(args.out).expanduser())
+    return EXIT_OK
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from clipaction.data.download import download_ucf101
+
+    data_root, splits_dir = download_ucf101(
+        args.to, progress=not args.no_progress, insecure=args.insecure, keep_archives=args.keep_archives
+    )
+    print(f"UCF101 is ready; use: --data-root {data_root} --splits-dir {splits_dir}")
     return EXIT_OK
 
 
