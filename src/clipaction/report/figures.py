@@ -1,0 +1,246 @@
+"""The report's figures, drawn only from numbers stored in a results dict.
+
+Uses `matplotlib.figure.Figure` directly (never pyplot), so there is no global figure state and
+no GUI backend; PNGs are written by the Agg canvas that `Figure.savefig` picks for ".png".
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from clipaction.report.tables import accuracy_of, comparison_rows, matrix_of, pct, ranked_classes
+
+log = logging.getLogger(__name__)
+
+DPI = 110
+ANNOTATE_MAX_CLASSES = 20
+FIGURES_DIR = "figures"
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+
+
+def _text(name: str) -> str:
+    """A class name as literal figure text: a `$` would otherwise start matplotlib mathtext."""
+    return str(name).replace("$", r"\$")
+
+
+def _save(fig: Figure, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # No "Software" tag: the same numbers give the same bytes whatever matplotlib wrote them.
+    fig.savefig(path, dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    fig.clear()
+
+
+def _matrix_side(n_classes: int) -> float:
+    return max(4.5, 0.5 * n_classes + 2.0)
+
+
+def draw_confusion(ax: Any, matrix: np.ndarray, classes: Sequence[str], title: str) -> None:
+    """Rows = true class, columns = predicted; counts written in the cells for C <= 20."""
+    n = len(classes)
+    image = ax.imshow(matrix, cmap="Blues", vmin=0, vmax=max(1, int(matrix.max(initial=0))))
+    labels = [_text(name) for name in classes]
+    ax.set_xticks(range(n), labels, rotation=45, ha="right", rotation_mode="anchor", fontsize=8)
+    ax.set_yticks(range(n), labels, fontsize=8)
+    ax.set_xlabel("Predicted class")
+    ax.set_ylabel("True class")
+    ax.set_title(_text(title), fontsize=10)
+    if n <= ANNOTATE_MAX_CLASSES:
+        threshold = matrix.max(initial=0) / 2
+        size = 8 if n <= 15 else 6.5
+        for i in range(n):
+            for j in range(n):
+                value = int(matrix[i, j])
+                if value:
+                    ax.text(j, i, str(value), ha="center", va="center", fontsize=size,
+                            color="white" if value > threshold else "black")
+    return image
+
+
+def confusion_figure(metrics: Mapping[str, Any], title: str) -> Figure | None:
+    classes = list(metrics.get("classes") or [])
+    matrix = matrix_of(metrics)
+    if not classes or matrix.shape != (len(classes), len(classes)):
+        return None
+    side = _matrix_side(len(classes))
+    fig = Figure(figsize=(side + 1.0, side))
+    ax = fig.add_subplot()
+    image = draw_confusion(ax, matrix, classes, title)
+    bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="Videos")
+    bar.locator = MaxNLocator(integer=True)
+    bar.update_ticks()
+    return fig
+
+
+def side_by_side_figure(variants: Sequence[Mapping[str, Any]]) -> Figure | None:
+    """One confusion matrix per temporal variant in a single figure, top-1 in each title."""
+    panels = [v for v in variants if matrix_of(v.get("metrics") or {}).size]
+    if not panels:
+        return None
+    side = _matrix_side(len(panels[0]["metrics"].get("classes") or []))
+    fig = Figure(figsize=(side * len(panels), side))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, variant in zip(axes, panels):
+        metrics = variant["metrics"]
+        frames = variant.get("frames_per_video")
+        suffix = f", {frames} frame{'s' if frames != 1 else ''}" if frames is not None else ""
+        title = f"{variant.get('name', '')}{suffix}: top-1 {pct(metrics.get('top1'))}"
+        draw_confusion(ax, matrix_of(metrics), list(metrics.get("classes") or []), title)
+    fig.tight_layout()
+    return fig
+
+
+def ranking_figure(metrics: Mapping[str, Any], title: str) -> Figure | None:
+    """Horizontal bars of per-class accuracy, best at the top."""
+    names = ranked_classes(metrics)
+    if not names:
+        return None
+    values = [100 * (accuracy_of(metrics, name) or 0.0) for name in names]
+    fig = Figure(figsize=(7.0, max(2.5, 0.32 * len(names) + 1.2)))
+    ax = fig.add_subplot()
+    positions = np.arange(len(names))
+    ax.barh(positions, values, color="#4C72B0")
+    ax.set_yticks(positions, [_text(name) for name in names], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 112)
+    ax.set_xlabel("Accuracy (%)")
+    ax.set_title(_text(title), fontsize=10)
+    for y, name, value in zip(positions, names, values):
+        ax.text(value + 1, y, pct(accuracy_of(metrics, name)), va="center", fontsize=7)
+    mean = metrics.get("mean_class_accuracy")
+    if isinstance(mean, (int, float)):
+        ax.axvline(100 * mean, color="gray", linestyle="--", linewidth=1, label=f"mean {pct(mean)}")
+        ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+def comparison_figure(stage: Mapping[str, Any], classes: Sequence[str], title: str) -> Figure | None:
+    """Grouped bars per class: zero-shot vs fine-tuned accuracy; trained classes marked '*'."""
+    rows = comparison_rows(stage, classes)
+    if not rows:
+        return None
+    trained = set(stage.get("train_classes") or stage.get("chosen_classes") or [])
+    names = [_text(row["class"]) + (" *" if row["class"] in trained else "") for row in rows]
+    before = [100 * (row.get("zeroshot") or 0.0) for row in rows]
+    after = [100 * (row.get("finetuned") or 0.0) for row in rows]
+    fig = Figure(figsize=(max(6.0, 0.55 * len(rows) + 2.0), 4.5))
+    ax = fig.add_subplot()
+    positions = np.arange(len(rows))
+    ax.bar(positions - 0.2, before, width=0.4, label="zero-shot", color="#8C8C8C")
+    ax.bar(positions + 0.2, after, width=0.4, label="fine-tuned", color="#DD8452")
+    ax.set_xticks(positions, names, rotation=45, ha="right", rotation_mode="anchor", fontsize=8)
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("Accuracy (%)")
+    ax.set_title(_text(title) + " (* = trained class)", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    return fig
+
+
+def tsne_figure(tsne: Mapping[str, Any], classes: Sequence[str]) -> Figure | None:
+    """The stored 2-D t-SNE points coloured by class (tab20), legend outside the axes."""
+    points = np.asarray(tsne.get("points") or [], dtype=np.float64)
+    labels = np.asarray(tsne.get("labels") or [], dtype=np.int64)
+    if points.ndim != 2 or points.shape[0] == 0 or points.shape[1] != 2 or len(labels) != len(points):
+        return None
+    colours = matplotlib.colormaps["tab20"]
+    fig = Figure(figsize=(7.5, 6.0))
+    ax = fig.add_subplot()
+    for index in sorted(set(labels.tolist())):
+        mask = labels == index
+        name = classes[index] if 0 <= index < len(classes) else f"class {index}"
+        ax.scatter(points[mask, 0], points[mask, 1], s=16, color=colours(index % 20),
+                   marker=_MARKERS[(index // 20) % len(_MARKERS)], label=_text(name), alpha=0.85, linewidths=0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    subtitle = f"perplexity {tsne.get('perplexity')}, seed {tsne.get('seed')}" if tsne.get("perplexity") is not None else ""
+    ax.set_title(f"t-SNE of the video embeddings ({len(points)} videos{', ' + subtitle if subtitle else ''})", fontsize=10)
+    ncol = 1 if len(set(labels.tolist())) <= 25 else 2
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False, ncol=ncol, markerscale=1.5)
+    return fig
+
+
+def similarity_figure(similarity: Sequence[Sequence[float]], classes: Sequence[str]) -> Figure | None:
+    """Heatmap of the cosine similarity between the classes' text features, 2-decimal labels."""
+    matrix = np.asarray(similarity, dtype=np.float64)
+    n = len(classes)
+    if n == 0 or matrix.shape != (n, n):
+        return None
+    side = _matrix_side(n)
+    fig = Figure(figsize=(side + 1.0, side))
+    ax = fig.add_subplot()
+    # The diagonal (1.0) would otherwise flatten the contrast between the off-diagonal pairs.
+    off = matrix[~np.eye(n, dtype=bool)]
+    low, high = (float(np.nanmin(off)), float(np.nanmax(off))) if off.size else (0.0, 1.0)
+    high = high if high > low else low + 1e-6
+    image = ax.imshow(matrix, cmap="viridis", vmin=low, vmax=high)
+    labels = [_text(name) for name in classes]
+    ax.set_xticks(range(n), labels, rotation=45, ha="right", rotation_mode="anchor", fontsize=8)
+    ax.set_yticks(range(n), labels, fontsize=8)
+    ax.set_title("Cosine similarity of the class text prompts", fontsize=10)
+    if n <= ANNOTATE_MAX_CLASSES:
+        middle = (low + high) / 2
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=6.5 if n > 12 else 8,
+                        color="black" if matrix[i, j] > middle else "white")
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="cosine (colours span the off-diagonal range)")
+    return fig
+
+
+def _finetune_figures(key: str, stage: Mapping[str, Any], classes: Sequence[str], label: str) -> dict[str, Callable[[], Figure | None]]:
+    return {
+        f"{key}_confusion": lambda: confusion_figure(
+            stage.get("chosen_metrics") or {}, f"{label}: confusion on the chosen classes"
+        ),
+        f"{key}_confusion_all": lambda: confusion_figure(
+            stage.get("finetuned_metrics") or {}, f"{label}: confusion on all classes after training"
+        ),
+        f"{key}_comparison": lambda: comparison_figure(stage, classes, f"{label}: zero-shot vs fine-tuned accuracy"),
+    }
+
+
+def figure_makers(results: Mapping[str, Any]) -> dict[str, Callable[[], Figure | None]]:
+    """{figure key: function drawing it} for every stage present in `results`, in report order."""
+    stages = results.get("stages") or {}
+    classes = list((results.get("dataset") or {}).get("classes") or [])
+    makers: dict[str, Callable[[], Figure | None]] = {}
+    if zeroshot := stages.get("zeroshot"):
+        metrics = zeroshot.get("metrics") or {}
+        makers["zeroshot_confusion"] = lambda: confusion_figure(
+            metrics, f"Zero-shot confusion matrix (top-1 {pct(metrics.get('top1'))})"
+        )
+        makers["zeroshot_per_class"] = lambda: ranking_figure(metrics, "Zero-shot accuracy per class")
+    if fewshot := stages.get("fewshot"):
+        makers.update(_finetune_figures("fewshot", fewshot, classes, "Few-shot fine-tuning"))
+    if full := stages.get("full_finetune"):
+        makers.update(_finetune_figures("full_finetune", full, classes, "Full fine-tuning"))
+    if embeddings := stages.get("embeddings"):
+        if embeddings.get("tsne"):
+            makers["tsne"] = lambda: tsne_figure(embeddings["tsne"], classes)
+        if embeddings.get("text_similarity"):
+            makers["text_similarity"] = lambda: similarity_figure(embeddings["text_similarity"], classes)
+    if temporal := stages.get("temporal"):
+        makers["temporal_confusion"] = lambda: side_by_side_figure(temporal.get("variants") or [])
+    return makers
+
+
+def write_figures(results: Mapping[str, Any], out_dir: Path) -> dict[str, str]:
+    """Write a PNG per figure under `out_dir/figures/`; returns {key: path relative to out_dir}.
+    Stages absent from `results` (or without the numbers a figure needs) give no figure."""
+    out_dir = Path(out_dir)
+    written: dict[str, str] = {}
+    for key, make in figure_makers(results).items():
+        fig = make()
+        if fig is None:
+            log.info("figure %s skipped: its numbers are not in the results", key)
+            continue
+        relative = f"{FIGURES_DIR}/{key}.png"
+        _save(fig, out_dir / relative)
+        written[key] = relative
+    return written

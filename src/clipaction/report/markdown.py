@@ -1,0 +1,344 @@
+"""The report's content as a list of blocks, and its Markdown rendering.
+
+`build_document` decides what the report says (sections, tables, figures, text) once; the
+Markdown renderer here and the HTML renderer in html.py only differ in how they write blocks.
+Text in blocks is plain (unescaped); each renderer escapes for its own format.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal, Mapping, Sequence, Union
+
+from clipaction.report.tables import (
+    NA,
+    Table,
+    class_prompts_table,
+    comparison_table,
+    confused_pairs_table,
+    examples_table,
+    number,
+    pct,
+    ranking_table,
+    sampler_text,
+    selection_table,
+    settings_table,
+    shots_table,
+    similar_pairs,
+    similarity_table,
+    stage_confusions,
+    summary_table,
+    temporal_summary_table,
+    temporal_table,
+    training_table,
+)
+
+BANNER = "Synthetic demo"
+BANNER_TEXT = ": the videos are generated and the model has random weights; these numbers say nothing about real actions."
+TITLE = "clipaction study report"
+MAX_FAILURES = 20
+MAX_TEMPLATES = 10
+LIMITATIONS = (
+    "Averaging frame features is simple temporal modelling: it ignores the order of frames and motion.",
+    "Zero-shot accuracy depends on the prompts: other templates or class-name wordings give other numbers.",
+    "Naive full fine-tuning of the whole model on a few videos forgets what CLIP knew: "
+    "compare its accuracy with the projection-only few-shot stage.",
+)
+
+
+@dataclass(frozen=True)
+class Span:
+    text: str
+    style: Literal["", "bold", "code"] = ""
+
+
+Inline = tuple[Span, ...]
+
+
+@dataclass(frozen=True)
+class Heading:
+    level: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    spans: Inline
+    role: str = ""  # "banner" for the synthetic-data warning
+
+
+@dataclass(frozen=True)
+class Bullets:
+    items: tuple[Inline, ...]
+
+
+@dataclass(frozen=True)
+class TableBlock:
+    table: Table
+
+
+@dataclass(frozen=True)
+class Image:
+    key: str
+    path: str  # relative to the report's folder
+    caption: str
+
+
+@dataclass(frozen=True)
+class Code:
+    text: str
+
+
+Block = Union[Heading, Paragraph, Bullets, TableBlock, Image, Code]
+
+
+def text(*parts: str | Span) -> Inline:
+    return tuple(part if isinstance(part, Span) else Span(part) for part in parts)
+
+
+def para(*parts: str | Span) -> Paragraph:
+    return Paragraph(text(*parts))
+
+
+# --- building the document ---------------------------------------------------------------------
+
+
+def build_document(results: Mapping[str, Any], figures: Mapping[str, str], observations: Sequence[str]) -> list[Block]:
+    """Every block of the report, in order. `figures` maps figure keys to relative paths."""
+    stages = results.get("stages") or {}
+    classes = list((results.get("dataset") or {}).get("classes") or [])
+    blocks: list[Block] = []
+    if results.get("synthetic"):
+        blocks.append(Paragraph(text(Span(BANNER, "bold"), BANNER_TEXT), role="banner"))
+    blocks.append(Heading(1, TITLE))
+    if results.get("created_at"):
+        blocks.append(para(f"Created {results['created_at']}."))
+    blocks += model_section(results)
+    blocks += setup_section(results)
+    blocks += zeroshot_section(stages.get("zeroshot"), figures)
+    blocks += finetune_section(stages.get("fewshot"), classes, figures, "fewshot", "Few-shot fine-tuning")
+    blocks += finetune_section(stages.get("full_finetune"), classes, figures, "full_finetune", "Full fine-tuning ablation")
+    blocks += embeddings_section(stages.get("embeddings"), classes, figures)
+    blocks += temporal_section(stages.get("temporal"), figures)
+    blocks.append(Heading(2, "Observations"))
+    blocks.append(Bullets(tuple(text(sentence) for sentence in observations)) if observations else para("No stage gave numbers to observe."))
+    blocks.append(Heading(2, "Limitations"))
+    blocks.append(Bullets(tuple(text(line) for line in LIMITATIONS)))
+    return blocks
+
+
+def _image(figures: Mapping[str, str], key: str, caption: str) -> list[Block]:
+    return [Image(key, figures[key], caption)] if key in figures else []
+
+
+def _not_run() -> list[Block]:
+    return [para("This stage was not run.")]
+
+
+def model_section(results: Mapping[str, Any]) -> list[Block]:
+    model = results.get("model") or {}
+    env = results.get("env") or {}
+    rows = [
+        ("Model", model.get("name_or_path")),
+        ("Revision", model.get("revision") or "default"),
+        ("Device", model.get("device")),
+        ("Precision", model.get("precision")),
+        ("Logit scale", number(model.get("logit_scale")) if model.get("logit_scale") is not None else None),
+        ("Image feature size", model.get("feature_dim")),
+        ("Embedding size", model.get("embed_dim")),
+    ]
+    if env:
+        rows.append(("Software", ", ".join(f"{key} {value}" for key, value in sorted(env.items()))))
+    return [Heading(2, "Model"), TableBlock(settings_table(rows))]
+
+
+def setup_section(results: Mapping[str, Any]) -> list[Block]:
+    dataset = results.get("dataset") or {}
+    classes = list(dataset.get("classes") or [])
+    failures = list(results.get("failures") or [])
+    zeroshot = (results.get("stages") or {}).get("zeroshot") or {}
+    prompts = results.get("prompts") or {}
+    rows = [
+        ("Dataset", dataset.get("name")),
+        ("Split", dataset.get("split")),
+        ("Classes", len(classes)),
+        ("Test videos", dataset.get("n_test")),
+        ("Train videos", dataset.get("n_train")),
+        ("Missing or unreadable videos", len(failures)),
+        ("Frames per video (zero-shot)", sampler_text(zeroshot.get("sampler")) if zeroshot.get("sampler") else None),
+        ("Class-name style", prompts.get("name_style")),
+        ("Prompt templates", len(prompts.get("templates") or [])),
+        ("Dataset root", dataset.get("root")),
+    ]
+    blocks: list[Block] = [Heading(2, "Setup"), TableBlock(settings_table(rows))]
+    if classes:
+        blocks.append(para("Classes: " + ", ".join(classes) + "."))
+    if failures:
+        blocks.append(para(f"{len(failures)} videos could not be used:"))
+        items = [text(Span(str(f.get("path", NA)), "code"), f": {f.get('error', NA)}") for f in failures[:MAX_FAILURES]]
+        if len(failures) > MAX_FAILURES:
+            items.append(text(f"... and {len(failures) - MAX_FAILURES} more (listed in results.json)."))
+        blocks.append(Bullets(tuple(items)))
+    templates = list(prompts.get("templates") or [])
+    if templates:
+        blocks.append(para(f"Prompt templates ({{}} is replaced by the class name), {len(templates)} in all:"))
+        items = [text(Span(template, "code")) for template in templates[:MAX_TEMPLATES]]
+        if len(templates) > MAX_TEMPLATES:
+            items.append(text(f"... and {len(templates) - MAX_TEMPLATES} more."))
+        blocks.append(Bullets(tuple(items)))
+    if prompts.get("class_prompts") and classes:
+        blocks.append(para("One prompt per class, as the text encoder reads it:"))
+        blocks.append(TableBlock(class_prompts_table(classes, prompts["class_prompts"])))
+    return blocks
+
+
+def zeroshot_section(stage: Mapping[str, Any] | None, figures: Mapping[str, str]) -> list[Block]:
+    blocks: list[Block] = [Heading(2, "Zero-shot accuracy and example outputs")]
+    if not stage:
+        return blocks + _not_run()
+    metrics = stage.get("metrics") or {}
+    if stage.get("sampler"):
+        blocks.append(para(f"Frames: {sampler_text(stage['sampler'])}."))
+    blocks.append(TableBlock(summary_table(metrics)))
+    blocks += _image(figures, "zeroshot_confusion", "Zero-shot confusion matrix (rows: true class, columns: predicted)")
+    if stage.get("classification_report"):
+        blocks += [Heading(3, "Classification report"), Code(stage["classification_report"].rstrip("\n"))]
+    blocks += [Heading(3, "Per-class accuracy, best to worst"), TableBlock(ranking_table(metrics))]
+    blocks += _image(figures, "zeroshot_per_class", "Zero-shot accuracy per class")
+    pairs = stage_confusions(stage, 10)
+    blocks.append(Heading(3, "Most confused pairs"))
+    blocks.append(TableBlock(confused_pairs_table(pairs, metrics)) if pairs else para("No test video was misclassified."))
+    if stage.get("examples"):
+        blocks += [Heading(3, "Example predictions"), TableBlock(examples_table(stage["examples"]))]
+    return blocks
+
+
+def finetune_section(
+    stage: Mapping[str, Any] | None, classes: Sequence[str], figures: Mapping[str, str], key: str, title: str
+) -> list[Block]:
+    blocks: list[Block] = [Heading(2, title)]
+    if not stage:
+        return blocks + _not_run()
+    chosen = list(stage.get("chosen_classes") or [])
+    if "select_on" in stage:
+        sentence = (
+            f"The {len(chosen)} classes with the lowest zero-shot accuracy on the {stage['select_on']} list were "
+            f"chosen: {', '.join(chosen)}. Only the final linear projection of the image tower was trained."
+        )
+        if stage["select_on"] == "test":
+            sentence += " The choice read test labels, so the gains on these classes are optimistic."
+        blocks.append(para(sentence))
+        if stage.get("selection_accuracy"):
+            blocks.append(TableBlock(selection_table(stage)))
+    else:
+        blocks.append(para(f"The whole image tower was trained on the chosen classes: {', '.join(chosen)}."))
+    blocks.append(Heading(3, "Training data and settings"))
+    trained = list(stage.get("train_classes") or chosen)
+    sentence = f"Shots per class asked: {stage.get('shots', NA)}. Trained classes: {', '.join(trained)}."
+    short = list(stage.get("short_classes") or [])
+    if short:
+        counts = stage.get("shots_per_class") or {}
+        sentence += " Fewer training videos than asked: " + ", ".join(f"{name} ({counts.get(name, NA)})" for name in short) + "."
+    blocks.append(para(sentence))
+    if stage.get("shots_per_class"):
+        blocks.append(TableBlock(shots_table(stage)))
+    blocks.append(TableBlock(training_table(stage.get("training") or {})))
+    chosen_metrics = stage.get("chosen_metrics") or {}
+    blocks.append(Heading(3, "Accuracy on the chosen classes"))
+    if chosen_metrics:
+        blocks.append(para(f"Top-1 among the chosen classes only: {pct(chosen_metrics.get('top1'))}."))
+        blocks.append(TableBlock(ranking_table(chosen_metrics)))
+    blocks += _image(figures, f"{key}_confusion", "Confusion matrix of the chosen classes after training")
+    blocks.append(Heading(3, "Zero-shot vs fine-tuned, all classes"))
+    blocks.append(TableBlock(comparison_table(stage, classes)))
+    blocks += _image(figures, f"{key}_comparison", "Per-class accuracy before and after training (* = trained class)")
+    blocks += _image(figures, f"{key}_confusion_all", "Confusion matrix over all classes after training")
+    return blocks
+
+
+def embeddings_section(stage: Mapping[str, Any] | None, classes: Sequence[str], figures: Mapping[str, str]) -> list[Block]:
+    blocks: list[Block] = [Heading(2, "Embeddings")]
+    if not stage:
+        return blocks + _not_run()
+    tsne = stage.get("tsne") or {}
+    if tsne:
+        blocks.append(para(f"t-SNE of the test videos' embeddings, perplexity {tsne.get('perplexity', NA)}, seed {tsne.get('seed', NA)}."))
+    blocks += _image(figures, "tsne", "t-SNE of the video embeddings, coloured by true class")
+    blocks += _image(figures, "text_similarity", "Cosine similarity between the classes' text prompt features")
+    pairs = similar_pairs(stage.get("text_similarity") or [], classes, 5)
+    if pairs:
+        blocks += [para("The most similar class prompts:"), TableBlock(similarity_table(pairs))]
+    return blocks
+
+
+def temporal_section(stage: Mapping[str, Any] | None, figures: Mapping[str, str]) -> list[Block]:
+    blocks: list[Block] = [Heading(2, "Temporal input")]
+    if not stage:
+        return blocks + _not_run()
+    blocks.append(TableBlock(temporal_summary_table(stage)))
+    blocks += _image(figures, "temporal_confusion", "Confusion matrices of the temporal variants, side by side")
+    if stage.get("per_class"):
+        blocks += [Heading(3, "Correct videos per class"), TableBlock(temporal_table(stage))]
+    return blocks
+
+
+# --- Markdown rendering ------------------------------------------------------------------------
+
+# ">" only quotes at a line start, which no escaped text reaches; "<" is escaped, so no autolinks.
+_SPECIAL = re.compile(r"([\\`*\[\]<|&])")
+
+
+def escape(value: str) -> str:
+    """Backslash-escape the characters that Markdown (CommonMark/GFM) would read as markup."""
+    return _SPECIAL.sub(r"\\\1", " ".join(str(value).splitlines()))
+
+
+def _code_span(value: str) -> str:
+    longest = max((len(run) for run in re.findall(r"`+", value)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if value.startswith("`") or value.endswith("`") else ""
+    return f"{fence}{pad}{value}{pad}{fence}"
+
+
+def inline_markdown(spans: Inline) -> str:
+    out = []
+    for span in spans:
+        if span.style == "bold":
+            out.append(f"**{escape(span.text)}**")
+        elif span.style == "code":
+            out.append(_code_span(" ".join(span.text.splitlines())))
+        else:
+            out.append(escape(span.text))
+    return "".join(out)
+
+
+def table_markdown(table: Table) -> str:
+    def row(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(escape(cell) for cell in cells) + " |"
+
+    rule = "| " + " | ".join("---:" if a == "r" else "---" for a in table.align) + " |"
+    return "\n".join([row(table.header), rule, *(row(cells) for cells in table.rows)])
+
+
+def block_markdown(block: Block) -> str:
+    if isinstance(block, Heading):
+        return "#" * block.level + " " + escape(block.text)
+    if isinstance(block, Paragraph):
+        return inline_markdown(block.spans)
+    if isinstance(block, Bullets):
+        return "\n".join("- " + inline_markdown(item) for item in block.items)
+    if isinstance(block, TableBlock):
+        return table_markdown(block.table)
+    if isinstance(block, Image):
+        return f"![{escape(block.caption)}]({block.path})"
+    if isinstance(block, Code):
+        longest = max((len(run) for run in re.findall(r"`{3,}", block.text)), default=2)
+        fence = "`" * (longest + 1)
+        return f"{fence}text\n{block.text}\n{fence}"
+    raise TypeError(f"unknown block {type(block).__name__}")
+
+
+def render_markdown(blocks: Sequence[Block]) -> str:
+    return "\n\n".join(block_markdown(block) for block in blocks) + "\n"
+

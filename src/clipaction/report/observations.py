@@ -1,0 +1,222 @@
+"""Sentences read off a run's numbers: nothing here knows any class in advance.
+
+Each stage contributes sentences only when it is in the results; a stage that was not run (or
+lacks the numbers a sentence needs) contributes none.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from clipaction.report.tables import (
+    accuracy_of,
+    comparison_rows,
+    is_number,
+    pct,
+    points,
+    prediction_counts,
+    ranked_classes,
+    similar_pairs,
+    stage_confusions,
+    support_of,
+)
+
+N_CONFUSIONS = 3
+N_CHANGES = 5
+# Collapse: the most predicted class, or the two most predicted, take this share of predictions
+# (with 6 classes an even spread gives them 17% and 33%).
+COLLAPSE_TOP1 = 0.5
+COLLAPSE_TOP2 = 0.6
+MIN_CLASSES_FOR_VERDICT = 6
+
+
+def observations(results: Mapping[str, Any]) -> list[str]:
+    """Plain sentences about this run's numbers, in report order."""
+    stages = results.get("stages") or {}
+    classes = list((results.get("dataset") or {}).get("classes") or [])
+    sentences: list[str] = []
+    if stages.get("zeroshot"):
+        sentences += zeroshot_sentences(stages["zeroshot"])
+    if stages.get("temporal"):
+        sentences += temporal_sentences(stages["temporal"])
+    if stages.get("fewshot"):
+        sentences += finetune_sentences(stages["fewshot"], classes, "few-shot fine-tuning")
+    if stages.get("full_finetune"):
+        sentences += finetune_sentences(stages["full_finetune"], classes, "full fine-tuning")
+        sentences += collapse_sentences(stages["full_finetune"], stages.get("fewshot"))
+    if stages.get("embeddings"):
+        sentences += embedding_sentences(stages["embeddings"], classes)
+    return sentences
+
+
+def _join(items: Sequence[str]) -> str:
+    items = list(items)
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _frames(variant: Mapping[str, Any]) -> str:
+    count = variant.get("frames_per_video")
+    return _plural(int(count), "frame") if is_number(count) else "unknown frames"
+
+
+def zeroshot_sentences(stage: Mapping[str, Any]) -> list[str]:
+    metrics = stage.get("metrics") or {}
+    sentences = []
+    for pair in stage_confusions(stage, N_CONFUSIONS):
+        total = support_of(metrics, pair["true"])
+        fraction = pair.get("fraction")
+        if not is_number(fraction) and total:
+            fraction = pair["count"] / total
+        of = f" of {total}" if total else ""
+        sentences.append(
+            f"Zero-shot, {pair['true']} was predicted as {pair['predicted']} for {pair['count']}{of} "
+            f"test videos ({pct(fraction)})."
+        )
+    ranked = [name for name in ranked_classes(metrics) if accuracy_of(metrics, name) is not None]
+    if len(ranked) >= 2:
+        best, worst = ranked[0], ranked[-1]
+        sentences.append(
+            f"Zero-shot, the best recognised class is {best} ({pct(accuracy_of(metrics, best))}) and the worst "
+            f"is {worst} ({pct(accuracy_of(metrics, worst))}); top-1 over all classes is {pct(metrics.get('top1'))}."
+        )
+    return sentences
+
+
+def temporal_sentences(stage: Mapping[str, Any]) -> list[str]:
+    variants = [v for v in stage.get("variants") or [] if is_number((v.get("metrics") or {}).get("top1"))]
+    if len(variants) < 2:
+        return []
+    first = variants[0]
+    base = first["metrics"]["top1"]
+    sentences = []
+    for variant in variants[1:]:
+        top1 = variant["metrics"]["top1"]
+        size = points(top1 - base).lstrip("+-")
+        change = f"a gain of {size} points" if top1 > base else f"a loss of {size} points" if top1 < base else "no change"
+        sentences.append(
+            f"{variant.get('name')} ({_frames(variant)} per video) reached top-1 {pct(top1)} against "
+            f"{pct(base)} for {first.get('name')} ({_frames(first)}): {change}."
+        )
+    last = variants[-1].get("name")
+    differences = []
+    for entry in stage.get("per_class") or []:
+        correct = entry.get("correct") or {}
+        if last in correct and first.get("name") in correct:
+            differences.append((int(correct[last]) - int(correct[first.get("name")]), entry.get("class")))
+    gains = sorted((x for x in differences if x[0] > 0), key=lambda x: (-x[0], x[1]))[:N_CHANGES]
+    losses = sorted((x for x in differences if x[0] < 0), key=lambda x: (x[0], x[1]))[:N_CHANGES]
+    if gains:
+        sentences.append(f"With {last}, the most additional correct videos came in " + _join([f"{name} (+{d})" for d, name in gains]) + ".")
+    if losses:
+        sentences.append(f"With {last}, correct videos were lost in " + _join([f"{name} ({d})" for d, name in losses]) + ".")
+    return sentences
+
+
+def finetune_sentences(stage: Mapping[str, Any], classes: Sequence[str], label: str) -> list[str]:
+    before, after = stage.get("zeroshot_metrics") or {}, stage.get("finetuned_metrics") or {}
+    sentences = []
+    if is_number(before.get("top1")) and is_number(after.get("top1")):
+        delta = after["top1"] - before["top1"]
+        sentences.append(
+            f"After {label}, top-1 over all {len(after.get('classes') or classes)} classes went from "
+            f"{pct(before['top1'])} to {pct(after['top1'])} ({points(delta)} points)."
+        )
+    trained = set(stage.get("train_classes") or stage.get("chosen_classes") or [])
+    rows = [row for row in comparison_rows(stage, classes) if is_number(row.get("delta"))]
+    groups = (
+        ("trained", [row for row in rows if row["class"] in trained]),
+        ("untouched", [row for row in rows if row["class"] not in trained]),
+    )
+    for kind, members in groups:
+        gained = sorted((row for row in members if row["delta"] > 0), key=lambda row: -row["delta"])[:N_CHANGES]
+        lost = sorted((row for row in members if row["delta"] < 0), key=lambda row: row["delta"])[:N_CHANGES]
+        describe = lambda chosen: _join(  # noqa: E731
+            [f"{row['class']} ({pct(row.get('zeroshot'))} -> {pct(row.get('finetuned'))}, {points(row['delta'])} points)" for row in chosen]
+        )
+        if gained:
+            sentences.append(f"After {label}, {kind} classes that gained accuracy: {describe(gained)}.")
+        if lost:
+            sentences.append(f"After {label}, {kind} classes that lost accuracy: {describe(lost)}.")
+        if members and not gained and not lost:
+            sentences.append(f"After {label}, no {kind} class changed accuracy.")
+    return sentences
+
+
+def collapse_sentences(stage: Mapping[str, Any], fewshot: Mapping[str, Any] | None) -> list[str]:
+    """Where the predictions went after full fine-tuning. With at least MIN_CLASSES_FOR_VERDICT
+    classes it says "collapsed" when the most predicted class took COLLAPSE_TOP1 of all test
+    predictions or the two most predicted took COLLAPSE_TOP2."""
+    metrics = stage.get("finetuned_metrics") or {}
+    counts = prediction_counts(metrics)
+    total = sum(counts.values())
+    n_classes = len(counts)
+    if not total or n_classes < 2:
+        return []
+    order = list(counts)
+    top = sorted(order, key=lambda name: (-counts[name], order.index(name)))[:2]
+    share1 = counts[top[0]] / total
+    share2 = (counts[top[0]] + counts[top[1]]) / total
+    chance = 1 / n_classes
+    top1 = metrics.get("top1")
+    accuracy = f"top-1 is {pct(top1)} against a chance level of {pct(chance)} (1/{n_classes})"
+    if is_number(top1) and top1 <= 2 * chance:
+        accuracy += ", near chance"
+    where = f"{pct(share1)} of the {total} test predictions went to {top[0]} and {pct(share2)} to {top[0]} and {top[1]}"
+    if n_classes < MIN_CLASSES_FOR_VERDICT:
+        sentence = f"After full fine-tuning, {where}; {accuracy}."
+    elif share1 >= COLLAPSE_TOP1 or share2 >= COLLAPSE_TOP2:
+        sentence = f"Full fine-tuning collapsed: {where}; {accuracy}."
+    else:
+        sentence = f"Full fine-tuning did not collapse onto one or two classes: {where}; {accuracy}."
+    sentences = [sentence]
+    few_top1 = ((fewshot or {}).get("finetuned_metrics") or {}).get("top1")
+    if is_number(few_top1) and is_number(top1):
+        sentences.append(
+            f"Full fine-tuning reached top-1 {pct(top1)} against {pct(few_top1)} for few-shot fine-tuning "
+            f"of the projection alone ({points(top1 - few_top1)} points)."
+        )
+    return sentences
+
+
+def embedding_sentences(stage: Mapping[str, Any], classes: Sequence[str]) -> list[str]:
+    pairs = similar_pairs(stage.get("text_similarity") or [], classes, N_CONFUSIONS)
+    if not pairs:
+        return []
+    sentences = [
+        "The most similar class prompts are " + _join([f"{a} / {b} (cosine {c:.2f})" for a, b, c in pairs]) + "."
+    ]
+    nearest = _nearest_centroids(stage.get("tsne") or {}, classes)
+    if nearest:
+        linked = [f"{a} / {b}" for a, b, _ in pairs if nearest.get(a) == b or nearest.get(b) == a]
+        if linked:
+            verb = "is also a pair" if len(linked) == 1 else "are also pairs"
+            sentences.append(
+                f"In the t-SNE map, {_join(linked)} {verb} of nearest-neighbour classes "
+                f"(by the distance between class centroids)."
+            )
+        else:
+            sentences.append("In the t-SNE map, none of these pairs are nearest-neighbour classes (by centroid distance).")
+    return sentences
+
+
+def _nearest_centroids(tsne: Mapping[str, Any], classes: Sequence[str]) -> dict[str, str]:
+    """{class: the class whose t-SNE centroid is closest to its own}."""
+    points = np.asarray(tsne.get("points") or [], dtype=np.float64)
+    labels = np.asarray(tsne.get("labels") or [], dtype=np.int64)
+    if points.ndim != 2 or len(points) != len(labels) or len(points) == 0:
+        return {}
+    present = [i for i in sorted(set(labels.tolist())) if 0 <= i < len(classes)]
+    if len(present) < 2:
+        return {}
+    centroids = np.stack([points[labels == i].mean(axis=0) for i in present])
+    distances = np.linalg.norm(centroids[:, None] - centroids[None], axis=-1)
+    np.fill_diagonal(distances, np.inf)
+    return {classes[present[i]]: classes[present[int(np.argmin(distances[i]))]] for i in range(len(present))}
