@@ -100,11 +100,19 @@ def render_frames(spec: SyntheticVideo) -> np.ndarray:
 
 def _encoder_options(spec: SyntheticVideo) -> dict[str, str]:
     if spec.codec == "h264":
-        # Sparse, regular keyframes: no scene-cut keyframes, no shorter GOPs.
-        opts = {"g": str(spec.gop), "keyint_min": str(spec.gop), "sc_threshold": "0"}
-        if spec.bframes is not None:
-            opts["bf"] = str(spec.bframes)
-        return opts
+        return {
+            # Sparse, regular keyframes: no scene-cut keyframes, no shorter GOPs.
+            "g": str(spec.gop),
+            "keyint_min": str(spec.gop),
+            "sc_threshold": "0",
+            # x264's assembly (its AVX-512 paths on this CPU) sometimes encodes the same input
+            # differently, up to 1 in 12 runs; plain C is deterministic, and veryfast (which
+            # keeps B-frames) wins back the speed.
+            "preset": "veryfast",
+            "x264-params": "asm=0",
+            "threads": "1",
+            **({"bf": str(spec.bframes)} if spec.bframes is not None else {}),
+        }
     # The default MPEG-4 rate (200 kb/s) smears the small frames; 2 Mb/s keeps luma within ~3 levels.
     opts = {"g": str(spec.gop), "b": "2M"}
     if spec.bframes is not None:
