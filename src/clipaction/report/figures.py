@@ -7,6 +7,7 @@ no GUI backend; PNGs are written by the Agg canvas that `Figure.savefig` picks f
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -15,7 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from clipaction.report.tables import accuracy_of, comparison_rows, matrix_of, pct, ranked_classes
+from clipaction.report.tables import accuracy_of, comparison_rows, float_array, matrix_of, pct, ranked_classes
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +25,10 @@ ANNOTATE_MAX_CLASSES = 20
 FIGURES_DIR = "figures"
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 
+Maker = Callable[[], "Figure | None"]
 
-def _text(name: str) -> str:
+
+def _text(name: Any) -> str:
     """A class name as literal figure text: a `$` would otherwise start matplotlib mathtext."""
     return str(name).replace("$", r"\$")
 
@@ -38,16 +41,28 @@ def _save(fig: Figure, path: Path) -> None:
 
 
 def _matrix_side(n_classes: int) -> float:
-    return max(4.5, 0.5 * n_classes + 2.0)
+    """Inches per side of a (C, C) matrix: roomy up to 20 classes, denser beyond."""
+    per_class = 0.5 if n_classes <= ANNOTATE_MAX_CLASSES else 0.25
+    return max(4.5, per_class * n_classes + 2.0)
 
 
-def draw_confusion(ax: Any, matrix: np.ndarray, classes: Sequence[str], title: str) -> None:
-    """Rows = true class, columns = predicted; counts written in the cells for C <= 20."""
+def _tick_size(n_classes: int) -> float:
+    return 8 if n_classes <= 40 else 6
+
+
+def _class_ticks(ax: Any, classes: Sequence[str]) -> None:
+    labels = [_text(name) for name in classes]
+    size = _tick_size(len(classes))
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", rotation_mode="anchor", fontsize=size)
+    ax.set_yticks(range(len(labels)), labels, fontsize=size)
+
+
+def draw_confusion(ax: Any, matrix: np.ndarray, classes: Sequence[str], title: str) -> Any:
+    """Rows = true class, columns = predicted; counts written in the cells for C <= 20.
+    Returns the image (for a colour bar)."""
     n = len(classes)
     image = ax.imshow(matrix, cmap="Blues", vmin=0, vmax=max(1, int(matrix.max(initial=0))))
-    labels = [_text(name) for name in classes]
-    ax.set_xticks(range(n), labels, rotation=45, ha="right", rotation_mode="anchor", fontsize=8)
-    ax.set_yticks(range(n), labels, fontsize=8)
+    _class_ticks(ax, classes)
     ax.set_xlabel("Predicted class")
     ax.set_ylabel("True class")
     ax.set_title(_text(title), fontsize=10)
@@ -58,8 +73,8 @@ def draw_confusion(ax: Any, matrix: np.ndarray, classes: Sequence[str], title: s
             for j in range(n):
                 value = int(matrix[i, j])
                 if value:
-                    ax.text(j, i, str(value), ha="center", va="center", fontsize=size,
-                            color="white" if value > threshold else "black")
+                    colour = "white" if value > threshold else "black"
+                    ax.text(j, i, str(value), ha="center", va="center", fontsize=size, color=colour)
     return image
 
 
@@ -97,7 +112,7 @@ def side_by_side_figure(variants: Sequence[Mapping[str, Any]]) -> Figure | None:
 
 
 def ranking_figure(metrics: Mapping[str, Any], title: str) -> Figure | None:
-    """Horizontal bars of per-class accuracy, best at the top."""
+    """Horizontal bars of per-class accuracy, best at the top, the mean class accuracy dashed."""
     names = ranked_classes(metrics)
     if not names:
         return None
@@ -106,7 +121,7 @@ def ranking_figure(metrics: Mapping[str, Any], title: str) -> Figure | None:
     ax = fig.add_subplot()
     positions = np.arange(len(names))
     ax.barh(positions, values, color="#4C72B0")
-    ax.set_yticks(positions, [_text(name) for name in names], fontsize=8)
+    ax.set_yticks(positions, [_text(name) for name in names], fontsize=_tick_size(len(names)))
     ax.invert_yaxis()
     ax.set_xlim(0, 112)
     ax.set_xlabel("Accuracy (%)")
@@ -114,7 +129,7 @@ def ranking_figure(metrics: Mapping[str, Any], title: str) -> Figure | None:
     for y, name, value in zip(positions, names, values):
         ax.text(value + 1, y, pct(accuracy_of(metrics, name)), va="center", fontsize=7)
     mean = metrics.get("mean_class_accuracy")
-    if isinstance(mean, (int, float)):
+    if isinstance(mean, (int, float)) and math.isfinite(mean):
         ax.axvline(100 * mean, color="gray", linestyle="--", linewidth=1, label=f"mean {pct(mean)}")
         ax.legend(loc="lower right", fontsize=8)
     return fig
@@ -134,7 +149,8 @@ def comparison_figure(stage: Mapping[str, Any], classes: Sequence[str], title: s
     positions = np.arange(len(rows))
     ax.bar(positions - 0.2, before, width=0.4, label="zero-shot", color="#8C8C8C")
     ax.bar(positions + 0.2, after, width=0.4, label="fine-tuned", color="#DD8452")
-    ax.set_xticks(positions, names, rotation=45, ha="right", rotation_mode="anchor", fontsize=8)
+    size = _tick_size(len(rows))
+    ax.set_xticks(positions, names, rotation=45, ha="right", rotation_mode="anchor", fontsize=size)
     ax.set_ylim(0, 105)
     ax.set_ylabel("Accuracy (%)")
     ax.set_title(_text(title) + " (* = trained class)", fontsize=10)
@@ -144,77 +160,89 @@ def comparison_figure(stage: Mapping[str, Any], classes: Sequence[str], title: s
 
 def tsne_figure(tsne: Mapping[str, Any], classes: Sequence[str]) -> Figure | None:
     """The stored 2-D t-SNE points coloured by class (tab20), legend outside the axes."""
-    points = np.asarray(tsne.get("points") or [], dtype=np.float64)
+    points = float_array(tsne.get("points") or [])
     labels = np.asarray(tsne.get("labels") or [], dtype=np.int64)
     if points.ndim != 2 or points.shape[0] == 0 or points.shape[1] != 2 or len(labels) != len(points):
         return None
     colours = matplotlib.colormaps["tab20"]
     fig = Figure(figsize=(7.5, 6.0))
     ax = fig.add_subplot()
-    for index in sorted(set(labels.tolist())):
+    present = sorted(set(labels.tolist()))
+    for index in present:
         mask = labels == index
         name = classes[index] if 0 <= index < len(classes) else f"class {index}"
-        ax.scatter(points[mask, 0], points[mask, 1], s=16, color=colours(index % 20),
-                   marker=_MARKERS[(index // 20) % len(_MARKERS)], label=_text(name), alpha=0.85, linewidths=0)
+        marker = _MARKERS[(index // 20) % len(_MARKERS)]
+        ax.scatter(points[mask, 0], points[mask, 1], s=16, color=colours(index % 20), marker=marker,
+                   label=_text(name), alpha=0.85, linewidths=0)
     ax.set_xticks([])
     ax.set_yticks([])
-    subtitle = f"perplexity {tsne.get('perplexity')}, seed {tsne.get('seed')}" if tsne.get("perplexity") is not None else ""
-    ax.set_title(f"t-SNE of the video embeddings ({len(points)} videos{', ' + subtitle if subtitle else ''})", fontsize=10)
-    ncol = 1 if len(set(labels.tolist())) <= 25 else 2
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False, ncol=ncol, markerscale=1.5)
+    details = [f"{len(points)} videos"]
+    if tsne.get("perplexity") is not None:
+        details.append(f"perplexity {tsne['perplexity']}")
+    if tsne.get("seed") is not None:
+        details.append(f"seed {tsne['seed']}")
+    ax.set_title(f"t-SNE of the video embeddings ({', '.join(details)})", fontsize=10)
+    ncol = math.ceil(len(present) / 30)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False, ncol=ncol,
+              markerscale=1.5)
     return fig
 
 
-def similarity_figure(similarity: Sequence[Sequence[float]], classes: Sequence[str]) -> Figure | None:
+def similarity_figure(similarity: Sequence[Sequence[float | None]], classes: Sequence[str]) -> Figure | None:
     """Heatmap of the cosine similarity between the classes' text features, 2-decimal labels."""
-    matrix = np.asarray(similarity, dtype=np.float64)
+    matrix = float_array(similarity or [])
     n = len(classes)
     if n == 0 or matrix.shape != (n, n):
         return None
     side = _matrix_side(n)
     fig = Figure(figsize=(side + 1.0, side))
     ax = fig.add_subplot()
-    # The diagonal (1.0) would otherwise flatten the contrast between the off-diagonal pairs.
+    # Colours span the off-diagonal range: the diagonal's 1.0 would flatten the pairs' contrast.
     off = matrix[~np.eye(n, dtype=bool)]
-    low, high = (float(np.nanmin(off)), float(np.nanmax(off))) if off.size else (0.0, 1.0)
+    off = off[np.isfinite(off)]
+    low, high = (float(off.min()), float(off.max())) if off.size else (0.0, 1.0)
     high = high if high > low else low + 1e-6
     image = ax.imshow(matrix, cmap="viridis", vmin=low, vmax=high)
-    labels = [_text(name) for name in classes]
-    ax.set_xticks(range(n), labels, rotation=45, ha="right", rotation_mode="anchor", fontsize=8)
-    ax.set_yticks(range(n), labels, fontsize=8)
+    _class_ticks(ax, classes)
     ax.set_title("Cosine similarity of the class text prompts", fontsize=10)
     if n <= ANNOTATE_MAX_CLASSES:
         middle = (low + high) / 2
+        size = 6.5 if n > 12 else 8
         for i in range(n):
             for j in range(n):
-                ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=6.5 if n > 12 else 8,
-                        color="black" if matrix[i, j] > middle else "white")
+                value = matrix[i, j]
+                label = f"{value:.2f}" if math.isfinite(value) else "n/a"
+                colour = "black" if value > middle else "white"
+                ax.text(j, i, label, ha="center", va="center", fontsize=size, color=colour)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="cosine (colours span the off-diagonal range)")
     return fig
 
 
-def _finetune_figures(key: str, stage: Mapping[str, Any], classes: Sequence[str], label: str) -> dict[str, Callable[[], Figure | None]]:
+def _finetune_figures(
+    key: str, stage: Mapping[str, Any], classes: Sequence[str], label: str
+) -> dict[str, Maker]:
+    chosen, after = stage.get("chosen_metrics") or {}, stage.get("finetuned_metrics") or {}
+    titles = (
+        f"{label}: confusion on the chosen classes",
+        f"{label}: confusion on all classes after training",
+        f"{label}: zero-shot vs fine-tuned accuracy",
+    )
     return {
-        f"{key}_confusion": lambda: confusion_figure(
-            stage.get("chosen_metrics") or {}, f"{label}: confusion on the chosen classes"
-        ),
-        f"{key}_confusion_all": lambda: confusion_figure(
-            stage.get("finetuned_metrics") or {}, f"{label}: confusion on all classes after training"
-        ),
-        f"{key}_comparison": lambda: comparison_figure(stage, classes, f"{label}: zero-shot vs fine-tuned accuracy"),
+        f"{key}_confusion": lambda: confusion_figure(chosen, titles[0]),
+        f"{key}_confusion_all": lambda: confusion_figure(after, titles[1]),
+        f"{key}_comparison": lambda: comparison_figure(stage, classes, titles[2]),
     }
 
 
-def figure_makers(results: Mapping[str, Any]) -> dict[str, Callable[[], Figure | None]]:
+def figure_makers(results: Mapping[str, Any]) -> dict[str, Maker]:
     """{figure key: function drawing it} for every stage present in `results`, in report order."""
     stages = results.get("stages") or {}
     classes = list((results.get("dataset") or {}).get("classes") or [])
-    makers: dict[str, Callable[[], Figure | None]] = {}
+    makers: dict[str, Maker] = {}
     if zeroshot := stages.get("zeroshot"):
         metrics = zeroshot.get("metrics") or {}
-        makers["zeroshot_confusion"] = lambda: confusion_figure(
-            metrics, f"Zero-shot confusion matrix (top-1 {pct(metrics.get('top1'))})"
-        )
+        title = f"Zero-shot confusion matrix (top-1 {pct(metrics.get('top1'))})"
+        makers["zeroshot_confusion"] = lambda: confusion_figure(metrics, title)
         makers["zeroshot_per_class"] = lambda: ranking_figure(metrics, "Zero-shot accuracy per class")
     if fewshot := stages.get("fewshot"):
         makers.update(_finetune_figures("fewshot", fewshot, classes, "Few-shot fine-tuning"))

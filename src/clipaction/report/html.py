@@ -11,7 +11,17 @@ from html import escape
 from pathlib import Path
 from typing import Sequence
 
-from clipaction.report.markdown import TITLE, Block, Bullets, Code, Heading, Image, Inline, Paragraph, TableBlock
+from clipaction.report.markdown import (
+    TITLE,
+    Block,
+    Bullets,
+    Code,
+    Heading,
+    Image,
+    Inline,
+    Paragraph,
+    TableBlock,
+)
 from clipaction.report.tables import Table
 
 STYLE = """
@@ -49,9 +59,9 @@ def inline_html(spans: Inline) -> str:
 
 def table_html(table: Table) -> str:
     head = "".join(f'<th class="{a}">{escape(cell)}</th>' for cell, a in zip(table.header, table.align))
+    cells = (zip(row, table.align) for row in table.rows)
     body = "\n".join(
-        "<tr>" + "".join(f'<td class="{a}">{escape(cell)}</td>' for cell, a in zip(row, table.align)) + "</tr>"
-        for row in table.rows
+        "<tr>" + "".join(f'<td class="{a}">{escape(cell)}</td>' for cell, a in row) + "</tr>" for row in cells
     )
     return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
 
@@ -86,7 +96,8 @@ def render_html(blocks: Sequence[Block], base_dir: Path) -> str:
     """The whole page; figure paths in `blocks` are read relative to `base_dir`."""
     body = "\n".join(block_html(block, Path(base_dir)) for block in blocks)
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<title>{escape(TITLE)}</title>\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{escape(TITLE)}</title>\n"
         f"<style>\n{STYLE}\n</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
     )

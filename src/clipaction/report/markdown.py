@@ -35,7 +35,10 @@ from clipaction.report.tables import (
 )
 
 BANNER = "Synthetic demo"
-BANNER_TEXT = ": the videos are generated and the model has random weights; these numbers say nothing about real actions."
+BANNER_TEXT = (
+    ": the videos are generated and the model has random weights;"
+    " these numbers say nothing about real actions."
+)
 TITLE = "clipaction study report"
 MAX_FAILURES = 20
 MAX_TEMPLATES = 10
@@ -104,7 +107,9 @@ def para(*parts: str | Span) -> Paragraph:
 # --- building the document ---------------------------------------------------------------------
 
 
-def build_document(results: Mapping[str, Any], figures: Mapping[str, str], observations: Sequence[str]) -> list[Block]:
+def build_document(
+    results: Mapping[str, Any], figures: Mapping[str, str], observations: Sequence[str]
+) -> list[Block]:
     """Every block of the report, in order. `figures` maps figure keys to relative paths."""
     stages = results.get("stages") or {}
     classes = list((results.get("dataset") or {}).get("classes") or [])
@@ -117,12 +122,15 @@ def build_document(results: Mapping[str, Any], figures: Mapping[str, str], obser
     blocks += model_section(results)
     blocks += setup_section(results)
     blocks += zeroshot_section(stages.get("zeroshot"), figures)
-    blocks += finetune_section(stages.get("fewshot"), classes, figures, "fewshot", "Few-shot fine-tuning")
-    blocks += finetune_section(stages.get("full_finetune"), classes, figures, "full_finetune", "Full fine-tuning ablation")
+    for key, title in (("fewshot", "Few-shot fine-tuning"), ("full_finetune", "Full fine-tuning ablation")):
+        blocks += finetune_section(stages.get(key), classes, figures, key, title)
     blocks += embeddings_section(stages.get("embeddings"), classes, figures)
     blocks += temporal_section(stages.get("temporal"), figures)
     blocks.append(Heading(2, "Observations"))
-    blocks.append(Bullets(tuple(text(sentence) for sentence in observations)) if observations else para("No stage gave numbers to observe."))
+    if observations:
+        blocks.append(Bullets(tuple(text(sentence) for sentence in observations)))
+    else:
+        blocks.append(para("No stage gave numbers to observe."))
     blocks.append(Heading(2, "Limitations"))
     blocks.append(Bullets(tuple(text(line) for line in LIMITATIONS)))
     return blocks
@@ -166,7 +174,7 @@ def setup_section(results: Mapping[str, Any]) -> list[Block]:
         ("Test videos", dataset.get("n_test")),
         ("Train videos", dataset.get("n_train")),
         ("Missing or unreadable videos", len(failures)),
-        ("Frames per video (zero-shot)", sampler_text(zeroshot.get("sampler")) if zeroshot.get("sampler") else None),
+        ("Frames (zero-shot)", sampler_text(zeroshot["sampler"]) if zeroshot.get("sampler") else None),
         ("Class-name style", prompts.get("name_style")),
         ("Prompt templates", len(prompts.get("templates") or [])),
         ("Dataset root", dataset.get("root")),
@@ -176,13 +184,16 @@ def setup_section(results: Mapping[str, Any]) -> list[Block]:
         blocks.append(para("Classes: " + ", ".join(classes) + "."))
     if failures:
         blocks.append(para(f"{len(failures)} videos could not be used:"))
-        items = [text(Span(str(f.get("path", NA)), "code"), f": {f.get('error', NA)}") for f in failures[:MAX_FAILURES]]
+        items = [
+            text(Span(str(failure.get("path", NA)), "code"), f": {failure.get('error', NA)}")
+            for failure in failures[:MAX_FAILURES]
+        ]
         if len(failures) > MAX_FAILURES:
             items.append(text(f"... and {len(failures) - MAX_FAILURES} more (listed in results.json)."))
         blocks.append(Bullets(tuple(items)))
     templates = list(prompts.get("templates") or [])
     if templates:
-        blocks.append(para(f"Prompt templates ({{}} is replaced by the class name), {len(templates)} in all:"))
+        blocks.append(para(f"Prompt templates ({{}} stands for the class name), {len(templates)} in all:"))
         items = [text(Span(template, "code")) for template in templates[:MAX_TEMPLATES]]
         if len(templates) > MAX_TEMPLATES:
             items.append(text(f"... and {len(templates) - MAX_TEMPLATES} more."))
@@ -201,14 +212,17 @@ def zeroshot_section(stage: Mapping[str, Any] | None, figures: Mapping[str, str]
     if stage.get("sampler"):
         blocks.append(para(f"Frames: {sampler_text(stage['sampler'])}."))
     blocks.append(TableBlock(summary_table(metrics)))
-    blocks += _image(figures, "zeroshot_confusion", "Zero-shot confusion matrix (rows: true class, columns: predicted)")
+    blocks += _image(figures, "zeroshot_confusion", "Zero-shot confusion matrix (rows: true class)")
     if stage.get("classification_report"):
         blocks += [Heading(3, "Classification report"), Code(stage["classification_report"].rstrip("\n"))]
     blocks += [Heading(3, "Per-class accuracy, best to worst"), TableBlock(ranking_table(metrics))]
     blocks += _image(figures, "zeroshot_per_class", "Zero-shot accuracy per class")
     pairs = stage_confusions(stage, 10)
     blocks.append(Heading(3, "Most confused pairs"))
-    blocks.append(TableBlock(confused_pairs_table(pairs, metrics)) if pairs else para("No test video was misclassified."))
+    if pairs:
+        blocks.append(TableBlock(confused_pairs_table(pairs, metrics)))
+    else:
+        blocks.append(para("No test video was misclassified."))
     if stage.get("examples"):
         blocks += [Heading(3, "Example predictions"), TableBlock(examples_table(stage["examples"]))]
     return blocks
@@ -223,8 +237,9 @@ def finetune_section(
     chosen = list(stage.get("chosen_classes") or [])
     if "select_on" in stage:
         sentence = (
-            f"The {len(chosen)} classes with the lowest zero-shot accuracy on the {stage['select_on']} list were "
-            f"chosen: {', '.join(chosen)}. Only the final linear projection of the image tower was trained."
+            f"The {len(chosen)} classes with the lowest zero-shot accuracy on the {stage['select_on']} list "
+            f"were chosen: {', '.join(chosen)}. Only the final linear projection of the image tower "
+            "was trained."
         )
         if stage["select_on"] == "test":
             sentence += " The choice read test labels, so the gains on these classes are optimistic."
@@ -239,7 +254,8 @@ def finetune_section(
     short = list(stage.get("short_classes") or [])
     if short:
         counts = stage.get("shots_per_class") or {}
-        sentence += " Fewer training videos than asked: " + ", ".join(f"{name} ({counts.get(name, NA)})" for name in short) + "."
+        listed = ", ".join(f"{name} ({counts.get(name, NA)})" for name in short)
+        sentence += f" Fewer training videos than asked: {listed}."
     blocks.append(para(sentence))
     if stage.get("shots_per_class"):
         blocks.append(TableBlock(shots_table(stage)))
@@ -252,20 +268,24 @@ def finetune_section(
     blocks += _image(figures, f"{key}_confusion", "Confusion matrix of the chosen classes after training")
     blocks.append(Heading(3, "Zero-shot vs fine-tuned, all classes"))
     blocks.append(TableBlock(comparison_table(stage, classes)))
-    blocks += _image(figures, f"{key}_comparison", "Per-class accuracy before and after training (* = trained class)")
+    caption = "Accuracy per class before and after training (* = trained)"
+    blocks += _image(figures, f"{key}_comparison", caption)
     blocks += _image(figures, f"{key}_confusion_all", "Confusion matrix over all classes after training")
     return blocks
 
 
-def embeddings_section(stage: Mapping[str, Any] | None, classes: Sequence[str], figures: Mapping[str, str]) -> list[Block]:
+def embeddings_section(
+    stage: Mapping[str, Any] | None, classes: Sequence[str], figures: Mapping[str, str]
+) -> list[Block]:
     blocks: list[Block] = [Heading(2, "Embeddings")]
     if not stage:
         return blocks + _not_run()
     tsne = stage.get("tsne") or {}
     if tsne:
-        blocks.append(para(f"t-SNE of the test videos' embeddings, perplexity {tsne.get('perplexity', NA)}, seed {tsne.get('seed', NA)}."))
+        settings = f"perplexity {tsne.get('perplexity', NA)}, seed {tsne.get('seed', NA)}"
+        blocks.append(para(f"t-SNE of the test videos' embeddings, {settings}."))
     blocks += _image(figures, "tsne", "t-SNE of the video embeddings, coloured by true class")
-    blocks += _image(figures, "text_similarity", "Cosine similarity between the classes' text prompt features")
+    blocks += _image(figures, "text_similarity", "Cosine similarity between the classes' text features")
     pairs = similar_pairs(stage.get("text_similarity") or [], classes, 5)
     if pairs:
         blocks += [para("The most similar class prompts:"), TableBlock(similarity_table(pairs))]
@@ -277,7 +297,7 @@ def temporal_section(stage: Mapping[str, Any] | None, figures: Mapping[str, str]
     if not stage:
         return blocks + _not_run()
     blocks.append(TableBlock(temporal_summary_table(stage)))
-    blocks += _image(figures, "temporal_confusion", "Confusion matrices of the temporal variants, side by side")
+    blocks += _image(figures, "temporal_confusion", "Confusion matrices of the temporal variants")
     if stage.get("per_class"):
         blocks += [Heading(3, "Correct videos per class"), TableBlock(temporal_table(stage))]
     return blocks

@@ -84,8 +84,9 @@ def zeroshot_sentences(stage: Mapping[str, Any]) -> list[str]:
     if len(ranked) >= 2:
         best, worst = ranked[0], ranked[-1]
         sentences.append(
-            f"Zero-shot, the best recognised class is {best} ({pct(accuracy_of(metrics, best))}) and the worst "
-            f"is {worst} ({pct(accuracy_of(metrics, worst))}); top-1 over all classes is {pct(metrics.get('top1'))}."
+            f"Zero-shot, the best recognised class is {best} ({pct(accuracy_of(metrics, best))}) and the "
+            f"worst is {worst} ({pct(accuracy_of(metrics, worst))}); top-1 over all classes is "
+            f"{pct(metrics.get('top1'))}."
         )
     return sentences
 
@@ -100,7 +101,9 @@ def temporal_sentences(stage: Mapping[str, Any]) -> list[str]:
     for variant in variants[1:]:
         top1 = variant["metrics"]["top1"]
         size = points(top1 - base).lstrip("+-")
-        change = f"a gain of {size} points" if top1 > base else f"a loss of {size} points" if top1 < base else "no change"
+        change = "no change"
+        if top1 != base:
+            change = f"a {'gain' if top1 > base else 'loss'} of {size} points"
         sentences.append(
             f"{variant.get('name')} ({_frames(variant)} per video) reached top-1 {pct(top1)} against "
             f"{pct(base)} for {first.get('name')} ({_frames(first)}): {change}."
@@ -114,9 +117,11 @@ def temporal_sentences(stage: Mapping[str, Any]) -> list[str]:
     gains = sorted((x for x in differences if x[0] > 0), key=lambda x: (-x[0], x[1]))[:N_CHANGES]
     losses = sorted((x for x in differences if x[0] < 0), key=lambda x: (x[0], x[1]))[:N_CHANGES]
     if gains:
-        sentences.append(f"With {last}, the most additional correct videos came in " + _join([f"{name} (+{d})" for d, name in gains]) + ".")
+        listed = _join([f"{name} (+{d})" for d, name in gains])
+        sentences.append(f"With {last}, the most additional correct videos came in {listed}.")
     if losses:
-        sentences.append(f"With {last}, correct videos were lost in " + _join([f"{name} ({d})" for d, name in losses]) + ".")
+        listed = _join([f"{name} ({d})" for d, name in losses])
+        sentences.append(f"With {last}, correct videos were lost in {listed}.")
     return sentences
 
 
@@ -136,18 +141,27 @@ def finetune_sentences(stage: Mapping[str, Any], classes: Sequence[str], label: 
         ("untouched", [row for row in rows if row["class"] not in trained]),
     )
     for kind, members in groups:
-        gained = sorted((row for row in members if row["delta"] > 0), key=lambda row: -row["delta"])[:N_CHANGES]
-        lost = sorted((row for row in members if row["delta"] < 0), key=lambda row: row["delta"])[:N_CHANGES]
-        describe = lambda chosen: _join(  # noqa: E731
-            [f"{row['class']} ({pct(row.get('zeroshot'))} -> {pct(row.get('finetuned'))}, {points(row['delta'])} points)" for row in chosen]
-        )
+        gained = sorted((row for row in members if row["delta"] > 0), key=lambda row: -row["delta"])
+        lost = sorted((row for row in members if row["delta"] < 0), key=lambda row: row["delta"])
         if gained:
-            sentences.append(f"After {label}, {kind} classes that gained accuracy: {describe(gained)}.")
+            sentences.append(f"After {label}, {kind} classes that gained accuracy: {_changes(gained)}.")
         if lost:
-            sentences.append(f"After {label}, {kind} classes that lost accuracy: {describe(lost)}.")
+            sentences.append(f"After {label}, {kind} classes that lost accuracy: {_changes(lost)}.")
         if members and not gained and not lost:
             sentences.append(f"After {label}, no {kind} class changed accuracy.")
     return sentences
+
+
+def _changes(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The first N_CHANGES rows as "A (40.0% -> 100.0%, +60.0 points)", with a count of the rest."""
+    listed = [
+        f"{row['class']} ({pct(row.get('zeroshot'))} -> {pct(row.get('finetuned'))}, "
+        f"{points(row['delta'])} points)"
+        for row in rows[:N_CHANGES]
+    ]
+    if len(rows) > N_CHANGES:
+        listed.append(f"{len(rows) - N_CHANGES} more")
+    return _join(listed)
 
 
 def collapse_sentences(stage: Mapping[str, Any], fewshot: Mapping[str, Any] | None) -> list[str]:
@@ -169,7 +183,8 @@ def collapse_sentences(stage: Mapping[str, Any], fewshot: Mapping[str, Any] | No
     accuracy = f"top-1 is {pct(top1)} against a chance level of {pct(chance)} (1/{n_classes})"
     if is_number(top1) and top1 <= 2 * chance:
         accuracy += ", near chance"
-    where = f"{pct(share1)} of the {total} test predictions went to {top[0]} and {pct(share2)} to {top[0]} and {top[1]}"
+    where = f"{pct(share1)} of the {total} test predictions went to {top[0]}"
+    where += f" and {pct(share2)} to {top[0]} and {top[1]}"
     if n_classes < MIN_CLASSES_FOR_VERDICT:
         sentence = f"After full fine-tuning, {where}; {accuracy}."
     elif share1 >= COLLAPSE_TOP1 or share2 >= COLLAPSE_TOP2:
@@ -191,7 +206,9 @@ def embedding_sentences(stage: Mapping[str, Any], classes: Sequence[str]) -> lis
     if not pairs:
         return []
     sentences = [
-        "The most similar class prompts are " + _join([f"{a} / {b} (cosine {c:.2f})" for a, b, c in pairs]) + "."
+        "The most similar class prompts are "
+        + _join([f"{a} / {b} (cosine {c:.2f})" for a, b, c in pairs])
+        + "."
     ]
     nearest = _nearest_centroids(stage.get("tsne") or {}, classes)
     if nearest:
@@ -203,7 +220,9 @@ def embedding_sentences(stage: Mapping[str, Any], classes: Sequence[str]) -> lis
                 f"(by the distance between class centroids)."
             )
         else:
-            sentences.append("In the t-SNE map, none of these pairs are nearest-neighbour classes (by centroid distance).")
+            sentences.append(
+                "In the t-SNE map, none of these pairs are nearest-neighbour classes (by centroid distance)."
+            )
     return sentences
 
 

@@ -104,9 +104,8 @@ def confused_pairs(metrics: Mapping[str, Any], n: int = 5) -> list[dict[str, Any
     pairs = []
     for negative, i, j in sorted(cells)[:n]:
         row = int(matrix[i].sum())
-        pairs.append(
-            {"true": classes[i], "predicted": classes[j], "count": -negative, "fraction": -negative / row if row else None}
-        )
+        fraction = -negative / row if row else None
+        pairs.append({"true": classes[i], "predicted": classes[j], "count": -negative, "fraction": fraction})
     return pairs
 
 
@@ -127,13 +126,28 @@ def prediction_counts(metrics: Mapping[str, Any]) -> dict[str, int]:
     return {name: int(count) for name, count in zip(classes, matrix.sum(axis=0))}
 
 
-def similar_pairs(similarity: Sequence[Sequence[float]], classes: Sequence[str], n: int = 5) -> list[tuple[str, str, float]]:
-    """The `n` most similar distinct class pairs of a symmetric (C, C) cosine matrix."""
-    matrix = np.asarray(similarity, dtype=np.float64)
+def float_array(values: Any) -> np.ndarray:
+    """Nested lists of numbers to a float array, with None (NaN in results.json) as NaN."""
+
+    def clean(value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return [clean(item) for item in value]
+        return np.nan if value is None else value
+
+    return np.asarray(clean(values), dtype=np.float64)
+
+
+def similar_pairs(
+    similarity: Sequence[Sequence[float | None]], classes: Sequence[str], n: int = 5
+) -> list[tuple[str, str, float]]:
+    """The `n` most similar distinct class pairs of a symmetric (C, C) cosine matrix; NaN cells
+    are skipped."""
+    matrix = float_array(similarity or [])
     if matrix.shape != (len(classes), len(classes)):
         return []
     rows, cols = np.triu_indices(len(classes), k=1)
-    order = sorted(range(len(rows)), key=lambda k: (-matrix[rows[k], cols[k]], rows[k], cols[k]))
+    valid = [k for k in range(len(rows)) if np.isfinite(matrix[rows[k], cols[k]])]
+    order = sorted(valid, key=lambda k: (-matrix[rows[k], cols[k]], rows[k], cols[k]))
     return [(classes[rows[k]], classes[cols[k]], float(matrix[rows[k], cols[k]])) for k in order[:n]]
 
 
@@ -146,7 +160,8 @@ def comparison_rows(stage: Mapping[str, Any], classes: Sequence[str]) -> list[di
     rows = []
     for name in classes:
         zs, ft = accuracy_of(before, name), accuracy_of(after, name)
-        rows.append({"class": name, "zeroshot": zs, "finetuned": ft, "delta": None if zs is None or ft is None else ft - zs})
+        delta = None if zs is None or ft is None else ft - zs
+        rows.append({"class": name, "zeroshot": zs, "finetuned": ft, "delta": delta})
     return rows
 
 
@@ -156,7 +171,12 @@ def comparison_rows(stage: Mapping[str, Any], classes: Sequence[str]) -> list[di
 def ranked_classes(metrics: Mapping[str, Any]) -> list[str]:
     """Classes best to worst by accuracy; classes without a score last; ties keep class order."""
     classes = list(metrics.get("classes") or (metrics.get("per_class") or {}).keys())
-    return sorted(classes, key=lambda name: (accuracy_of(metrics, name) is None, -(accuracy_of(metrics, name) or 0.0)))
+
+    def key(name: str) -> tuple[bool, float]:
+        value = accuracy_of(metrics, name)
+        return value is None, -(value or 0.0)
+
+    return sorted(classes, key=key)
 
 
 def summary_table(metrics: Mapping[str, Any]) -> Table:
@@ -190,7 +210,9 @@ def ranking_table(metrics: Mapping[str, Any]) -> Table:
     return Table.make(("Rank", "Class", "Accuracy", "Precision", "Recall", "F1", "Support"), rows, "rlrrrrr")
 
 
-def confused_pairs_table(pairs: Sequence[Mapping[str, Any]], metrics: Mapping[str, Any] | None = None) -> Table:
+def confused_pairs_table(
+    pairs: Sequence[Mapping[str, Any]], metrics: Mapping[str, Any] | None = None
+) -> Table:
     rows = []
     for pair in pairs:
         total = support_of(metrics, pair["true"]) if metrics else None
@@ -199,13 +221,17 @@ def confused_pairs_table(pairs: Sequence[Mapping[str, Any]], metrics: Mapping[st
     return Table.make(("True class", "Predicted as", "Videos", "Share of true class"), rows, "llrr")
 
 
-def examples_table(examples: Sequence[Mapping[str, Any]], top: int = 3) -> Table:
+def examples_table(examples: Sequence[Mapping[str, Any]], top: int = 3, limit: int = 10) -> Table:
+    """A few example predictions: the video's file name, true and predicted class, and the
+    `top` most probable classes."""
     rows = []
-    for example in examples:
+    for example in examples[:limit]:
         ranked = ", ".join(f"{label} ({pct(prob)})" for label, prob in list(example.get("top5") or [])[:top])
-        verdict = "yes" if example.get("true") == example.get("predicted") else "no"
-        rows.append((PurePath(str(example.get("video", ""))).name, example.get("true", ""), example.get("predicted", ""), verdict, ranked))
-    return Table.make(("Video", "True class", "Predicted", "Correct", f"Top {top} (probability)"), rows, "lllll")
+        truth, predicted = example.get("true", NA), example.get("predicted", NA)
+        name = PurePath(str(example.get("video", NA))).name
+        rows.append((name, truth, predicted, "yes" if truth == predicted else "no", ranked))
+    header = ("Video", "True class", "Predicted", "Correct", f"Top {top} (probability)")
+    return Table.make(header, rows, "lllll")
 
 
 def class_prompts_table(classes: Sequence[str], prompts: Sequence[str], limit: int = 20) -> Table:
@@ -223,7 +249,8 @@ def sampler_text(sampler: Mapping[str, Any] | None) -> str:
     if name == "uniform":
         return f"uniform: {sampler.get('frames', NA)} frames spread over the whole video"
     if name == "center-clip":
-        return f"center-clip: {sampler.get('frames', NA)} frames over {number(sampler.get('window'), 1)} s at the centre"
+        window = number(sampler.get("window"), 1)
+        return f"center-clip: {sampler.get('frames', NA)} frames over {window} s at the centre"
     extras = ", ".join(f"{key} {value}" for key, value in sampler.items() if key != "name")
     return f"{name}: {extras}" if extras else str(name)
 
@@ -242,13 +269,15 @@ def temporal_summary_table(temporal: Mapping[str, Any]) -> Table:
                 pct(metrics.get("mean_class_accuracy")),
             )
         )
-    return Table.make(("Variant", "Frames taken", "Frames per video", "Top-1", "Top-5", "Mean class accuracy"), rows, "llrrrr")
+    header = ("Variant", "Frames taken", "Frames per video", "Top-1", "Top-5", "Mean class accuracy")
+    return Table.make(header, rows, "llrrrr")
 
 
 def temporal_table(temporal: Mapping[str, Any]) -> Table:
     """Per class: correct and mistakes of each variant, and the change in correct videos from the
     first variant to the last (computed from the counts, so its direction is the header's)."""
-    names = [variant.get("name", f"variant {i + 1}") for i, variant in enumerate(temporal.get("variants") or [])]
+    variants = temporal.get("variants") or []
+    names = [variant.get("name", f"variant {i + 1}") for i, variant in enumerate(variants)]
     header = ["Class"]
     for name in names:
         header += [f"{name} correct", f"{name} mistakes"]
@@ -273,7 +302,12 @@ def selection_table(stage: Mapping[str, Any]) -> Table:
     accuracy = stage.get("selection_accuracy") or {}
     chosen = set(stage.get("chosen_classes") or [])
     order = list(accuracy)
-    ranked = sorted(order, key=lambda name: (not is_number(accuracy[name]), accuracy[name] if is_number(accuracy[name]) else 0.0, order.index(name)))
+
+    def key(name: str) -> tuple[bool, float, int]:
+        value = accuracy[name]
+        return not is_number(value), value if is_number(value) else 0.0, order.index(name)
+
+    ranked = sorted(order, key=key)
     rows = [(name, pct(accuracy[name]), "yes" if name in chosen else "") for name in ranked]
     select_on = stage.get("select_on", NA)
     return Table.make(("Class", f"Zero-shot accuracy ({select_on} list)", "Chosen"), rows, "lrl")
@@ -307,11 +341,18 @@ def comparison_table(stage: Mapping[str, Any], classes: Sequence[str]) -> Table:
     """Zero-shot vs fine-tuned accuracy per class, the change in points, and an overall row."""
     trained = set(stage.get("train_classes") or stage.get("chosen_classes") or [])
     rows = [
-        (row["class"], "yes" if row["class"] in trained else "", pct(row.get("zeroshot")), pct(row.get("finetuned")), points(row.get("delta")))
+        (
+            row["class"],
+            "yes" if row["class"] in trained else "",
+            pct(row.get("zeroshot")),
+            pct(row.get("finetuned")),
+            points(row.get("delta")),
+        )
         for row in comparison_rows(stage, classes)
     ]
     before, after = stage.get("zeroshot_metrics") or {}, stage.get("finetuned_metrics") or {}
-    for label, key in (("All classes (top-1)", "top1"), ("All classes (mean class accuracy)", "mean_class_accuracy")):
+    overall = (("All classes (top-1)", "top1"), ("All classes (mean class accuracy)", "mean_class_accuracy"))
+    for label, key in overall:
         zs, ft = before.get(key), after.get(key)
         if is_number(zs) or is_number(ft):
             delta = ft - zs if is_number(zs) and is_number(ft) else None
@@ -320,8 +361,10 @@ def comparison_table(stage: Mapping[str, Any], classes: Sequence[str]) -> Table:
 
 
 def similarity_table(pairs: Sequence[tuple[str, str, float]]) -> Table:
-    return Table.make(("Class", "Class", "Prompt cosine similarity"), [(a, b, number(c)) for a, b, c in pairs], "llr")
+    rows = [(a, b, number(c)) for a, b, c in pairs]
+    return Table.make(("Class", "Class", "Prompt cosine similarity"), rows, "llr")
 
 
 def settings_table(rows: Sequence[tuple[str, Any]]) -> Table:
-    return Table.make(("Setting", "Value"), [(key, NA if value is None else value) for key, value in rows], "ll")
+    cells = [(key, NA if value is None else value) for key, value in rows]
+    return Table.make(("Setting", "Value"), cells, "ll")
