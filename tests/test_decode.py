@@ -165,7 +165,12 @@ def test_late_frames_do_not_decode_the_whole_video(
     assert spy.count <= 1 + gop + 4
     spy.count = 0
     assert np.array_equal(decode_frames(path, [60]), ref[[60]])
-    assert spy.count < n // 2 + gop
+    assert spy.count <= 1 + gop + 4
+    # Wanted frames within one GOP are decoded forward, not re-sought.
+    spy.count = 0
+    clip = list(range(70, 70 + gop, 3))
+    assert np.array_equal(decode_frames(path, clip), ref[clip])
+    assert spy.count <= 1 + 2 * gop + 4
 
 
 def test_sequential_fallback_is_used_when_pts_are_garbage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -174,6 +179,47 @@ def test_sequential_fallback_is_used_when_pts_are_garbage(tmp_path: Path, monkey
     spy = Spy(monkeypatch)
     assert np.array_equal(decode_frames(path, [58, 2]), ref[[58, 2]])
     assert spy.count >= 59  # it had to count frames from the start
+
+
+def write_with_timestamp_gap(path: Path, n: int = 60, gap_at: int = 30, gap: int = 5) -> Path:
+    """An MKV whose frames jump `gap` frame durations at `gap_at` (a dropped-frame/VFR stream)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=25, options={"g": "12"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        time_base = Fraction(1, 25)
+        stream.time_base = time_base
+        rng = np.random.default_rng(0)
+        for i in range(n):
+            rgb = np.full((48, 64, 3), (i * 4) % 256, np.uint8)
+            rgb[:, : 2 + i % 60] = rng.integers(0, 255, 3, dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts = i + (gap if i >= gap_at else 0)
+            frame.time_base = time_base
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def test_timestamp_gaps_fall_back_to_counting(tmp_path: Path) -> None:
+    path = write_with_timestamp_gap(tmp_path / "gap.mkv")
+    ref = sequential(path)
+    assert len(ref) == 60
+    for indices in ([55], [5, 29, 30, 59], [40, 41]):
+        assert np.array_equal(decode_frames(path, indices), ref[indices]), indices
+    # The duration counts the gap (65 frames' worth): decoding corrects it to the 60 frames.
+    assert probe(path).num_frames == 65
+    got = read_sampled_frames(path, SamplerConfig(name="uniform", frames=8))
+    assert got.meta.num_frames == 60
+    assert np.array_equal(got.frames, ref[list(got.indices)])
+
+
+def test_raw_stream_without_any_metadata(tmp_path: Path) -> None:
+    spec, suffix, fmt = VIDEOS["raw-h264-no-pts"]
+    path = remux(write_video(tmp_path / f"v{suffix}", spec), tmp_path / "v.h264", "h264")
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert (stream.frames, stream.duration, container.duration) == (0, None, None)
+    assert probe(path) == VideoMeta(60, 30.0, 2.0)  # frames counted by demuxing
 
 
 def test_indices_past_the_end_raise_frames_out_of_range(tmp_path: Path) -> None:

@@ -14,8 +14,8 @@ is raised as `VideoDecodeError`, so callers catch one exception type.
 
 from __future__ import annotations
 
+import bisect
 import logging
-import math
 import operator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -83,11 +83,15 @@ def _reading(path: Path) -> Iterator[None]:
 @contextmanager
 def _open(path: Path) -> Iterator[tuple[av.container.InputContainer, av.video.stream.VideoStream]]:
     """Open `path` and its first video stream, with errors a user can act on."""
-    if not path.exists():
-        raise VideoDecodeError(path, "no such file")
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise VideoDecodeError(path, "no such file") from None
+    except OSError as exc:
+        raise VideoDecodeError(path, f"cannot read ({exc.strerror or exc})") from exc
     if not path.is_file():
         raise VideoDecodeError(path, "not a file")
-    if path.stat().st_size == 0:
+    if size == 0:
         raise VideoDecodeError(path, "file is empty")
     try:
         container = av.open(str(path), mode="r", metadata_errors="ignore")
@@ -133,8 +137,7 @@ def probe(path: str | Path) -> VideoMeta:
             duration = container.duration / av.time_base
         if rate is None:
             if not (frames and duration):
-                frames = frames or _count_packets(container, stream)
-                raise VideoDecodeError(path, f"no frame rate in the metadata ({frames} frames)")
+                raise VideoDecodeError(path, "no frame rate in the metadata")
             rate = Fraction(frames / duration).limit_denominator(1001 * 1000)
         if frames <= 0 and duration > 0:
             frames = max(1, round(duration * rate))
@@ -168,30 +171,90 @@ class _Unreliable(Exception):
     """Timestamps cannot identify frames here; decode sequentially instead."""
 
 
-class _SeekingReader:
-    """Collects wanted frames by seeking to keyframes and reading indices from pts."""
+def _frame_step(stream: av.video.stream.VideoStream) -> Fraction:
+    """One frame's duration in the stream's pts units."""
+    rate = _frame_rate(stream)
+    if rate is None or not stream.time_base:
+        raise _Unreliable("no frame rate or time base")
+    return 1 / (rate * Fraction(stream.time_base))
 
-    def __init__(self, path: Path, container: av.container.InputContainer, stream: av.video.stream.VideoStream):
+
+def _grid_index(offset: int, step: Fraction) -> int:
+    """The frame number of a pts `offset` from the first frame; off-grid stamps are unreliable."""
+    position = offset / step
+    index = round(position)
+    if abs(position - index) > 0.25:
+        raise _Unreliable(f"pts offset {offset} is off the frame grid (step {float(step):.4g})")
+    return index
+
+
+@dataclass(frozen=True)
+class _PacketIndex:
+    """Where the frames are, from demuxing alone (no decoding).
+
+    The packets' pts form a gap-free grid `first_pts + k * step`, k = 0..count-1;
+    `keyframes` are the grid numbers of keyframe packets (ascending, starting at 0) and
+    `keyframe_pts` their exact pts.
+    """
+
+    first_pts: int
+    count: int
+    keyframes: tuple[int, ...]
+    keyframe_pts: tuple[int, ...]
+
+
+def _index_packets(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, step: Fraction
+) -> _PacketIndex:
+    stamps: list[int] = []
+    keys: list[bool] = []
+    for packet in container.demux(stream):
+        if packet.size == 0:
+            continue
+        if packet.pts is None:
+            raise _Unreliable("a packet has no pts")
+        stamps.append(packet.pts)
+        keys.append(packet.is_keyframe)
+    if not stamps:
+        raise _Unreliable("no video packets")
+    first = min(stamps)
+    grid = [_grid_index(pts - first, step) for pts in stamps]
+    # A gap (dropped or variable-rate frame) would shift every later index: refuse it.
+    if sorted(grid) != list(range(len(grid))):
+        raise _Unreliable("packet timestamps have gaps or repeats (variable frame rate?)")
+    keyframes = sorted((g, pts) for g, pts, key in zip(grid, stamps, keys) if key)
+    if not keyframes or keyframes[0][0] != 0:
+        raise _Unreliable("the video does not start with a keyframe")
+    return _PacketIndex(
+        first_pts=first,
+        count=len(grid),
+        keyframes=tuple(g for g, _ in keyframes),
+        keyframe_pts=tuple(pts for _, pts in keyframes),
+    )
+
+
+class _SeekingReader:
+    """Collects wanted frames by seeking to keyframes and reading indices from pts.
+
+    It seeks only when a keyframe lies between the current position and the next wanted
+    frame (otherwise decoding forward is cheaper), and checks every decoded frame's index.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        container: av.container.InputContainer,
+        stream: av.video.stream.VideoStream,
+        step: Fraction,
+        index: _PacketIndex,
+    ) -> None:
         self.path, self.container, self.stream = path, container, stream
-        rate = _frame_rate(stream)
-        if rate is None or not stream.time_base:
-            raise _Unreliable("no frame rate or time base")
-        avg, base = stream.average_rate, stream.base_rate
-        if avg and base and abs(Fraction(base) / Fraction(avg) - 1) > Fraction(1, 200):
-            raise _Unreliable(f"variable or unknown frame rate (average {avg}, base {base})")
-        self.step = 1 / (rate * Fraction(stream.time_base))  # one frame in pts units
-        # Seek only past this many frames: shorter gaps are cheaper to decode through.
-        self.gap = max(8, round(2 * rate))
-        self.first_pts: int | None = None
+        self.step, self.index = step, index
 
     def index_of(self, frame: av.VideoFrame) -> int:
-        if frame.pts is None or self.first_pts is None:
+        if frame.pts is None:
             raise _Unreliable("frame without pts")
-        position = (frame.pts - self.first_pts) / self.step
-        index = round(position)
-        if abs(position - index) > 0.25:
-            raise _Unreliable(f"pts {frame.pts} is off the frame grid")
-        return index
+        return _grid_index(frame.pts - self.index.first_pts, self.step)
 
     def read(self, wanted: list[int]) -> dict[int, np.ndarray]:
         """Frames at the sorted, distinct indices `wanted`, keyed by index."""
@@ -205,23 +268,22 @@ class _SeekingReader:
         first = next(frames, None)
         if first is None:
             raise FramesOutOfRange(self.path, "no frames decodable", available=0)
-        if first.pts is None:
-            raise _Unreliable("first frame without pts")
-        self.first_pts = first.pts
+        if first.pts != self.index.first_pts:
+            raise _Unreliable(f"first frame pts {first.pts} is not the first packet's {self.index.first_pts}")
         pos = 0
         keep(0, first)
         for target in wanted:
             if target <= pos:
                 continue
-            if target > pos + self.gap:
-                frames, frame, pos = self._seek(target)
+            slot = bisect.bisect_right(self.index.keyframes, target) - 1
+            if self.index.keyframes[slot] > pos + 1:
+                frames, frame, pos = self._seek(slot, target)
                 keep(pos, frame)
             while pos < target:
                 frame = next(frames, None)
                 if frame is None:
-                    raise FramesOutOfRange(
-                        self.path, f"frame {target} requested but the video ends at {pos + 1} frames", available=pos + 1
-                    )
+                    reason = f"frame {target} requested but the video ends at {pos + 1} frames"
+                    raise FramesOutOfRange(self.path, reason, available=pos + 1)
                 index = self.index_of(frame)
                 if index != pos + 1:
                     raise _Unreliable(f"frame {index} follows frame {pos}")
@@ -229,35 +291,46 @@ class _SeekingReader:
                 keep(pos, frame)
         return out
 
-    def _seek(self, target: int) -> tuple[Iterator[av.VideoFrame], av.VideoFrame, int]:
-        """Seek to a keyframe at or before `target`; return the frames, that keyframe and its index.
+    def _seek(self, slot: int, target: int) -> tuple[Iterator[av.VideoFrame], av.VideoFrame, int]:
+        """Seek to keyframe number `slot` (at or before `target`); return the frames, the first
+        keyframe decoded and its index.
 
-        Containers seek by dts or by keyframe index, so with B-frames (dts < pts) or open GOPs a
-        backward seek can land on a keyframe after the target: aim earlier and try again.
+        Some demuxers seek by dts (B-frames put dts before pts) or search timestamps without an
+        index (MPEG-TS), and land on a later keyframe than asked: then aim at earlier ones.
         """
-        aim = target
-        for attempt in range(8):
-            pts = self.first_pts + math.floor(aim * self.step)
-            self.container.seek(pts, stream=self.stream, backward=True, any_frame=False)
+        keyframes = self.index.keyframes
+        for attempt in range(6):
+            try:
+                self.container.seek(
+                    self.index.keyframe_pts[slot], stream=self.stream, backward=True, any_frame=False
+                )
+            except (av.error.FFmpegError, OSError) as exc:
+                raise _Unreliable(f"seek failed ({exc})") from exc
             frames = _iter_frames(self.container, self.stream)
             # Frames output before the first keyframe may reference data we skipped.
-            skipped = 0
             for frame in frames:
                 if frame.key_frame:
                     break
-                skipped += 1
-                if skipped > 4 * self.gap:
-                    raise _Unreliable("no keyframe after seeking")
             else:
-                raise _Unreliable(f"no keyframe after seeking to frame {aim}")
+                raise _Unreliable(f"no keyframe after seeking to frame {keyframes[slot]}")
             index = self.index_of(frame)
             if index <= target:
                 return frames, frame, index
-            if aim == 0:
-                break
             log.debug("seek for frame %d landed on keyframe %d; aiming earlier", target, index)
-            aim = max(0, min(aim, index) - 1 - attempt * self.gap)
+            if slot == 0:
+                break
+            slot = max(0, bisect.bisect_left(keyframes, min(keyframes[slot], index)) - 1 - attempt)
         raise _Unreliable(f"cannot seek to a keyframe before frame {target}")
+
+
+def _read_seeking(path: Path, wanted: list[int]) -> dict[int, np.ndarray]:
+    """Frames at `wanted` by seeking; raises _Unreliable where pts cannot be trusted."""
+    with _open(path) as (container, stream):
+        step = _frame_step(stream)
+        index = _index_packets(container, stream, step)
+    # Decode from a fresh open: seeking back to the very start is not exact in every format.
+    with _open(path) as (container, stream):
+        return _SeekingReader(path, container, stream, step, index).read(wanted)
 
 
 def _read_sequential(path: Path, wanted: list[int]) -> dict[int, np.ndarray]:
@@ -286,15 +359,13 @@ def decode_frames(path: str | Path, indices: Sequence[int]) -> np.ndarray:
     if any(i < 0 for i in indices):
         raise ValueError(f"frame indices must be >= 0; got {min(indices)}")
     wanted = sorted(set(indices))
-    with _open(path) as (container, stream):
-        if not wanted:
+    if not wanted:
+        with _open(path) as (container, stream):
             return np.empty((0, stream.height, stream.width, 3), dtype=np.uint8)
-        try:
-            found = _SeekingReader(path, container, stream).read(wanted)
-        except _Unreliable as why:
-            log.info("%s: timestamps unreliable (%s); decoding sequentially", path, why)
-            found = None
-    if found is None:
+    try:
+        found = _read_seeking(path, wanted)
+    except _Unreliable as why:
+        log.info("%s: timestamps unreliable (%s); decoding sequentially", path, why)
         found = _read_sequential(path, wanted)
     with _reading(path):
         return np.stack([found[i] for i in indices])
