@@ -2,11 +2,16 @@
 
 Frame index i means the i-th frame (from 0) that a full sequential decode
 (`for frame in container.decode(video=0)`) yields. `decode_frames` returns exactly those
-frames, but seeks to the keyframe before each wanted frame instead of decoding everything:
-after a seek, a frame's index is read from its timestamp, `round((pts - first_pts) / step)`,
-where `first_pts` is the pts of the first decoded frame and `step` is one frame in stream time
-units. When timestamps cannot be trusted (missing, off the frame grid, not consecutive, variable
-frame rate), it falls back to a sequential decode that counts frames.
+frames without decoding everything:
+
+1. A demux-only pass (no decoding, ~1 ms for a UCF101 clip) checks that the packets' pts form
+   a gap-free grid of one frame step and notes where the keyframes are.
+2. Decoding starts at frame 0 (its pts is `first_pts`); for each wanted frame, in sorted order,
+   it seeks to the last keyframe at or before it only when that keyframe lies ahead of the
+   current position, and otherwise decodes forward. A decoded frame's index is
+   `round((pts - first_pts) / step)`, and every step is checked to be exactly +1.
+3. When timestamps cannot be trusted (missing, off the grid, gaps, variable frame rate,
+   B-frame pts that AVI cannot store), it decodes sequentially and counts frames instead.
 
 Every failure caused by the file (missing, empty, not a video, no video stream, corrupt data)
 is raised as `VideoDecodeError`, so callers catch one exception type.
@@ -32,6 +37,8 @@ from clipaction.video.sampling import VideoMeta, sample_indices
 
 log = logging.getLogger(__name__)
 
+# Frame/slice threads do not change decoded pixels. On 2 cores with tiny clips they cost ~1-5 ms
+# per video (thread start-up); on large frames they pay off.
 _THREAD_TYPE = "AUTO"
 
 
