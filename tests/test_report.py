@@ -125,6 +125,8 @@ def fabricate(synthetic: bool = True) -> tuple[dict, dict]:
     collapsed = stage_metrics(labels, collapse_pred)
     collapsed_chosen = stage_metrics(chosen_labels, np.zeros_like(chosen_labels), chosen)
     training = {"lr": 1e-4, "epochs": 3, "weight_decay": 0.01, "seed": 0, "batch_size": 8, "loss_curve": [1.9, 1.2, 0.7]}
+    few_training = {**training, "trained": "visual projection"}
+    full_training = {**training, "trained": "whole image tower"}
 
     similarity = rng.uniform(0.5, 0.8, size=(C, C))
     similarity = (similarity + similarity.T) / 2
@@ -166,12 +168,12 @@ def fabricate(synthetic: bool = True) -> tuple[dict, dict]:
             "fewshot": {
                 "select_on": "train", "selection_accuracy": accuracy, "chosen_classes": chosen, "shots": 16,
                 "shots_per_class": {chosen[0]: 16, chosen[1]: 10}, "short_classes": [chosen[1]], "train_classes": chosen,
-                "training": training, "chosen_metrics": chosen_metrics, "zeroshot_metrics": zs,
+                "training": few_training, "chosen_metrics": chosen_metrics, "zeroshot_metrics": zs,
                 "finetuned_metrics": finetuned, "comparison": comparison(zs, finetuned),
             },
             "full_finetune": {
                 "chosen_classes": chosen, "shots": 16, "shots_per_class": {chosen[0]: 16, chosen[1]: 10},
-                "short_classes": [chosen[1]], "train_classes": chosen, "training": training,
+                "short_classes": [chosen[1]], "train_classes": chosen, "training": full_training,
                 "chosen_metrics": collapsed_chosen, "zeroshot_metrics": zs, "finetuned_metrics": collapsed,
                 "comparison": comparison(zs, collapsed),
             },
@@ -234,6 +236,7 @@ def test_markdown_has_sections_in_order_and_the_numbers(study, report):
     assert "```text\n" in text and "precision" in text  # the classification report
     assert "Jump\\<b>\\&Roll" in text  # escaped for Markdown
     assert "... and 3 more" in text  # 23 failures, first 20 listed
+    assert "Trained: the visual projection;" in text and "Trained: the whole image tower," in text
     assert facts["chosen"][1] in text.split("Fewer training videos than asked:")[1].splitlines()[0]
 
 

@@ -235,11 +235,12 @@ def finetune_section(
     if not stage:
         return blocks + _not_run()
     chosen = list(stage.get("chosen_classes") or [])
+    trained_part = (stage.get("training") or {}).get("trained")
     if "select_on" in stage:
+        trained_part = trained_part or "visual projection"
         sentence = (
             f"The {len(chosen)} classes with the lowest zero-shot accuracy on the {stage['select_on']} list "
-            f"were chosen: {', '.join(chosen)}. Only the final linear projection of the image tower "
-            "was trained."
+            f"were chosen: {', '.join(chosen)}. Trained: the {trained_part}; the rest of CLIP stays frozen."
         )
         if stage["select_on"] == "test":
             sentence += " The choice read test labels, so the gains on these classes are optimistic."
@@ -247,10 +248,13 @@ def finetune_section(
         if stage.get("selection_accuracy"):
             blocks.append(TableBlock(selection_table(stage)))
     else:
-        blocks.append(para(f"The whole image tower was trained on the chosen classes: {', '.join(chosen)}."))
+        trained_part = trained_part or "whole image tower"
+        blocks.append(para(f"Trained: the {trained_part}, on the chosen classes: {', '.join(chosen)}."))
     blocks.append(Heading(3, "Training data and settings"))
     trained = list(stage.get("train_classes") or chosen)
     sentence = f"Shots per class asked: {stage.get('shots', NA)}. Trained classes: {', '.join(trained)}."
+    if stage.get("n_train_videos") is not None:
+        sentence += f" Training videos: {stage['n_train_videos']}."
     short = list(stage.get("short_classes") or [])
     if short:
         counts = stage.get("shots_per_class") or {}

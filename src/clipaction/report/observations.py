@@ -81,14 +81,21 @@ def zeroshot_sentences(stage: Mapping[str, Any]) -> list[str]:
             f"test videos ({pct(fraction)})."
         )
     ranked = [name for name in ranked_classes(metrics) if accuracy_of(metrics, name) is not None]
-    if len(ranked) >= 2:
-        best, worst = ranked[0], ranked[-1]
-        sentences.append(
-            f"Zero-shot, the best recognised class is {best} ({pct(accuracy_of(metrics, best))}) and the "
-            f"worst is {worst} ({pct(accuracy_of(metrics, worst))}); top-1 over all classes is "
-            f"{pct(metrics.get('top1'))}."
-        )
+    if len(ranked) >= 2 and accuracy_of(metrics, ranked[0]) != accuracy_of(metrics, ranked[-1]):
+        best = _tied(metrics, ranked, accuracy_of(metrics, ranked[0]), "best recognised")
+        worst = _tied(metrics, ranked, accuracy_of(metrics, ranked[-1]), "worst")
+        sentences.append(f"Zero-shot, {best} and {worst}; top-1 over all classes is {pct(metrics.get('top1'))}.")
     return sentences
+
+
+def _tied(metrics: Mapping[str, Any], ranked: Sequence[str], value: float | None, what: str) -> str:
+    """"the worst is A (0.0%)", "the worst are A and B (0.0%)" or "5 classes share the worst (0.0%)"."""
+    names = [name for name in ranked if accuracy_of(metrics, name) == value]
+    if len(names) == 1:
+        return f"the {what} class is {names[0]} ({pct(value)})"
+    if len(names) <= N_CONFUSIONS:
+        return f"the {what} classes are {_join(names)} ({pct(value)} each)"
+    return f"{len(names)} classes share the {what} accuracy ({pct(value)})"
 
 
 def temporal_sentences(stage: Mapping[str, Any]) -> list[str]:
@@ -140,6 +147,8 @@ def finetune_sentences(stage: Mapping[str, Any], classes: Sequence[str], label: 
         ("trained", [row for row in rows if row["class"] in trained]),
         ("untouched", [row for row in rows if row["class"] not in trained]),
     )
+    if rows and all(row["delta"] == 0 for row in rows):
+        return sentences + [f"After {label}, no class changed accuracy."]
     for kind, members in groups:
         gained = sorted((row for row in members if row["delta"] > 0), key=lambda row: -row["delta"])
         lost = sorted((row for row in members if row["delta"] < 0), key=lambda row: row["delta"])
@@ -164,6 +173,11 @@ def _changes(rows: Sequence[Mapping[str, Any]]) -> str:
     return _join(listed)
 
 
+def _trained(stage: Mapping[str, Any], default: str) -> str:
+    """What the stage trained, as the study recorded it (training.trained)."""
+    return str((stage.get("training") or {}).get("trained") or default)
+
+
 def collapse_sentences(stage: Mapping[str, Any], fewshot: Mapping[str, Any] | None) -> list[str]:
     """Where the predictions went after full fine-tuning. With at least MIN_CLASSES_FOR_VERDICT
     classes it says "collapsed" when the most predicted class took COLLAPSE_TOP1 of all test
@@ -184,7 +198,8 @@ def collapse_sentences(stage: Mapping[str, Any], fewshot: Mapping[str, Any] | No
     if is_number(top1) and top1 <= 2 * chance:
         accuracy += ", near chance"
     where = f"{pct(share1)} of the {total} test predictions went to {top[0]}"
-    where += f" and {pct(share2)} to {top[0]} and {top[1]}"
+    if counts[top[1]]:
+        where += f" and {pct(share2)} to {top[0]} and {top[1]}"
     if n_classes < MIN_CLASSES_FOR_VERDICT:
         sentence = f"After full fine-tuning, {where}; {accuracy}."
     elif share1 >= COLLAPSE_TOP1 or share2 >= COLLAPSE_TOP2:
@@ -196,7 +211,7 @@ def collapse_sentences(stage: Mapping[str, Any], fewshot: Mapping[str, Any] | No
     if is_number(few_top1) and is_number(top1):
         sentences.append(
             f"Full fine-tuning reached top-1 {pct(top1)} against {pct(few_top1)} for few-shot fine-tuning "
-            f"of the projection alone ({points(top1 - few_top1)} points)."
+            f"of the {_trained(fewshot or {}, 'projection')} alone ({points(top1 - few_top1)} points)."
         )
     return sentences
 
