@@ -84,3 +84,22 @@ def test_unknown_backend_lists_the_valid_ones():
     assert "hf-clip" in list_backends()
     with pytest.raises(ValueError, match="hf-clip"):
         load_backend(ModelConfig(backend="nope"))
+
+
+def test_int8_backend_is_close_to_fp32_and_cached_apart(tiny_model_dir, tiny_backend):
+    fast = load_backend(ModelConfig(name_or_path=str(tiny_model_dir), device="cpu", precision="int8"))
+    assert fast.fingerprint != tiny_backend.fingerprint and fast.fingerprint["precision"] == "int8"
+    frames = _frames(4)
+    cosine = (fast.encode_frames(frames).embeds * tiny_backend.encode_frames(frames).embeds).sum(-1)
+    assert float(cosine.min()) > 0.95
+    # the text tower stays fp32: class features are identical
+    torch.testing.assert_close(fast.encode_texts(LABELS), tiny_backend.encode_texts(LABELS))
+
+
+def test_int8_refuses_cuda(tiny_model_dir):
+    if torch.cuda.is_available():
+        with pytest.raises(ModelLoadError, match="int8"):
+            load_backend(ModelConfig(name_or_path=str(tiny_model_dir), device="cuda", precision="int8"))
+    else:
+        with pytest.raises(ModelLoadError, match="CUDA"):
+            load_backend(ModelConfig(name_or_path=str(tiny_model_dir), device="cuda", precision="int8"))

@@ -59,6 +59,12 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--revision", help="hub revision (branch, tag or commit)")
     group.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     group.add_argument("--batch-size", type=int, default=32, help="frames per model batch")
+    group.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "int8"),
+        help="int8: dynamically quantized image encoder, about 2x faster on a CPU (cosine > 0.99 to fp32)",
+    )
     group.add_argument("--workers", type=int, default=2, help="decoding threads")
     group.add_argument("--cache-dir", help="embedding cache (default ~/.cache/clipaction or $CLIPACTION_CACHE)")
     group.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -186,6 +192,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     download.add_argument("--no-progress", action="store_true", help="hide progress bars")
     download.set_defaults(handler=_cmd_download)
+
+    bench = commands.add_parser(
+        "bench",
+        help="measure extraction speed on generated videos",
+        description="Generate UCF101-like videos and a full-size random ViT-B/32, then measure the "
+        "image encoder alone, decoding alone, end-to-end extraction, text encoding, peak memory, and "
+        "the same for the fast (int8) encoder. Prints one JSON object.",
+        formatter_class=_Formatter,
+    )
+    bench.add_argument("--videos", type=int, default=24, help="number of generated videos")
+    bench.add_argument("--model", help="a saved model directory instead of a random ViT-B/32")
+    bench.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    bench.add_argument("--workers", type=int, default=2, help="decoding threads")
+    bench.add_argument("--batch-sizes", default="16,32,64", help="batch sizes to try for the image encoder")
+    bench.add_argument("--out", help="also write the JSON to this file")
+    bench.set_defaults(handler=_cmd_bench)
     return parser
 
 
@@ -200,6 +222,7 @@ _RUN_OVERRIDES = [
     ("--model", "model.name_or_path", "hub id or local directory"),
     ("--device", "model.device", "auto, cpu or cuda"),
     ("--batch-size", "model.batch_size", "frames per model batch"),
+    ("--precision", "model.precision", "fp32, or int8 for a faster CPU image encoder"),
     ("--prompts", "prompts.templates", "seed, clip or a template file"),
     ("--name-style", "prompts.name_style", "raw or spaced"),
     ("--cache-dir", "cache_dir", "embedding cache"),
@@ -281,6 +304,24 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from clipaction.bench import BenchConfig, run_bench
+    from clipaction.results import to_jsonable, write_text_atomic
+
+    try:
+        batch_sizes = tuple(int(b) for b in args.batch_sizes.split(","))
+    except ValueError:
+        raise ValueError(f"--batch-sizes must be comma-separated numbers; got {args.batch_sizes!r}") from None
+    config = BenchConfig(
+        videos=args.videos, model=args.model, device=args.device, workers=args.workers, batch_sizes=batch_sizes
+    )
+    text = json.dumps(to_jsonable(run_bench(config)), indent=2)
+    print(text)
+    if args.out:
+        write_text_atomic(Path(args.out), text + "\n")
+    return EXIT_OK
+
+
 def _cmd_download(args: argparse.Namespace) -> int:
     from clipaction.data.download import download_ucf101
 
@@ -320,7 +361,11 @@ def _sampler_config(args: argparse.Namespace) -> SamplerConfig:
 
 def _model_config(args: argparse.Namespace) -> ModelConfig:
     return ModelConfig(
-        name_or_path=args.model, revision=args.revision, device=args.device, batch_size=args.batch_size
+        name_or_path=args.model,
+        revision=args.revision,
+        device=args.device,
+        batch_size=args.batch_size,
+        precision=args.precision,
     )
 
 
@@ -373,6 +418,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         workers=args.workers,
         progress=not args.no_progress,
+        keep=False,
     )
     print(
         f"{len(dataset.records)} videos: encoded {extraction.n_encoded}, from cache {extraction.n_cached}, "

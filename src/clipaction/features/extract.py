@@ -89,9 +89,12 @@ def extract_features(
     batch_size: int = 32,
     workers: int = 2,
     progress: bool = True,
+    keep: bool = True,
 ) -> Extraction:
     """Features of every video in `paths`, read from `cache` where present, else encoded (and
-    stored). Videos that cannot be read are skipped with a warning and listed in `failures`."""
+    stored). Videos that cannot be read are skipped with a warning and listed in `failures`.
+    With `keep=False` (filling the cache only) no features are held, so memory does not grow
+    with the number of videos."""
     result = Extraction()
     todo: list[tuple[str, str]] = []
     bar = tqdm(total=len(paths), unit="video", desc="extract", disable=not progress, dynamic_ncols=True)
@@ -102,9 +105,10 @@ def extract_features(
         except OSError as error:
             _fail(result, bar, path, f"cannot read file: {error.strerror or error}")
             continue
-        cached = cache.load(key) if cache is not None else None
+        cached = cache.load(key) if cache is not None else None  # also checks the entry's checksum
         if cached is not None:
-            result.features[path] = cached
+            if keep:
+                result.features[path] = cached
             result.n_cached += 1
             bar.update(1)
         else:
@@ -126,11 +130,11 @@ def extract_features(
             pending.remaining -= len(pixels)
             start = stop
             if pending.remaining == 0:
-                _finish(result, cache, pending)
+                _finish(result, cache, pending, keep)
                 bar.update(1)
         batch, batch_frames = [], 0
 
-    for path, key, outcome in _decoded_ahead(todo, sampler, backend, workers):
+    for path, key, outcome in decoded_ahead(todo, sampler, backend, workers):
         if isinstance(outcome, BaseException):
             _fail(result, bar, path, _one_line(outcome))
             continue
@@ -148,7 +152,7 @@ def extract_features(
     return result
 
 
-def _decoded_ahead(
+def decoded_ahead(
     todo: list[tuple[str, str]], sampler: SamplerConfig, backend: Backend, workers: int
 ) -> Iterator[tuple[str, str, tuple | BaseException]]:
     """Yields (path, key, decoded or the error) in order, decoding up to 4 x workers ahead."""
@@ -173,7 +177,7 @@ def _decoded_ahead(
             yield path, key, outcome
 
 
-def _finish(result: Extraction, cache: FeatureCache | None, pending: _Pending) -> None:
+def _finish(result: Extraction, cache: FeatureCache | None, pending: _Pending, keep: bool) -> None:
     video = CachedVideo(
         indices=pending.indices,
         pooled=torch.cat(pending.pooled).numpy(),
@@ -182,7 +186,8 @@ def _finish(result: Extraction, cache: FeatureCache | None, pending: _Pending) -
     )
     if cache is not None:
         cache.store(pending.key, video)
-    result.features[pending.path] = video
+    if keep:
+        result.features[pending.path] = video
     result.n_encoded += 1
 
 

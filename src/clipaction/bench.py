@@ -1,0 +1,219 @@
+"""`clipaction bench`: extraction speed on generated UCF101-like videos, in one run.
+
+Inputs are made here (no network): N videos like UCF101's (320x240, MPEG-4 Part 2 in AVI,
+25 fps, about 7 s, a keyframe every 12 frames) and a full-size ViT-B/32 CLIP with random
+weights, which has exactly the real model's compute. Every figure is measured in the same
+process on the same machine, so the ratios (efficiency, speed-up) are meaningful even when the
+machine is noisy. Run as `clipaction bench` or `python -m clipaction.bench`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import logging
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from clipaction.config import ModelConfig, SamplerConfig
+from clipaction.data.synthetic import SyntheticVideo, write_video
+from clipaction.features.cache import FeatureCache
+from clipaction.features.extract import cache_space, decoded_ahead, extract_features
+from clipaction.models import Backend, load_backend
+from clipaction.models.tiny import build_random_clip
+from clipaction.zeroshot import CLIP_TEMPLATES, video_embedding
+
+log = logging.getLogger(__name__)
+
+STUDY_CLASSES = (
+    "ApplyEyeMakeup", "ApplyLipstick", "Archery", "BabyCrawling", "BalanceBeam",
+    "BandMarching", "BaseballPitch", "Basketball", "BasketballDunk", "BenchPress",
+    "Biking", "Billiards", "BlowDryHair", "BlowingCandles", "BodyWeightSquats",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What the benchmark generates and measures."""
+
+    videos: int = 24
+    seconds: float = 7.0
+    gop: int = 12
+    architecture: str = "vit-b-32"
+    model: str | None = None  # a saved model directory instead of a random one
+    batch_sizes: tuple[int, ...] = (16, 32, 64)
+    workers: int = 2
+    device: str = "auto"
+    fast_precision: str = "int8"
+    sampler: SamplerConfig = SamplerConfig()
+    min_seconds: float = 3.0  # per batch size when timing the image encoder alone
+
+
+class _PeakRss:
+    """Samples this process's resident set size every 20 ms while active (Linux /proc)."""
+
+    def __init__(self) -> None:
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def current_kb() -> int:
+        try:
+            with open("/proc/self/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_kb = max(self.peak_kb, self.current_kb())
+            self._stop.wait(0.02)
+
+    def __enter__(self) -> "_PeakRss":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak_kb = max(self.peak_kb, self.current_kb())
+
+
+def make_videos(directory: Path, config: BenchConfig) -> list[Path]:
+    """UCF101-like videos: 320x240 MPEG-4 Part 2 in AVI at 25 fps."""
+    frames = int(round(config.seconds * 25))
+    return [
+        write_video(
+            directory / f"v_{STUDY_CLASSES[i % 15]}_g01_c{i:02d}.avi",
+            SyntheticVideo(codec="mpeg4", width=320, height=240, fps=25, num_frames=frames, gop=config.gop, pattern=i % 15, seed=i),
+        )
+        for i in range(config.videos)
+    ]
+
+
+def _timed(function: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    value = function()
+    return time.perf_counter() - start, value
+
+
+def model_fps(backend: Backend, batch_sizes: tuple[int, ...], size: int, min_seconds: float = 3.0) -> tuple[float, int]:
+    """Image-encoder throughput on preprocessed tensors (frames/s) at the best batch size."""
+    generator = torch.Generator().manual_seed(0)
+    best = (0.0, batch_sizes[0])
+    for batch_size in batch_sizes:
+        pixels = torch.randn(batch_size, 3, size, size, generator=generator)
+        backend.encode_pixels(pixels)  # warm-up: allocations, one-time kernels
+        frames, elapsed = 0, 0.0
+        while elapsed < min_seconds or frames < 2 * batch_size:
+            seconds, _ = _timed(lambda: backend.encode_pixels(pixels))
+            frames, elapsed = frames + batch_size, elapsed + seconds
+        best = max(best, (frames / elapsed, batch_size))
+    return best
+
+
+def decode_fps(paths: list[Path], backend: Backend, sampler: SamplerConfig, workers: int) -> float:
+    """Sampling + decoding + preprocessing throughput alone (frames/s), with extraction's threads."""
+    todo = [(str(p), "") for p in paths]
+    def run() -> int:
+        return sum(len(outcome[2]) for _, _, outcome in decoded_ahead(todo, sampler, backend, workers))
+    seconds, frames = _timed(run)
+    return frames / seconds
+
+
+def text_prompts_per_s(backend: Backend) -> dict[str, float]:
+    """Encoding the 48 templates x 15 classes, with the context trimmed (the library's way) and
+    padded to the full 77 tokens (what trimming saves)."""
+    texts = [t.format(name) for name in STUDY_CLASSES for t in CLIP_TEMPLATES]
+    backend.encode_texts(texts[:8])
+    trimmed, _ = _timed(lambda: backend.encode_texts(texts))
+    tokenizer, model = backend.tokenizer, backend.model
+
+    def full_context() -> None:
+        with torch.no_grad():
+            for start in range(0, len(texts), 256):
+                tokens = tokenizer(texts[start : start + 256], padding="max_length", max_length=77, return_tensors="pt")
+                model.text_model(**tokens.to(backend.device))
+
+    full, _ = _timed(full_context)
+    return {"text_prompts_per_s": len(texts) / trimmed, "text_prompts_per_s_full_context": len(texts) / full}
+
+
+def measure_extraction(paths: list[Path], backend: Backend, config: BenchConfig, batch_size: int, cache_dir: Path) -> dict[str, Any]:
+    cache = FeatureCache(cache_dir, cache_space(backend, config.sampler))
+    with _PeakRss() as rss:
+        seconds, extraction = _timed(
+            lambda: extract_features(paths, backend, config.sampler, cache, batch_size=batch_size, workers=config.workers, progress=False)
+        )
+    frames = sum(len(v.indices) for v in extraction.features.values())
+    return {
+        "extract_fps": frames / seconds,
+        "extract_videos_per_s": len(extraction.features) / seconds,
+        "peak_rss_mb": rss.peak_kb / 1024,
+        "failures": len(extraction.failures),
+        "extraction": extraction,
+    }
+
+
+def run_bench(config: BenchConfig = BenchConfig(), *, work_dir: str | Path | None = None) -> dict[str, Any]:
+    """Generate the inputs, measure, and return the figures (a JSON-able dict)."""
+    with tempfile.TemporaryDirectory(prefix="clipaction-bench-", dir=work_dir) as tmp:
+        tmp_path = Path(tmp)
+        paths = make_videos(tmp_path / "videos", config)
+        model_dir = config.model or str(build_random_clip(tmp_path / "model", config.architecture, logit_scale=100.0))
+        results: dict[str, Any] = {"inputs": {**dataclasses.asdict(config), "model": config.model or f"random {config.architecture}"}}
+        figures = {}
+        extractions = {}
+        for label, precision in (("fp32", "fp32"), ("fast", config.fast_precision)):
+            backend = load_backend(ModelConfig(name_or_path=model_dir, device=config.device, precision=precision))
+            size = int(backend.image_processor.crop_size["height"])
+            fps, batch_size = model_fps(backend, config.batch_sizes, size, config.min_seconds)
+            measured = measure_extraction(paths, backend, config, batch_size, tmp_path / f"cache-{label}")
+            extractions[label] = measured.pop("extraction")
+            figures[label] = {"model_fps": fps, "batch_size": batch_size, **measured}
+            figures[label]["efficiency"] = measured["extract_fps"] / fps
+            if label == "fp32":
+                figures[label]["decode_fps"] = decode_fps(paths, backend, config.sampler, config.workers)
+                figures[label].update(text_prompts_per_s(backend))
+                results["device"] = str(backend.device)
+            del backend
+            gc.collect()  # free the fp32 model before the fast one is measured
+        cosines = [
+            float(video_embedding(extractions["fp32"].features[p].embeds) @ video_embedding(extractions["fast"].features[p].embeds))
+            for p in extractions["fp32"].features
+            if p in extractions["fast"].features
+        ]
+    results.update(figures["fp32"])
+    results["fast"] = {"precision": config.fast_precision, **figures["fast"]}
+    results["fast_speedup"] = figures["fast"]["model_fps"] / figures["fp32"]["model_fps"]
+    results["fast_cosine_min"] = min(cosines) if cosines else None
+    results["fast_cosine_mean"] = float(np.mean(cosines)) if cosines else None
+    results["machine"] = {
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "device": results.pop("device"),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+    }
+    return results
+
+
+if __name__ == "__main__":
+    from clipaction.cli import main
+
+    sys.exit(main(["bench", *sys.argv[1:]]))
