@@ -12,6 +12,7 @@ import functools
 import io
 import json
 import logging
+import unicodedata
 from importlib import resources
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -53,31 +54,41 @@ def split_words(name: str) -> list[str]:
 
     Boundaries: any non-alphanumeric character; lower -> upper ("ApplyEye"); letter <-> digit
     ("Jump2"); and the last capital of an acronym run before a lowercase letter ("TVShow" ->
-    "TV", "Show").
+    "TV", "Show"). Combining marks stay with their letter ("Cafe\u0301" is one word), and only
+    capitals that have a lowercase form count as capitals, so lowercased words never split again.
     """
     words: list[str] = []
     current = ""
+    prev = ""  # the last base character of `current` (combining marks skipped)
     for i, ch in enumerate(name):
+        if current and unicodedata.category(ch).startswith("M"):
+            current += ch
+            continue
         if not ch.isalnum():
             if current:
                 words.append(current)
             current = ""
             continue
         if current:
-            prev = current[-1]
             nxt = name[i + 1] if i + 1 < len(name) else ""
             boundary = (
-                (prev.islower() and ch.isupper())
+                (prev.islower() and _is_capital(ch))
                 or (prev.isdigit() != ch.isdigit())
-                or (prev.isupper() and ch.isupper() and nxt.islower())
+                or (_is_capital(prev) and _is_capital(ch) and nxt.islower())
             )
             if boundary:
                 words.append(current)
                 current = ""
         current += ch
+        prev = ch
     if current:
         words.append(current)
     return words
+
+
+def _is_capital(ch: str) -> bool:
+    # Letters such as the mathematical capitals are upper case yet have no lowercase form.
+    return ch.isupper() and ch.lower() != ch
 
 
 @NAME_STYLES.register("spaced")
@@ -92,7 +103,8 @@ def spaced_name(name: str) -> str:
     if index is not None:
         return table[known[index]]
     words = split_words(name)
-    return " ".join(w.lower() for w in words) if words else name
+    # A name without letters or digits ("---") is kept, lowercased, so a prompt never goes empty.
+    return " ".join(w.lower() for w in words) if words else name.lower()
 
 
 def format_class_name(name: str, style: str) -> str:

@@ -15,12 +15,26 @@ frames without decoding everything:
 
 Every failure caused by the file (missing, empty, not a video, no video stream, corrupt data)
 is raised as `VideoDecodeError`, so callers catch one exception type.
+
+What callers get back is what a player shows, with memory bounded:
+
+- Size: a frame whose short side exceeds `max_short_side` (default `MAX_SHORT_SIDE` = 720) is
+  downscaled by FFmpeg (area averaging, aspect ratio kept) while still a PyAV frame, before it
+  becomes an RGB array, so a 4K video never holds 4K RGB frames (8 frames: ~22 MB, not ~200 MB).
+  Smaller frames (UCF101's 320x240) are converted untouched, bit-exact. `None` turns it off.
+- Orientation: a display matrix (the `rotate` tag phones write; side data in MP4/MOV/MKV) is
+  applied the way FFmpeg's own tools auto-rotate: 90/180/270 degrees and mirroring. Odd angles
+  are left as stored (logged).
+- Frame count: the demux pass counts the video packets; `read_sampled_frames` trusts that count
+  over header metadata that under- or over-counts, and a decoder error past the first frame
+  (a truncated download) ends the video there instead of failing it.
 """
 
 from __future__ import annotations
 
 import bisect
 import logging
+import math
 import operator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,6 +54,19 @@ log = logging.getLogger(__name__)
 # Frame/slice threads do not change decoded pixels. On 2 cores with tiny clips they cost ~1-5 ms
 # per video (thread start-up); on large frames they pay off.
 _THREAD_TYPE = "AUTO"
+
+MAX_SHORT_SIDE = 720
+"""Default bound on a returned frame's short side (pixels): 720p keeps detail far above CLIP's
+224 px input while a 4K frame shrinks 9x in memory."""
+
+# Area averaging: the right filter for downscaling (no aliasing from skipped pixels).
+_INTERPOLATION = "AREA"
+
+
+def decode_settings(max_short_side: int | None = MAX_SHORT_SIDE) -> dict:
+    """Everything in decoding that changes returned pixels (for cache keys): bump `version` when
+    the decoding rules change."""
+    return {"version": 2, "max_short_side": max_short_side, "autorotate": True}
 
 
 class VideoDecodeError(Exception):
@@ -170,8 +197,82 @@ def _iter_frames(
     yield from container.decode(stream)
 
 
-def _rgb(frame: av.VideoFrame) -> np.ndarray:
-    return frame.to_ndarray(format="rgb24")
+def _next_frame(frames: Iterator[av.VideoFrame], decoded: int) -> av.VideoFrame | None:
+    """The next decoded frame, or None at the end of the decodable data.
+
+    A decoder error after `decoded` >= 1 good frames is where a truncated file's data stops:
+    treated as the end (the caller reports how many frames there were). Before any frame it
+    means the file is not decodable, and propagates.
+    """
+    try:
+        return next(frames, None)
+    except _DATA_ERRORS as exc:
+        if decoded < 1:
+            raise
+        log.debug("decoder error after %d frames, taken as the end of the data: %s", decoded, exc)
+        return None
+
+
+def _check_max_short_side(max_short_side: int | None) -> None:
+    if max_short_side is not None and (
+        isinstance(max_short_side, bool) or not isinstance(max_short_side, int) or max_short_side < 1
+    ):
+        raise ValueError(f"max_short_side must be an integer >= 1 or None; got {max_short_side!r}")
+
+
+def _bounded_size(width: int, height: int, max_short_side: int | None) -> tuple[int, int]:
+    """(width, height) scaled so the short side is at most `max_short_side`, aspect kept."""
+    short = min(width, height)
+    if max_short_side is None or short <= max_short_side:
+        return width, height
+    scale = max_short_side / short
+    if width <= height:
+        return max_short_side, max(1, round(height * scale))
+    return max(1, round(width * scale)), max_short_side
+
+
+def _display_matrix(frame: av.VideoFrame) -> np.ndarray | None:
+    """The frame's 3x3 display matrix as 9 int32 (FFmpeg's layout), or None."""
+    data = frame.side_data.get("DISPLAYMATRIX")
+    if data is None:
+        return None
+    raw = bytes(data)
+    return np.frombuffer(raw, dtype=np.int32) if len(raw) == 36 else None
+
+
+def _orient(image: np.ndarray, frame: av.VideoFrame) -> np.ndarray:
+    """`image` (H, W, 3) turned upright as the display matrix says, as FFmpeg's tools do."""
+    matrix = _display_matrix(frame)
+    if matrix is None:
+        return image
+    # FFmpeg's get_rotation(): the clockwise angle in [0, 360); frame.rotation is counter-clockwise.
+    theta = -float(frame.rotation)
+    theta -= 360 * math.floor(theta / 360 + 0.9 / 360)
+    if abs(theta - 90) < 1:
+        out = image.transpose(1, 0, 2) if matrix[3] > 0 else np.rot90(image, -1)
+    elif abs(theta - 180) < 1:
+        out = image[:, ::-1] if matrix[0] < 0 else image
+        out = out[::-1] if matrix[4] < 0 else out
+    elif abs(theta - 270) < 1:
+        out = np.rot90(image, -1)[::-1] if matrix[3] < 0 else np.rot90(image, 1)
+    elif abs(theta) < 1 or abs(theta - 360) < 1:
+        out = image[::-1] if matrix[4] < 0 else image
+    else:
+        log.debug("display rotation of %.0f degrees is not a right angle: left as stored", theta)
+        out = image
+    return np.ascontiguousarray(out)
+
+
+def _rgb(frame: av.VideoFrame, max_short_side: int | None = MAX_SHORT_SIDE) -> np.ndarray:
+    """The frame as an upright (H, W, 3) uint8 RGB array with its short side bounded."""
+    width, height = _bounded_size(frame.width, frame.height, max_short_side)
+    if (width, height) == (frame.width, frame.height):
+        image = frame.to_ndarray(format="rgb24")
+    else:
+        # Scaled while still a frame: the full-size RGB image is never allocated.
+        small = frame.reformat(width=width, height=height, format="rgb24", interpolation=_INTERPOLATION)
+        image = small.to_ndarray()
+    return _orient(image, frame)
 
 
 class _Unreliable(Exception):
@@ -205,25 +306,27 @@ class _PacketIndex:
     """
 
     first_pts: int
+    step: Fraction
     count: int
     keyframes: tuple[int, ...]
     keyframe_pts: tuple[int, ...]
 
 
-def _index_packets(
-    container: av.container.InputContainer, stream: av.video.stream.VideoStream, step: Fraction
-) -> _PacketIndex:
-    stamps: list[int] = []
-    keys: list[bool] = []
-    for packet in container.demux(stream):
-        if packet.size == 0:
-            continue
-        if packet.pts is None:
-            raise _Unreliable("a packet has no pts")
-        stamps.append(packet.pts)
-        keys.append(packet.is_keyframe)
+@dataclass(frozen=True)
+class _Survey:
+    """What one demux pass (no decoding) found: `packets` video packets holding data (one per
+    frame for every common codec), and the index to seek with, or None and why not."""
+
+    packets: int
+    index: _PacketIndex | None
+    why: str = ""
+
+
+def _index_packets(stamps: list[int | None], keys: list[bool], step: Fraction) -> _PacketIndex:
     if not stamps:
         raise _Unreliable("no video packets")
+    if any(pts is None for pts in stamps):
+        raise _Unreliable("a packet has no pts")
     first = min(stamps)
     grid = [_grid_index(pts - first, step) for pts in stamps]
     # A gap (dropped or variable-rate frame) would shift every later index: refuse it.
@@ -234,10 +337,40 @@ def _index_packets(
         raise _Unreliable("the video does not start with a keyframe")
     return _PacketIndex(
         first_pts=first,
+        step=step,
         count=len(grid),
         keyframes=tuple(g for g, _ in keyframes),
         keyframe_pts=tuple(pts for _, pts in keyframes),
     )
+
+
+def _survey(path: Path) -> _Survey:
+    """Demux the whole video stream once: count its packets and index their timestamps.
+
+    A demuxer error after some packets (a truncated file) ends the pass; the count is then what
+    was read and timestamps are not trusted.
+    """
+    stamps: list[int | None] = []
+    keys: list[bool] = []
+    with _open(path) as (container, stream):
+        cut = ""
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0:
+                    continue
+                stamps.append(packet.pts)
+                keys.append(packet.is_keyframe)
+        except _DATA_ERRORS as exc:
+            if not stamps:
+                raise
+            cut = f"demuxing stopped after {len(stamps)} packets ({type(exc).__name__})"
+        try:
+            if cut:
+                raise _Unreliable(cut)
+            index = _index_packets(stamps, keys, _frame_step(stream))
+        except _Unreliable as why:
+            return _Survey(packets=len(stamps), index=None, why=str(why))
+    return _Survey(packets=len(stamps), index=index)
 
 
 class _SeekingReader:
@@ -252,16 +385,16 @@ class _SeekingReader:
         path: Path,
         container: av.container.InputContainer,
         stream: av.video.stream.VideoStream,
-        step: Fraction,
         index: _PacketIndex,
+        max_short_side: int | None,
     ) -> None:
         self.path, self.container, self.stream = path, container, stream
-        self.step, self.index = step, index
+        self.index, self.max_short_side = index, max_short_side
 
     def index_of(self, frame: av.VideoFrame) -> int:
         if frame.pts is None:
             raise _Unreliable("frame without pts")
-        return _grid_index(frame.pts - self.index.first_pts, self.step)
+        return _grid_index(frame.pts - self.index.first_pts, self.index.step)
 
     def read(self, wanted: list[int]) -> dict[int, np.ndarray]:
         """Frames at the sorted, distinct indices `wanted`, keyed by index."""
@@ -269,10 +402,10 @@ class _SeekingReader:
 
         def keep(index: int, frame: av.VideoFrame) -> None:
             if index in wanted_set and index not in out:
-                out[index] = _rgb(frame)
+                out[index] = _rgb(frame, self.max_short_side)
 
         frames = _iter_frames(self.container, self.stream)
-        first = next(frames, None)
+        first = _next_frame(frames, 0)
         if first is None:
             raise FramesOutOfRange(self.path, "no frames decodable", available=0)
         if first.pts != self.index.first_pts:
@@ -287,7 +420,7 @@ class _SeekingReader:
                 frames, frame, pos = self._seek(slot, target)
                 keep(pos, frame)
             while pos < target:
-                frame = next(frames, None)
+                frame = _next_frame(frames, pos + 1)
                 if frame is None:
                     reason = f"frame {target} requested but the video ends at {pos + 1} frames"
                     raise FramesOutOfRange(self.path, reason, available=pos + 1)
@@ -315,10 +448,11 @@ class _SeekingReader:
                 raise _Unreliable(f"seek failed ({exc})") from exc
             frames = _iter_frames(self.container, self.stream)
             # Frames output before the first keyframe may reference data we skipped.
-            for frame in frames:
-                if frame.key_frame:
-                    break
-            else:
+            try:
+                frame = next((f for f in frames if f.key_frame), None)
+            except _DATA_ERRORS as exc:
+                raise _Unreliable(f"decoding after seeking to frame {keyframes[slot]} failed ({exc})") from exc
+            if frame is None:
                 raise _Unreliable(f"no keyframe after seeking to frame {keyframes[slot]}")
             index = self.index_of(frame)
             if index <= target:
@@ -330,70 +464,93 @@ class _SeekingReader:
         raise _Unreliable(f"cannot seek to a keyframe before frame {target}")
 
 
-def _read_seeking(path: Path, wanted: list[int]) -> dict[int, np.ndarray]:
-    """Frames at `wanted` by seeking; raises _Unreliable where pts cannot be trusted."""
-    with _open(path) as (container, stream):
-        step = _frame_step(stream)
-        index = _index_packets(container, stream, step)
-    # Decode from a fresh open: seeking back to the very start is not exact in every format.
-    with _open(path) as (container, stream):
-        return _SeekingReader(path, container, stream, step, index).read(wanted)
-
-
-def _read_sequential(path: Path, wanted: list[int]) -> dict[int, np.ndarray]:
+def _read_sequential(path: Path, wanted: list[int], max_short_side: int | None) -> dict[int, np.ndarray]:
     """Frames at `wanted` (sorted, distinct) by decoding from the start and counting."""
     wanted_set, out, last = set(wanted), {}, wanted[-1]
     count = 0
     with _open(path) as (container, stream):
-        for index, frame in enumerate(_iter_frames(container, stream)):
-            count = index + 1
+        frames = _iter_frames(container, stream)
+        while (frame := _next_frame(frames, count)) is not None:
+            index, count = count, count + 1
             if index in wanted_set:
-                out[index] = _rgb(frame)
+                out[index] = _rgb(frame, max_short_side)
             if index >= last:
                 return out
     reason = f"frame {last} requested but the video has {count} frames" if count else "no frames decodable"
     raise FramesOutOfRange(path, reason, available=count)
 
 
-def decode_frames(path: str | Path, indices: Sequence[int]) -> np.ndarray:
+def _read(path: Path, wanted: list[int], survey: _Survey, max_short_side: int | None) -> dict[int, np.ndarray]:
+    """Frames at `wanted` (sorted, distinct): by seeking where the survey indexed the
+    timestamps, else (or when they turn out wrong while decoding) by counting."""
+    why = survey.why
+    if survey.index is not None:
+        try:
+            # A fresh open: seeking back to the very start is not exact in every format.
+            with _open(path) as (container, stream):
+                return _SeekingReader(path, container, stream, survey.index, max_short_side).read(wanted)
+        except _Unreliable as exc:
+            why = str(exc)
+    log.info("%s: timestamps unreliable (%s); decoding sequentially", path, why)
+    return _read_sequential(path, wanted, max_short_side)
+
+
+def _stack(path: Path, found: dict[int, np.ndarray], indices: list[int]) -> np.ndarray:
+    shapes = sorted({found[i].shape for i in indices})
+    if len(shapes) > 1:
+        sizes = ", ".join(f"{w}x{h}" for h, w, _ in shapes)
+        raise VideoDecodeError(path, f"frame size changes within the video ({sizes})")
+    return np.stack([found[i] for i in indices])
+
+
+def decode_frames(
+    path: str | Path, indices: Sequence[int], *, max_short_side: int | None = MAX_SHORT_SIDE
+) -> np.ndarray:
     """The frames at `indices` (any order, repeats allowed) as (len(indices), H, W, 3) uint8 RGB.
 
-    Frame i is the i-th frame of a full sequential decode. Raises FramesOutOfRange (with
+    Frame i is the i-th frame of a full sequential decode, upright (display matrix applied) and
+    downscaled so min(H, W) <= `max_short_side` (None: full size). Raises FramesOutOfRange (with
     `available`) when an index lies past the real end, VideoDecodeError for unreadable files.
     """
     path = Path(path)
+    _check_max_short_side(max_short_side)
     indices = [operator.index(i) for i in indices]
     if any(i < 0 for i in indices):
         raise ValueError(f"frame indices must be >= 0; got {min(indices)}")
     wanted = sorted(set(indices))
     if not wanted:
-        with _open(path) as (container, stream):
-            return np.empty((0, stream.height, stream.width, 3), dtype=np.uint8)
-    try:
-        found = _read_seeking(path, wanted)
-    except _Unreliable as why:
-        log.info("%s: timestamps unreliable (%s); decoding sequentially", path, why)
-        found = _read_sequential(path, wanted)
-    with _reading(path):
-        return np.stack([found[i] for i in indices])
+        # The shape of frame 0 (size bound and rotation applied), without its pixels.
+        first = _read_sequential(path, [0], max_short_side)[0]
+        return np.empty((0, *first.shape), dtype=np.uint8)
+    found = _read(path, wanted, _survey(path), max_short_side)
+    return _stack(path, found, indices)
 
 
-def read_sampled_frames(path: str | Path, sampler: SamplerConfig) -> SampledFrames:
+def read_sampled_frames(
+    path: str | Path, sampler: SamplerConfig, *, max_short_side: int | None = MAX_SHORT_SIDE
+) -> SampledFrames:
     """Probe, sample and decode: the frames `sampler` picks from the video at `path`.
 
-    When the metadata over-counts frames, the real count found while decoding replaces it
-    (duration = count / fps) and the frames are sampled again.
+    The frame count is the number of video packets when the container's metadata disagrees
+    (an AVI header or an MKV duration that lies); when decoding still finds fewer frames than
+    that, the real count replaces it (duration = count / fps) and the frames are sampled again.
+    Frames are upright and bounded as in `decode_frames`.
     """
     path = Path(path)
+    _check_max_short_side(max_short_side)
     meta = probe(path)
+    survey = _survey(path)
+    if survey.packets and survey.packets != meta.num_frames:
+        log.warning("%s: metadata says %d frames, the stream has %d packets", path, meta.num_frames, survey.packets)
+        meta = VideoMeta.from_frames(survey.packets, meta.fps)
     indices = sample_indices(meta, sampler)
     try:
-        frames = decode_frames(path, indices)
+        found = _read(path, sorted(set(indices)), survey, max_short_side)
     except FramesOutOfRange as exc:
         if not exc.available:
             raise VideoDecodeError(path, "no frames decodable") from exc
         log.warning("%s: metadata says %d frames, decoding finds %d", path, meta.num_frames, exc.available)
         meta = VideoMeta.from_frames(exc.available, meta.fps)
         indices = sample_indices(meta, sampler)
-        frames = decode_frames(path, indices)
-    return SampledFrames(meta=meta, indices=tuple(indices), frames=frames)
+        found = _read(path, sorted(set(indices)), _Survey(exc.available, None, "fewer frames than packets"), max_short_side)
+    return SampledFrames(meta=meta, indices=tuple(indices), frames=_stack(path, found, indices))
