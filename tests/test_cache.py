@@ -63,3 +63,16 @@ def test_video_key_changes_when_the_file_changes(tmp_path):
     after_size = video_key(video)
     os.utime(video, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     assert video_key(video) != after_size
+
+
+def test_stale_temp_files_of_killed_writers_are_removed(tmp_path):
+    cache = FeatureCache(tmp_path, {"model": "m"})
+    cache.store("abcd", _video())
+    stale = cache.entry_path("abcd").parent / ".tmp-killed"
+    fresh = cache.entry_path("abcd").parent / ".tmp-live"
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"half")
+    os.utime(stale, (0, 0))
+    FeatureCache(tmp_path, {"model": "m"})
+    assert not stale.exists() and fresh.exists()
+    assert cache.load("abcd") is not None

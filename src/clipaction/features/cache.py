@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,18 @@ class FeatureCache:
         description = self.dir / "space.json"
         if not description.exists():
             _atomic_write_bytes(description, json.dumps(space, indent=2, default=str).encode())
+        self._remove_stale_temp_files()
+
+    def _remove_stale_temp_files(self, older_than_s: float = 600.0) -> None:
+        """Temp files of a writer killed mid-write. A live writer's temp file exists for
+        milliseconds, so anything older is garbage."""
+        cutoff = time.time() - older_than_s
+        for tmp in self.dir.glob("*/.tmp-*"):
+            try:
+                if tmp.stat().st_mtime < cutoff:
+                    tmp.unlink()
+            except OSError:
+                pass  # another process removed or renamed it first
 
     def entry_path(self, key: str) -> Path:
         return self.dir / key[:2] / f"{key}.safetensors"
@@ -105,7 +118,8 @@ class FeatureCache:
         info = {**{k: str(v) for k, v in video.info.items()}, "sha256": _checksum(arrays)}
         path = self.entry_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".safetensors")
+        # The temp name never ends in .safetensors, so nothing mistakes it for an entry.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         os.close(fd)
         try:
             save_file(arrays, tmp, metadata=info)

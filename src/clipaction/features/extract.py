@@ -134,21 +134,25 @@ def extract_features(
                 bar.update(1)
         batch, batch_frames = [], 0
 
-    for path, key, outcome in decoded_ahead(todo, sampler, backend, workers):
-        if isinstance(outcome, BaseException):
-            _fail(result, bar, path, _one_line(outcome))
-            continue
-        indices, info, pixels = outcome
-        pending = _Pending(path, key, indices, info, pixels, remaining=len(pixels))
-        while len(pending.pixels):  # split a video across batches when it does not fit
-            take = min(batch_size - batch_frames, len(pending.pixels))
-            batch.append((pending, pending.pixels[:take]))
-            pending.pixels = pending.pixels[take:]
-            batch_frames += take
-            if batch_frames == batch_size:
-                run_batch()
-    run_batch()
-    bar.close()
+    decoded = decoded_ahead(todo, sampler, backend, workers)
+    try:
+        for path, key, outcome in decoded:
+            if isinstance(outcome, BaseException):
+                _fail(result, bar, path, _one_line(outcome))
+                continue
+            indices, info, pixels = outcome
+            pending = _Pending(path, key, indices, info, pixels, remaining=len(pixels))
+            while len(pending.pixels):  # split a video across batches when it does not fit
+                take = min(batch_size - batch_frames, len(pending.pixels))
+                batch.append((pending, pending.pixels[:take]))
+                pending.pixels = pending.pixels[take:]
+                batch_frames += take
+                if batch_frames == batch_size:
+                    run_batch()
+        run_batch()
+    finally:  # on Ctrl-C: stop the decoding threads now; finished videos are already stored
+        decoded.close()
+        bar.close()
     return result
 
 
@@ -158,7 +162,8 @@ def decoded_ahead(
     """Yields (path, key, decoded or the error) in order, decoding up to 4 x workers ahead."""
     if not todo:
         return
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode") as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode")
+    try:
         queue: deque[tuple[str, str, Future]] = deque()
         items = iter(todo)
         for path, key in items:
@@ -175,6 +180,10 @@ def decoded_ahead(
             if next_item is not None:
                 queue.append((*next_item, pool.submit(_decode, next_item[0], sampler, backend)))
             yield path, key, outcome
+    finally:
+        # On Ctrl-C or an error downstream, drop the videos queued ahead instead of decoding
+        # them: only the few already being decoded are waited for.
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _finish(result: Extraction, cache: FeatureCache | None, pending: _Pending, keep: bool) -> None:
