@@ -16,7 +16,7 @@ SamplerName = Literal["middle", "center-clip", "uniform"]
 Subset = Literal["train", "test", "all"]
 Device = Literal["auto", "cpu", "cuda"]
 NameStyle = Literal["raw", "spaced"]
-Precision = Literal["fp32", "int8"]
+Precision = Literal["fp32", "int8", "fp16"]
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
 DEFAULT_NUM_CLASSES = 15

@@ -362,6 +362,11 @@ def _embedding_stage(ctx: _Context, main: Extraction, scored: _Scored) -> dict[s
 
 
 def _prepare(config: StudyConfig, backend: Backend | None, progress: bool) -> _Context:
+    if config.full_finetune.enabled and config.model.precision == "int8":
+        raise ValueError(
+            "full fine-tuning trains the image tower, which int8 cannot: use precision fp32, "
+            "or switch the stage off (--skip full-finetune)"
+        )
     dataset = config.dataset
     test = load_dataset(dataclasses.replace(dataset, subset="test"))
     needs_train = config.fewshot.enabled or config.full_finetune.enabled

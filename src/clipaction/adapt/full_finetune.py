@@ -38,8 +38,9 @@ def finetune_vision(
     loss per epoch.
     """
     device = torch.device(device)
-    vision = copy.deepcopy(vision_model).to(device).train()
-    projection = copy.deepcopy(visual_projection).to(device).train()
+    # Trained in fp32 whatever the inference precision: fp16 weights do not train stably.
+    vision = copy.deepcopy(vision_model).float().to(device).train()
+    projection = copy.deepcopy(visual_projection).float().to(device).train()
     parameters = [*vision.parameters(), *projection.parameters()]
     for parameter in parameters:
         parameter.requires_grad_(True)

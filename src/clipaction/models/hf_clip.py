@@ -101,6 +101,11 @@ class HFClipBackend:
             if self.device.type != "cpu":
                 raise ModelLoadError("--precision int8 runs on the CPU only; use --device cpu")
             self.model.vision_model = quantize_int8(self.model.vision_model)
+        if config.precision == "fp16":
+            if self.device.type != "cuda":
+                raise ModelLoadError("--precision fp16 is for GPUs (on this CPU it is slower than fp32); use --device cuda")
+            self.model.vision_model.half()
+        self._input_dtype = torch.float16 if config.precision == "fp16" else torch.float32
         # The image tower is held on its own so that a fine-tuned copy can replace it (see
         # `with_vision`) while the text tower and the preprocessing stay shared.
         self.vision_model = self.model.vision_model
@@ -125,9 +130,11 @@ class HFClipBackend:
 
     @torch.no_grad()  # not inference_mode: callers may train on these tensors
     def encode_pixels(self, pixels: torch.Tensor) -> FrameFeatures:
-        pixels = pixels.to(self.device, non_blocking=True)
+        if self.device.type == "cuda" and not pixels.is_pinned():
+            pixels = pixels.pin_memory()  # lets the copy below overlap with the GPU's work
+        pixels = pixels.to(self.device, dtype=self._input_dtype, non_blocking=True)
         pooled = self.vision_model(pixel_values=pixels).pooler_output
-        embeds = self.visual_projection(pooled)
+        embeds = self.visual_projection(pooled.to(self.visual_projection.weight.dtype))
         embeds = embeds / embeds.norm(dim=-1, keepdim=True)
         return FrameFeatures(pooled=pooled.float().cpu(), embeds=embeds.float().cpu())
 
@@ -170,5 +177,6 @@ class HFClipBackend:
         tuned = copy.copy(self)
         tuned.vision_model = vision_model.eval().to(self.device)
         tuned.visual_projection = visual_projection.eval().to(self.device)
+        tuned._input_dtype = next(vision_model.parameters()).dtype
         tuned.fingerprint = {**self.fingerprint, "vision": tag}
         return tuned

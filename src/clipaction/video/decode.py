@@ -320,6 +320,7 @@ class _Survey:
     packets: int
     index: _PacketIndex | None
     why: str = ""
+    mean_rate: float | None = None  # frames per second over the packets' pts span, when known
 
 
 def _index_packets(stamps: list[int | None], keys: list[bool], step: Fraction) -> _PacketIndex:
@@ -364,13 +365,42 @@ def _survey(path: Path) -> _Survey:
             if not stamps:
                 raise
             cut = f"demuxing stopped after {len(stamps)} packets ({type(exc).__name__})"
+        rate = _mean_rate(stamps, stream.time_base)
         try:
             if cut:
                 raise _Unreliable(cut)
             index = _index_packets(stamps, keys, _frame_step(stream))
         except _Unreliable as why:
-            return _Survey(packets=len(stamps), index=None, why=str(why))
-    return _Survey(packets=len(stamps), index=index)
+            return _Survey(packets=len(stamps), index=None, why=str(why), mean_rate=rate)
+    return _Survey(packets=len(stamps), index=index, mean_rate=rate)
+
+
+def _mean_rate(stamps: list[int | None], time_base: Fraction | None) -> float | None:
+    """Frames per second from the spread of the packets' pts (None without two distinct pts)."""
+    known = [pts for pts in stamps if pts is not None]
+    if len(known) < 2 or len(known) != len(stamps) or not time_base:
+        return None
+    span = (max(known) - min(known)) * Fraction(time_base)
+    return float((len(known) - 1) / span) if span > 0 else None
+
+
+def _measured_meta(path: Path, meta: VideoMeta, survey: _Survey) -> VideoMeta:
+    """`meta` with the frame count the packets show when the container's metadata disagrees.
+
+    The metadata's frame rate is kept unless the timestamps are irregular (variable rate, gaps)
+    and their mean rate is far from it: an MKV holding a variable-rate stream may report its time
+    base (e.g. 1000 fps) as the rate.
+    """
+    if not survey.packets or survey.packets == meta.num_frames:
+        return meta
+    fps = meta.fps
+    if survey.index is None and survey.mean_rate and not 2 / 3 <= survey.mean_rate / fps <= 3 / 2:
+        fps = survey.mean_rate
+    log.warning(
+        "%s: metadata says %d frames at %.4g fps; the stream has %d packets at %.4g fps",
+        path, meta.num_frames, meta.fps, survey.packets, fps,
+    )
+    return VideoMeta.from_frames(survey.packets, fps)
 
 
 class _SeekingReader:
@@ -540,9 +570,7 @@ def read_sampled_frames(
     _check_max_short_side(max_short_side)
     meta = probe(path)
     survey = _survey(path)
-    if survey.packets and survey.packets != meta.num_frames:
-        log.warning("%s: metadata says %d frames, the stream has %d packets", path, meta.num_frames, survey.packets)
-        meta = VideoMeta.from_frames(survey.packets, meta.fps)
+    meta = _measured_meta(path, meta, survey)
     indices = sample_indices(meta, sampler)
     try:
         found = _read(path, sorted(set(indices)), survey, max_short_side)
