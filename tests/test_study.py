@@ -154,3 +154,18 @@ def test_bad_config_files_give_one_clear_line(tmp_path, capsys):
     assert "config file not found" in capsys.readouterr().err
     assert main(["report", str(tmp_path)]) == 2
     assert "no results.json" in capsys.readouterr().err
+
+
+def test_two_runs_from_scratch_give_identical_results(ucf, tiny_model_dir, tmp_path):
+    """Determinism: same seed, same machine, separate caches -> the same results.json but for
+    timestamps and the machine facts."""
+    runs = []
+    for name in ("first", "second"):
+        folder = tmp_path / name
+        folder.mkdir()
+        config = _study_toml(folder, ucf, tiny_model_dir)
+        assert main(["run", "--config", str(config), "--no-progress"]) == 0
+        results = json.loads((folder / "study" / "results.json").read_text())
+        del results["config"]["cache_dir"], results["config"]["out"]
+        runs.append(_without_run_facts(results))
+    assert runs[0] == runs[1]
