@@ -183,3 +183,21 @@ def test_bad_manifest_rows(tmp_path, text, match):
 def test_manifest_not_found(tmp_path):
     with pytest.raises(DatasetError, match=r"manifest not found: .*nope\.csv"):
         load_dataset(folder(manifest=str(tmp_path / "nope.csv")))
+
+
+def test_links_between_label_folders_and_to_ancestors_end_and_keep_labels(tmp_path):
+    root = tmp_path / "videos"
+    touch(root, "a_walk/1.mp4", "b_run/2.mp4", "b_run/3.mp4", "c_swim/4.mp4")
+    # Sorted first, a_walk would otherwise enter b_run through the link and claim its videos.
+    os.symlink(root / "b_run", root / "a_walk" / "to run")
+    os.symlink(root / "a_walk", root / "b_run" / "back to walk")
+    os.symlink(root, root / "c_swim" / "root")  # an ancestor: a loop through the top
+    os.symlink("/", root / "c_swim" / "slash")  # would walk the whole machine
+    os.symlink("me.mp4", root / "c_swim" / "me.mp4")  # points at itself (ELOOP)
+    ds = load_dataset(folder(root))
+    got = sorted((r.class_name, r.path.relative_to(root).as_posix()) for r in ds.records)
+    assert got == [("a_walk", "a_walk/1.mp4"), ("b_run", "b_run/2.mp4"), ("b_run", "b_run/3.mp4"),
+                   ("c_swim", "c_swim/4.mp4")]
+    # Walking a label folder alone still follows a link to a sibling (outside that folder).
+    rels = [rel for rel, _ in walk_files(root / "a_walk")]
+    assert rels == ["1.mp4", "to run/2.mp4", "to run/3.mp4"]

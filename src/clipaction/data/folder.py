@@ -10,8 +10,10 @@ The split layout is used when the root's (non-hidden) folders are only `train` a
 (any case); subset `train`/`test` then reads that folder and `all` reads both. Without split
 folders every video belongs to every subset. Videos are recognised by extension
 (`VIDEO_EXTENSIONS`, case-insensitive); other files and hidden ones (`.name`) are ignored.
-Symlinks are followed, but a folder already visited (by real path) is not entered again, so
-link cycles end.
+Symlinks are followed, with two rules that make link loops end and keep every video under its
+own label: a linked folder inside the tree (or one that contains the tree, e.g. a link to `/`)
+is not entered through the link, since it is listed where it really is; and a folder outside
+the tree is entered once however many links lead to it.
 
 Manifest (`manifest` option): CSV rows `path,label[,split]`, header optional. Relative paths
 resolve against `root` when given, else the manifest's folder. With subset `train`/`test`, rows
@@ -54,11 +56,15 @@ def is_video(name: str) -> bool:
 def walk_files(top: str | Path) -> Iterator[tuple[str, Path]]:
     """Yield (relative POSIX path, absolute path) of every file under `top`, sorted by name.
 
-    Symlinked files and folders are followed; a folder whose real path was already visited is
-    skipped (a symlink cycle ends there). Unreadable folders are logged and skipped. Hidden
-    entries (name starting with `.`, e.g. `.git`, macOS `._clip.mp4`) are skipped.
+    Symlinked files and folders are followed, except a linked folder whose real path lies inside
+    `top`'s (it is listed at its own place; following the link would list it twice or under
+    another name) or contains it (a link to an ancestor, e.g. `/`, would walk everything). A
+    folder whose real path was already visited is skipped, so cycles outside the tree end too.
+    Unreadable folders are logged and skipped. Hidden entries (name starting with `.`, e.g.
+    `.git`, macOS `._clip.mp4`) are skipped.
     """
     top = Path(top)
+    real_top = os.path.realpath(top)
     seen: set[str] = set()
     stack: list[tuple[Path, str]] = [(top, "")]
     while stack:
@@ -81,12 +87,24 @@ def walk_files(top: str | Path) -> Iterator[tuple[str, Path]]:
             rel = f"{prefix}{entry.name}"
             try:
                 if entry.is_dir():
+                    if entry.is_symlink() and _loops_back(os.path.realpath(entry.path), real_top):
+                        logger.debug("not following %s: it links into or above %s", entry.path, top)
+                        continue
                     subdirs.append((Path(entry.path), rel + "/"))
                 elif entry.is_file():
                     yield rel, Path(entry.path)
             except OSError:
                 continue  # a broken entry: neither a file nor a folder we can read
         stack.extend(reversed(subdirs))
+
+
+def _loops_back(target: str, real_top: str) -> bool:
+    """Whether real path `target` lies inside `real_top` or contains it."""
+    try:
+        common = os.path.commonpath([target, real_top])
+    except ValueError:  # different drives
+        return False
+    return common in (target, real_top)
 
 
 def absolute_path(path: str | Path) -> Path:
