@@ -35,7 +35,7 @@ def videos(tmp_path_factory) -> list[Path]:
 
 
 def test_features_equal_encoding_each_video_alone(videos, tiny_backend, tmp_path):
-    cache = FeatureCache(tmp_path, cache_space(tiny_backend, SAMPLER))
+    cache = FeatureCache(tmp_path, cache_space(tiny_backend))
     # batch size 3 does not divide 4 frames per video: videos are split across batches
     result = extract_features(videos, tiny_backend, SAMPLER, cache, batch_size=3, workers=2, progress=False)
     assert result.failures == [] and result.n_encoded == len(videos) and result.n_cached == 0
@@ -50,7 +50,7 @@ def test_features_equal_encoding_each_video_alone(videos, tiny_backend, tmp_path
 
 
 def test_second_run_reads_everything_from_the_cache(videos, tiny_backend, tmp_path):
-    cache = FeatureCache(tmp_path, cache_space(tiny_backend, SAMPLER))
+    cache = FeatureCache(tmp_path, cache_space(tiny_backend))
     first = extract_features(videos, tiny_backend, SAMPLER, cache, progress=False)
     again = extract_features(videos, tiny_backend, SAMPLER, cache, progress=False)
     assert again.n_cached == len(videos) and again.n_encoded == 0
@@ -59,20 +59,36 @@ def test_second_run_reads_everything_from_the_cache(videos, tiny_backend, tmp_pa
 
 
 def test_interrupted_extraction_resumes_with_what_is_missing(videos, tiny_backend, tmp_path):
-    cache = FeatureCache(tmp_path, cache_space(tiny_backend, SAMPLER))
+    cache = FeatureCache(tmp_path, cache_space(tiny_backend))
     extract_features(videos[:2], tiny_backend, SAMPLER, cache, progress=False)
     resumed = extract_features(videos, tiny_backend, SAMPLER, cache, progress=False)
     assert (resumed.n_cached, resumed.n_encoded) == (2, len(videos) - 2)
 
 
-def test_a_different_sampler_is_a_different_cache_space(videos, tiny_backend, tmp_path):
+def test_samplers_share_the_frames_they_have_in_common(videos, tiny_backend, tmp_path):
+    cache = FeatureCache(tmp_path, cache_space(tiny_backend))
+    uniform = SamplerConfig(name="uniform", frames=4)
+    first = extract_features(videos, tiny_backend, uniform, cache, progress=False)
+    assert first.n_frames_encoded == 4 * len(videos)
+    # a centre clip whose window covers the whole video picks exactly the uniform frames
+    whole = SamplerConfig(name="center-clip", frames=4, window=60.0)
+    same = extract_features(videos, tiny_backend, whole, cache, progress=False)
+    assert (same.n_cached, same.n_encoded, same.n_frames_encoded) == (len(videos), 0, 0)
+    # the middle frame is not among them: one new frame per video, stored beside the others
     middle = SamplerConfig(name="middle")
-    extract_features(videos, tiny_backend, SAMPLER, FeatureCache(tmp_path, cache_space(tiny_backend, SAMPLER)), progress=False)
-    other = extract_features(
-        videos, tiny_backend, middle, FeatureCache(tmp_path, cache_space(tiny_backend, middle)), progress=False
-    )
-    assert other.n_encoded == len(videos)
-    assert all(f.embeds.shape[0] == 1 for f in other.features.values())
+    more = extract_features(videos, tiny_backend, middle, cache, progress=False)
+    assert (more.n_encoded, more.n_frames_encoded) == (len(videos), len(videos))
+    for path in videos:
+        assert more.features[str(path)].embeds.shape[0] == 1
+        stored = cache.load(video_key(path))
+        assert len(stored.indices) == 5 and list(stored.indices) == sorted(stored.indices)
+        expected = tiny_backend.encode_frames(np.stack([_sequential_frames(path)[i] for i in more.features[str(path)].indices]))
+        np.testing.assert_allclose(more.features[str(path)].embeds, expected.embeds.numpy(), atol=1e-5)
+    # and the uniform frames are still served from the merged entry
+    again = extract_features(videos, tiny_backend, uniform, cache, progress=False)
+    assert again.n_frames_encoded == 0
+    for path in videos:
+        np.testing.assert_array_equal(again.features[str(path)].embeds, first.features[str(path)].embeds)
 
 
 def test_bad_files_are_skipped_with_reasons(videos, tiny_backend, tmp_path):
@@ -93,7 +109,7 @@ def test_bad_files_are_skipped_with_reasons(videos, tiny_backend, tmp_path):
 
 def test_changed_video_is_encoded_again(tiny_backend, tmp_path):
     path = write_video(tmp_path / "v.avi", SyntheticVideo(pattern=1, seed=1))
-    cache = FeatureCache(tmp_path / "cache", cache_space(tiny_backend, SAMPLER))
+    cache = FeatureCache(tmp_path / "cache", cache_space(tiny_backend))
     first = extract_features([path], tiny_backend, SAMPLER, cache, progress=False)
     key = video_key(path)
     write_video(path, SyntheticVideo(pattern=7, seed=3))

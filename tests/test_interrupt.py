@@ -131,7 +131,7 @@ def test_two_processes_extracting_into_one_cache(videos, tiny_model_dir, tmp_pat
 def test_a_damaged_entry_is_reported_and_encoded_again(videos, tiny_backend, tmp_path, caplog):
     sampler = SamplerConfig()
     paths = sorted(videos.rglob("*.mp4"))[:3]
-    cache = FeatureCache(tmp_path, cache_space(tiny_backend, sampler))
+    cache = FeatureCache(tmp_path, cache_space(tiny_backend))
     first = extract_features(paths, tiny_backend, sampler, cache, progress=False)
     entry = sorted(_entries(tmp_path))[0]
     data = bytearray(entry.read_bytes())

@@ -128,9 +128,9 @@ def model_fps(backend: Backend, batch_sizes: tuple[int, ...], size: int, min_sec
 
 def decode_fps(paths: list[Path], backend: Backend, sampler: SamplerConfig, workers: int) -> float:
     """Sampling + decoding + preprocessing throughput alone (frames/s), with extraction's threads."""
-    todo = [(str(p), "") for p in paths]
+    todo = [(str(p), "", None) for p in paths]
     def run() -> int:
-        return sum(len(outcome[2]) for _, _, outcome in decoded_ahead(todo, sampler, backend, workers))
+        return sum(len(outcome[3]) for _, outcome in decoded_ahead(todo, sampler, backend, workers))
     seconds, frames = _timed(run)
     return frames / seconds
 
@@ -154,7 +154,7 @@ def text_prompts_per_s(backend: Backend) -> dict[str, float]:
 
 
 def measure_extraction(paths: list[Path], backend: Backend, config: BenchConfig, batch_size: int, cache_dir: Path) -> dict[str, Any]:
-    cache = FeatureCache(cache_dir, cache_space(backend, config.sampler))
+    cache = FeatureCache(cache_dir, cache_space(backend))
     with _PeakRss() as rss:
         seconds, extraction = _timed(
             lambda: extract_features(paths, backend, config.sampler, cache, batch_size=batch_size, workers=config.workers, progress=False)

@@ -409,7 +409,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     dataset = load_dataset(_dataset_config(args))
     sampler = _sampler_config(args)
     backend = load_backend(_model_config(args))
-    cache = open_cache(args.cache_dir, backend, sampler)
+    cache = open_cache(args.cache_dir, backend)
     extraction = extract_features(
         [str(record.path) for record in dataset.records],
         backend,
@@ -456,7 +456,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         backend,
         sampler,
         templates=templates,
-        cache=open_cache(args.cache_dir, backend, sampler),
+        cache=open_cache(args.cache_dir, backend),
         batch_size=args.batch_size,
         workers=args.workers,
         progress=not args.no_progress and len(args.videos) > 1,

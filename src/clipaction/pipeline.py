@@ -46,8 +46,9 @@ class ZeroShotRun:
     device: str
 
 
-def open_cache(cache_dir: str | None, backend: Backend, sampler: SamplerConfig) -> FeatureCache:
-    return FeatureCache(cache_dir, cache_space(backend, sampler))
+def open_cache(cache_dir: str | None, backend: Backend) -> FeatureCache:
+    """The cache of `backend`'s frame features (every sampler shares it)."""
+    return FeatureCache(cache_dir, cache_space(backend))
 
 
 def video_embeddings(extraction: Extraction, videos: Sequence[str]) -> torch.Tensor:
@@ -64,7 +65,7 @@ def run_zeroshot(
     names = prompt_names(dataset.classes, config.prompts.name_style, label_map)
     templates = load_templates(config.prompts.templates)
     backend = backend or load_backend(config.model)
-    cache = open_cache(config.cache_dir, backend, config.sampler)
+    cache = open_cache(config.cache_dir, backend)
     paths = [str(record.path) for record in dataset.records]
     extraction = extract_features(
         paths,

@@ -62,7 +62,7 @@ class _Context:
             [str(r.path) for r in records],
             backend,
             sampler,
-            open_cache(self.config.cache_dir, backend, sampler) if cached else None,
+            open_cache(self.config.cache_dir, backend) if cached else None,
             batch_size=self.config.model.batch_size,
             workers=self.config.workers,
             progress=self.progress,

@@ -27,7 +27,7 @@ from clipaction.config import stable_hash
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: one entry per video holding every frame encoded so far
 DEFAULT_CACHE_DIR = "~/.cache/clipaction"
 
 

@@ -1,9 +1,13 @@
 """Videos x sampler x backend -> per-frame features, through the cache.
 
+The cache holds, per video, the features of every frame ever encoded for it (keyed by frame
+index), so a sampler whose frames coincide with an earlier one's encodes only the new frames:
+the middle frame, an 8-frame clip and 16 uniform frames share what they have in common.
+
 Decoding and preprocessing run in worker threads (PyAV and the image processor release the GIL
 for most of their work) a bounded number of videos ahead, while the main thread fills model
-batches with frames from several videos and writes each video's entry as soon as all its frames
-are encoded. Memory stays bounded by the look-ahead, never by the number of videos.
+batches with frames from several videos and stores each video's entry as soon as all its new
+frames are encoded. Memory stays bounded by the look-ahead, never by the number of videos.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from tqdm.auto import tqdm
 from clipaction.config import SamplerConfig
 from clipaction.features.cache import CachedVideo, FeatureCache, video_key
 from clipaction.models.base import Backend
-from clipaction.video.decode import VideoDecodeError, read_sampled_frames
+from clipaction.video.decode import MAX_SHORT_SIDE, VideoDecodeError, read_sampled_frames
+from clipaction.video.sampling import VideoMeta, sample_indices
 
 log = logging.getLogger(__name__)
 
@@ -37,42 +42,99 @@ class Failure:
 
 @dataclass
 class Extraction:
-    """Features by video path (str of the path as given), failures, and where features came from."""
+    """Features by video path (str of the path as given), in the sampler's frame order;
+    failures; how many videos came wholly from the cache, how many needed the model, and how
+    many frames the model encoded."""
 
     features: dict[str, CachedVideo] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
     n_cached: int = 0
     n_encoded: int = 0
+    n_frames_encoded: int = 0
 
 
-def cache_space(backend: Backend, sampler: SamplerConfig) -> dict:
-    """Everything that changes a video's cached features, besides the video itself."""
-    return {"model": backend.fingerprint, "sampler": sampler.cache_fields()}
+def cache_space(backend: Backend) -> dict:
+    """Everything that changes a frame's cached features, besides the frame itself."""
+    return {"model": backend.fingerprint, "decode": {"max_short_side": MAX_SHORT_SIDE}}
+
+
+def stored_meta(entry: CachedVideo) -> VideoMeta | None:
+    """The video metadata an entry was sampled with (what decoding established), if any."""
+    try:
+        return VideoMeta(int(entry.info["num_frames"]), float(entry.info["fps"]), float(entry.info["duration"]))
+    except (KeyError, ValueError):
+        return None
+
+
+def select_frames(entry: CachedVideo, indices: Sequence[int]) -> CachedVideo | None:
+    """The rows of `entry` for `indices` (in that order, repeats allowed), or None if any is absent."""
+    rows = {int(index): row for row, index in enumerate(entry.indices)}
+    if any(int(index) not in rows for index in indices):
+        return None
+    take = [rows[int(index)] for index in indices]
+    return CachedVideo(
+        indices=np.asarray(indices, dtype=np.int64), pooled=entry.pooled[take], embeds=entry.embeds[take], info=entry.info
+    )
+
+
+def merge_frames(old: CachedVideo | None, new: CachedVideo) -> CachedVideo:
+    """An entry with the frames of both (new wins on a repeated index), sorted by frame index.
+
+    Always valid: index i is the i-th frame of a full sequential decode whatever sampler asked
+    for it. The metadata (which samplers read to pick indices) is the newer one."""
+    parts = [new] if old is None else [old, new]
+    by_index: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for part in parts:
+        for row, index in enumerate(part.indices):
+            by_index[int(index)] = (part.pooled[row], part.embeds[row])
+    order = sorted(by_index)
+    return CachedVideo(
+        indices=np.asarray(order, dtype=np.int64),
+        pooled=np.stack([by_index[i][0] for i in order]),
+        embeds=np.stack([by_index[i][1] for i in order]),
+        info=new.info,
+    )
 
 
 @dataclass
 class _Pending:
-    """A decoded video waiting for its frames to pass through the model."""
+    """A decoded video waiting for its new frames to pass through the model."""
 
     path: str
     key: str
-    indices: np.ndarray
+    cached: CachedVideo | None  # what the cache already had for this video
+    indices: np.ndarray  # the sampler's frame indices
+    new_indices: np.ndarray  # the distinct indices not yet cached, in encoding order
     info: dict[str, str]
-    pixels: torch.Tensor  # (F, 3, S, S), consumed from the front as batches are filled
+    pixels: torch.Tensor  # (len(new_indices), 3, S, S), consumed as batches are filled
     pooled: list[torch.Tensor] = field(default_factory=list)
     embeds: list[torch.Tensor] = field(default_factory=list)
     remaining: int = 0
 
 
-def _decode(path: str, sampler: SamplerConfig, backend: Backend) -> tuple[np.ndarray, dict[str, str], torch.Tensor]:
+def _decode(
+    path: str, sampler: SamplerConfig, backend: Backend, have: frozenset[int]
+) -> tuple[np.ndarray, np.ndarray, dict[str, str], torch.Tensor]:
+    """Sample and decode a video; preprocess only the frames not in `have`."""
     sampled = read_sampled_frames(path, sampler)
+    new_positions: dict[int, int] = {}
+    for position, index in enumerate(sampled.indices):
+        if index not in have:
+            new_positions.setdefault(index, position)
     info = {
         "path": str(Path(path).resolve()),
         "num_frames": str(sampled.meta.num_frames),
-        "fps": str(sampled.meta.fps),
-        "duration": str(sampled.meta.duration),
+        "fps": repr(sampled.meta.fps),
+        "duration": repr(sampled.meta.duration),
     }
-    return np.asarray(sampled.indices, dtype=np.int64), info, backend.preprocess(sampled.frames)
+    frames = sampled.frames[list(new_positions.values())]
+    pixels = backend.preprocess(frames) if len(frames) else torch.empty(0)
+    return (
+        np.asarray(sampled.indices, dtype=np.int64),
+        np.asarray(list(new_positions), dtype=np.int64),
+        info,
+        pixels,
+    )
 
 
 def _one_line(error: BaseException) -> str:
@@ -91,12 +153,12 @@ def extract_features(
     progress: bool = True,
     keep: bool = True,
 ) -> Extraction:
-    """Features of every video in `paths`, read from `cache` where present, else encoded (and
-    stored). Videos that cannot be read are skipped with a warning and listed in `failures`.
-    With `keep=False` (filling the cache only) no features are held, so memory does not grow
-    with the number of videos."""
+    """Features of the frames `sampler` picks from every video in `paths`: read from `cache`
+    where present, else encoded (and stored). Videos that cannot be read are skipped with a
+    warning and listed in `failures`. With `keep=False` (filling the cache only) no features
+    are held, so memory does not grow with the number of videos."""
     result = Extraction()
-    todo: list[tuple[str, str]] = []
+    todo: list[tuple[str, str, CachedVideo | None]] = []
     bar = tqdm(total=len(paths), unit="video", desc="extract", disable=not progress, dynamic_ncols=True)
     for raw_path in paths:
         path = str(raw_path)
@@ -106,13 +168,15 @@ def extract_features(
             _fail(result, bar, path, f"cannot read file: {error.strerror or error}")
             continue
         cached = cache.load(key) if cache is not None else None  # also checks the entry's checksum
-        if cached is not None:
+        meta = stored_meta(cached) if cached is not None else None
+        hit = select_frames(cached, sample_indices(meta, sampler)) if meta is not None else None
+        if hit is not None:
             if keep:
-                result.features[path] = cached
+                result.features[path] = hit
             result.n_cached += 1
             bar.update(1)
         else:
-            todo.append((path, key))
+            todo.append((path, key, cached))
 
     batch: list[tuple[_Pending, torch.Tensor]] = []
     batch_frames = 0
@@ -122,6 +186,7 @@ def extract_features(
         if not batch:
             return
         features = backend.encode_pixels(torch.cat([pixels for _, pixels in batch]))
+        result.n_frames_encoded += batch_frames
         start = 0
         for pending, pixels in batch:
             stop = start + len(pixels)
@@ -136,12 +201,16 @@ def extract_features(
 
     decoded = decoded_ahead(todo, sampler, backend, workers)
     try:
-        for path, key, outcome in decoded:
+        for item, outcome in decoded:
+            path, key, cached = item
             if isinstance(outcome, BaseException):
                 _fail(result, bar, path, _one_line(outcome))
                 continue
-            indices, info, pixels = outcome
-            pending = _Pending(path, key, indices, info, pixels, remaining=len(pixels))
+            indices, new_indices, info, pixels = outcome
+            pending = _Pending(path, key, cached, indices, new_indices, info, pixels, remaining=len(new_indices))
+            if pending.remaining == 0:  # decoding re-measured the video; its frames were cached
+                _finish(result, cache, pending, keep)
+                bar.update(1)
             while len(pending.pixels):  # split a video across batches when it does not fit
                 take = min(batch_size - batch_frames, len(pending.pixels))
                 batch.append((pending, pending.pixels[:take]))
@@ -157,29 +226,34 @@ def extract_features(
 
 
 def decoded_ahead(
-    todo: list[tuple[str, str]], sampler: SamplerConfig, backend: Backend, workers: int
-) -> Iterator[tuple[str, str, tuple | BaseException]]:
-    """Yields (path, key, decoded or the error) in order, decoding up to 4 x workers ahead."""
+    todo: list[tuple[str, str, CachedVideo | None]], sampler: SamplerConfig, backend: Backend, workers: int
+) -> Iterator[tuple[tuple[str, str, CachedVideo | None], tuple | BaseException]]:
+    """Yields (item, decoded or the error) in order, decoding up to 4 x workers videos ahead."""
     if not todo:
         return
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode")
+
+    def submit(item: tuple[str, str, CachedVideo | None]) -> Future:
+        have = frozenset(int(i) for i in item[2].indices) if item[2] is not None else frozenset()
+        return pool.submit(_decode, item[0], sampler, backend, have)
+
     try:
-        queue: deque[tuple[str, str, Future]] = deque()
+        queue: deque[tuple[tuple[str, str, CachedVideo | None], Future]] = deque()
         items = iter(todo)
-        for path, key in items:
-            queue.append((path, key, pool.submit(_decode, path, sampler, backend)))
+        for item in items:
+            queue.append((item, submit(item)))
             if len(queue) >= 4 * max(1, workers):
                 break
         while queue:
-            path, key, future = queue.popleft()
+            item, future = queue.popleft()
             try:
                 outcome = future.result()
             except (VideoDecodeError, OSError, ValueError, RuntimeError) as error:
                 outcome = error
             next_item = next(items, None)
             if next_item is not None:
-                queue.append((*next_item, pool.submit(_decode, next_item[0], sampler, backend)))
-            yield path, key, outcome
+                queue.append((next_item, submit(next_item)))
+            yield item, outcome
     finally:
         # On Ctrl-C or an error downstream, drop the videos queued ahead instead of decoding
         # them: only the few already being decoded are waited for.
@@ -187,17 +261,26 @@ def decoded_ahead(
 
 
 def _finish(result: Extraction, cache: FeatureCache | None, pending: _Pending, keep: bool) -> None:
-    video = CachedVideo(
-        indices=pending.indices,
-        pooled=torch.cat(pending.pooled).numpy(),
-        embeds=torch.cat(pending.embeds).numpy(),
+    embed_dim = pending.cached.embeds.shape[1] if pending.cached is not None else 0
+    new = CachedVideo(
+        indices=pending.new_indices,
+        pooled=torch.cat(pending.pooled).numpy() if pending.pooled else np.zeros((0, 0), np.float32),
+        embeds=torch.cat(pending.embeds).numpy() if pending.embeds else np.zeros((0, embed_dim), np.float32),
         info=pending.info,
     )
-    if cache is not None:
-        cache.store(pending.key, video)
+    merged = merge_frames(pending.cached, new) if len(new.indices) else pending.cached
+    if merged is None:
+        raise RuntimeError(f"{pending.path}: nothing decoded and nothing cached")
+    if cache is not None and len(new.indices):
+        cache.store(pending.key, merged)
     if keep:
+        video = select_frames(merged, pending.indices)
+        assert video is not None, "every sampled frame is cached or newly encoded"
         result.features[pending.path] = video
-    result.n_encoded += 1
+    if len(new.indices):
+        result.n_encoded += 1
+    else:
+        result.n_cached += 1
 
 
 def _fail(result: Extraction, bar: tqdm, path: str, reason: str) -> None:
