@@ -267,6 +267,7 @@ def peak_rss_kib() -> int:
 def test_4k_frames_are_downscaled_before_they_are_held(tmp_path: Path) -> None:
     path = write_4k(tmp_path / "uhd.mp4", n=6)
     sampler = SamplerConfig(name="uniform", frames=6)
+    decode_frames(path, [0])  # one-time set-up (codec, threads) is not what is measured
     try:  # reset the peak resident size (Linux >= 4.0), to see what decoding itself needs
         Path("/proc/self/clear_refs").write_text("5")
         before = peak_rss_kib()
@@ -274,8 +275,9 @@ def test_4k_frames_are_downscaled_before_they_are_held(tmp_path: Path) -> None:
         before = None
     got = read_sampled_frames(path, sampler)
     if before is not None:
-        # Full-size RGB would hold 6 x 24.9 MB twice (frames + stacked copy) ~ 300 MB.
-        assert (peak_rss_kib() - before) < 150 * 1024
+        # Measured: ~80 MB (decoder buffers ~50 MB + bounded frames); full-size RGB frames held
+        # and stacked need ~360 MB.
+        assert (peak_rss_kib() - before) < 180 * 1024
     assert got.frames.shape == (6, 720, 1280, 3) and got.frames.dtype == np.uint8
     assert got.meta.num_frames == 6
     # The picture is the same, only smaller: compare with the full frame averaged over 3x3 blocks.

@@ -44,6 +44,11 @@ SPLITS = Path(__file__).resolve().parents[1].parent / "shared" / "ucf101_splits"
         ("pushup2", "pushup 2"),
         ("kick-ball  now", "kick ball now"),
         ("CleanAndJerk", "clean and jerk"),
+        ("Cafe\u0301Ole", "cafe\u0301 ole"),  # a decomposed accent stays with its letter
+        ("ÉtéÀParis", "été à paris"),
+        ("\U0001d56c\U0001d56c", "\U0001d56c\U0001d56c"),  # capitals without a lowercase form: no split
+        ("---", "---"),
+        ("\u24b6", "\u24d0"),  # no letters or digits: kept, lowercased
     ],
 )
 def test_spaced(name, text):

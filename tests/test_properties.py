@@ -15,7 +15,7 @@ import string
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from clipaction.config import DatasetConfig, SamplerConfig
@@ -254,6 +254,12 @@ def test_label_map_from_any_text_parses_or_raises_dataset_error(scratch, text, s
 
 @settings(max_examples=500, deadline=None)
 @given(name=st.text(max_size=40))
+# Found by searching: a capital with no lowercase form, a symbol with one, a decomposed accent,
+# a capital whose lowercase gains a combining dot.
+@example("A\U0001d56c")
+@example("\u24b6")
+@example("Cafe\u0301Ole")
+@example("\u0130stanbulWalk")
 def test_name_styles_never_crash_and_spaced_is_lowercase_and_idempotent(name) -> None:
     for style in list_name_styles():
         assert isinstance(format_class_name(name, style), str)
