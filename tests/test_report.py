@@ -32,6 +32,7 @@ SECTIONS = [
     "## Full fine-tuning ablation",
     "## Embeddings",
     "## Temporal input",
+    "## Ablations",
     "## Observations",
     "## Limitations",
 ]
@@ -182,6 +183,18 @@ def fabricate(synthetic: bool = True) -> tuple[dict, dict]:
                          "labels": labels.tolist(), "perplexity": 30.0, "seed": 0},
                 "text_similarity": similarity.tolist(),
             },
+            "ablations": {
+                "prompts": [
+                    {"name_style": "raw", "templates": "seed", "n_templates": 1, "top1": 0.40, "top5": 0.8, "mean_class_accuracy": 0.4},
+                    {"name_style": "spaced", "templates": "clip", "n_templates": 48, "top1": 0.55, "top5": 0.9, "mean_class_accuracy": 0.5},
+                ],
+                "temporal": [
+                    {"name": "middle", "sampler": {"name": "middle", "frames": 8, "window": 3.0}, "frames_per_video": 1,
+                     "n_videos": 60, "top1": 0.30, "top5": 0.7, "mean_class_accuracy": 0.3},
+                    {"name": "uniform-16", "sampler": {"name": "uniform", "frames": 16, "window": 3.0}, "frames_per_video": 16,
+                     "n_videos": 60, "top1": 0.45, "top5": 0.8, "mean_class_accuracy": 0.45},
+                ],
+            },
         },
     }
     facts = {
@@ -306,7 +319,7 @@ def test_zeroshot_only_results_render_without_other_figures(study, tmp_path):
     assert set(paths) == {"markdown", "html", "figure:zeroshot_confusion", "figure:zeroshot_per_class"}
     text = paths["markdown"].read_text()
     assert all(heading + "\n" in text for heading in SECTIONS)
-    assert text.count("This stage was not run.") == 4
+    assert text.count("This stage was not run.") == 5
     sentences = observations(results)
     assert sentences and not any("fine-tuning" in s or "t-SNE" in s or "middle" in s for s in sentences)
 
@@ -343,3 +356,10 @@ def test_results_json_round_trip_renders(study, tmp_path):
 def test_formatting():
     assert pct(0.6321) == "63.2%" and pct(None) == "n/a" and pct(float("nan")) == "n/a"
     assert points(0.05) == "+5.0" and points(-0.1234) == "-12.3" and points(-0.0001) == "0.0"
+
+
+def test_ablation_tables_and_observations(study):
+    results, _ = study
+    sentences = observations(results)
+    assert any("spaced class names with the clip templates scored best (55.0% top-1)" in s and "+15.0 points" in s for s in sentences)
+    assert any("uniform-16 (16 frames per video) scored best (45.0% top-1), +15.0 points over middle (1 frame)" in s for s in sentences)

@@ -66,7 +66,7 @@ def test_run_writes_every_artifact_and_report_rebuilds_it(ucf, tiny_model_dir, t
     assert main(["run", "--config", str(config), "--no-progress"]) == 0
     out = tmp_path / "study"
     results = json.loads((out / "results.json").read_text())
-    assert set(results["stages"]) == {"zeroshot", "temporal", "fewshot", "full_finetune", "embeddings"}
+    assert set(results["stages"]) == {"zeroshot", "temporal", "fewshot", "full_finetune", "embeddings", "ablations"}
     assert results["dataset"]["classes"] == CLASSES
     assert results["dataset"]["n_test"] == 8 and results["dataset"]["n_train"] == 16
     fewshot = results["stages"]["fewshot"]
@@ -75,6 +75,15 @@ def test_run_writes_every_artifact_and_report_rebuilds_it(ucf, tiny_model_dir, t
     assert [v["frames_per_video"] for v in results["stages"]["temporal"]["variants"]] == [1, 8]
     assert len(results["stages"]["embeddings"]["tsne"]["points"]) == 8
     assert results["observations"], "observations are generated from the run's numbers"
+    ablations = results["stages"]["ablations"]
+    assert [(r["name_style"], r["templates"], r["n_templates"]) for r in ablations["prompts"]] == [
+        ("raw", "name", 1), ("raw", "seed", 1), ("raw", "clip", 48),
+        ("spaced", "name", 1), ("spaced", "seed", 1), ("spaced", "clip", 48),
+    ]  # fmt: skip
+    assert [r["frames_per_video"] for r in ablations["temporal"]] == [1, 8, 16]
+    # the study's own setting (raw names, seed template, 8-frame clip) appears with its numbers
+    assert ablations["prompts"][1]["top1"] == results["stages"]["zeroshot"]["metrics"]["top1"]
+    assert ablations["temporal"][1]["top1"] == results["stages"]["zeroshot"]["metrics"]["top1"]
     for name in [
         "report.md", "report.html", "classification_report.txt", "predictions_zeroshot.csv",
         "predictions_fewshot.csv", "predictions_full_finetune.csv",

@@ -220,6 +220,25 @@ class EmbeddingStage:
     seed: int = 0
 
 
+def _default_ablation_samplers() -> tuple[SamplerConfig, ...]:
+    return (
+        SamplerConfig(name="middle"),
+        SamplerConfig(name="center-clip", frames=8, window=3.0),
+        SamplerConfig(name="uniform", frames=16),
+    )
+
+
+@dataclass(frozen=True)
+class AblationStage:
+    """Zero-shot top-1 over prompt choices (class-name style x template set) and over temporal
+    inputs; all from cached frame features (frames shared between samplers are encoded once)."""
+
+    enabled: bool = True
+    name_styles: tuple[NameStyle, ...] = ("raw", "spaced")
+    template_sets: tuple[str, ...] = ("name", "seed", "clip")
+    samplers: tuple[SamplerConfig, ...] = field(default_factory=_default_ablation_samplers)
+
+
 @dataclass(frozen=True)
 class StudyConfig:
     """Everything `clipaction run` needs; `sampler` is the main zero-shot evaluation's."""
@@ -232,6 +251,7 @@ class StudyConfig:
     fewshot: FewShotStage = field(default_factory=FewShotStage)
     full_finetune: FullFinetuneStage = field(default_factory=FullFinetuneStage)
     embeddings: EmbeddingStage = field(default_factory=EmbeddingStage)
+    ablations: AblationStage = field(default_factory=AblationStage)
     out: str = "runs/study"
     cache_dir: str | None = None
     workers: int = 2

@@ -361,6 +361,49 @@ def _embedding_stage(ctx: _Context, main: Extraction, scored: _Scored) -> dict[s
     return result
 
 
+def _summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {key: metrics[key] for key in ("top1", "top5", "mean_class_accuracy")}
+
+
+def _ablation_stage(ctx: _Context, main: Extraction) -> dict[str, Any]:
+    """Top-1 for each prompt choice on the main sampler's features, and for each temporal input
+    with the study's prompts."""
+    stage = ctx.config.ablations
+    label_map = load_label_map(ctx.config.prompts.label_map) if ctx.config.prompts.label_map else None
+    videos = [r for r in ctx.test.records if str(r.path) in main.features]
+    labels = np.array([r.label for r in videos], dtype=np.int64)
+    embeds = video_embeddings(main, [str(r.path) for r in videos]) if videos else None
+    prompts = []
+    for style in stage.name_styles:
+        names = prompt_names(ctx.test.classes, style, label_map)
+        for template_set in stage.template_sets:
+            templates = load_templates(template_set)
+            if embeds is None:
+                scores = np.zeros((0, len(ctx.classes)), dtype=np.float32)
+            else:
+                text = class_text_features(ctx.backend, names, templates)
+                scores = score(embeds, text, ctx.backend.logit_scale).numpy()
+            metrics = compute_metrics(scores, labels, ctx.classes)
+            prompts.append(
+                {"name_style": style, "templates": template_set, "n_templates": len(templates), **_summary(metrics)}
+            )
+    temporal = []
+    for sampler in stage.samplers:
+        extraction = ctx.extract(ctx.test.records, sampler)
+        scored = _zero_shot_scores(ctx, ctx.test.records, extraction)
+        frames = 1 if sampler.name == "middle" else sampler.frames * getattr(sampler, "clips", 1)
+        temporal.append(
+            {
+                "name": _variant_name(sampler),
+                "sampler": dataclasses.asdict(sampler),
+                "frames_per_video": frames,
+                "n_videos": len(scored.records),
+                **_summary(compute_metrics(scored.scores, scored.labels, ctx.classes)),
+            }
+        )
+    return {"prompts": prompts, "temporal": temporal}
+
+
 def _prepare(config: StudyConfig, backend: Backend | None, progress: bool) -> _Context:
     if config.full_finetune.enabled and config.model.precision == "int8":
         raise ValueError(
@@ -414,6 +457,8 @@ def run_study(config: StudyConfig, *, backend: Backend | None = None, progress: 
             stages["full_finetune"] = _full_finetune_stage(ctx, plan, before)
     if config.embeddings.enabled:
         stages["embeddings"] = _embedding_stage(ctx, main_extraction, before)
+    if config.ablations.enabled:
+        stages["ablations"] = _ablation_stage(ctx, main_extraction)
     results = _results(ctx, stages)
     write_study_outputs(results, ctx.out)
     return results

@@ -10,6 +10,7 @@ import torch
 
 from clipaction.models.base import Backend
 
+NAME_ONLY_TEMPLATES = ("{}",)
 SEED_TEMPLATES = ("a photo of a person {}.",)
 
 #: The CLIP authors' 48 UCF101 templates: a {noun} of {article} person {verb}{}.
@@ -20,7 +21,8 @@ CLIP_TEMPLATES = tuple(
     for noun in ("photo", "video", "example", "demonstration")
 )
 
-TEMPLATE_SETS = {"seed": SEED_TEMPLATES, "clip": CLIP_TEMPLATES}
+#: `name`: the class name alone; `seed`: the seed study's sentence; `clip`: CLIP's 48.
+TEMPLATE_SETS = {"name": NAME_ONLY_TEMPLATES, "seed": SEED_TEMPLATES, "clip": CLIP_TEMPLATES}
 
 
 class PromptError(ValueError):
@@ -28,7 +30,7 @@ class PromptError(ValueError):
 
 
 def load_templates(spec: str) -> tuple[str, ...]:
-    """`seed`, `clip`, or a text file with one template per line (each with one `{}`)."""
+    """`name`, `seed`, `clip`, or a text file with one template per line (each with one `{}`)."""
     if spec in TEMPLATE_SETS:
         return TEMPLATE_SETS[spec]
     path = Path(spec).expanduser()

@@ -20,6 +20,7 @@ from clipaction.report.tables import (
     examples_table,
     number,
     pct,
+    prompt_ablation_table,
     ranking_table,
     sampler_text,
     selection_table,
@@ -30,6 +31,7 @@ from clipaction.report.tables import (
     stage_confusions,
     summary_table,
     temporal_summary_table,
+    temporal_ablation_table,
     temporal_table,
     training_table,
 )
@@ -126,6 +128,7 @@ def build_document(
         blocks += finetune_section(stages.get(key), classes, figures, key, title)
     blocks += embeddings_section(stages.get("embeddings"), classes, figures)
     blocks += temporal_section(stages.get("temporal"), figures)
+    blocks += ablations_section(stages.get("ablations"))
     blocks.append(Heading(2, "Observations"))
     if observations:
         blocks.append(Bullets(tuple(text(sentence) for sentence in observations)))
@@ -304,6 +307,25 @@ def temporal_section(stage: Mapping[str, Any] | None, figures: Mapping[str, str]
     blocks += _image(figures, "temporal_confusion", "Confusion matrices of the temporal variants")
     if stage.get("per_class"):
         blocks += [Heading(3, "Correct videos per class"), TableBlock(temporal_table(stage))]
+    return blocks
+
+
+def ablations_section(stage: Mapping[str, Any] | None) -> list[Block]:
+    blocks: list[Block] = [Heading(2, "Ablations")]
+    if not stage:
+        return blocks + _not_run()
+    if stage.get("prompts"):
+        blocks += [
+            Heading(3, "Prompts"),
+            para("Zero-shot accuracy on the test list for each way of writing the class texts."),
+            TableBlock(prompt_ablation_table(stage["prompts"])),
+        ]
+    if stage.get("temporal"):
+        blocks += [
+            Heading(3, "Temporal input"),
+            para("Zero-shot accuracy for each choice of frames (frame features averaged)."),
+            TableBlock(temporal_ablation_table(stage["temporal"])),
+        ]
     return blocks
 
 

@@ -48,6 +48,31 @@ def observations(results: Mapping[str, Any]) -> list[str]:
         sentences += collapse_sentences(stages["full_finetune"], stages.get("fewshot"))
     if stages.get("embeddings"):
         sentences += embedding_sentences(stages["embeddings"], classes)
+    if stages.get("ablations"):
+        sentences += ablation_sentences(stages["ablations"])
+    return sentences
+
+
+def ablation_sentences(stage: Mapping[str, Any]) -> list[str]:
+    """The best and worst prompt choice, and the best temporal input with its frame cost."""
+    sentences = []
+    prompts = [row for row in stage.get("prompts") or [] if is_number(row.get("top1"))]
+    if len(prompts) >= 2:
+        ordered = sorted(prompts, key=lambda row: -row["top1"])
+        best, worst = ordered[0], ordered[-1]
+        sentences.append(
+            f"Of the prompt choices, {best['name_style']} class names with the {best['templates']} templates "
+            f"scored best ({pct(best['top1'])} top-1) and {worst['name_style']} names with "
+            f"{worst['templates']} worst ({pct(worst['top1'])}): {points(best['top1'] - worst['top1'])} points apart."
+        )
+    temporal = [row for row in stage.get("temporal") or [] if is_number(row.get("top1"))]
+    if len(temporal) >= 2:
+        best = max(temporal, key=lambda row: (row["top1"], -row["frames_per_video"]))
+        cheapest = min(temporal, key=lambda row: (row["frames_per_video"], -row["top1"]))
+        sentence = f"Of the temporal inputs, {best['name']} ({_frames(best)} per video) scored best ({pct(best['top1'])} top-1)"
+        if best is not cheapest:
+            sentence += f", {points(best['top1'] - cheapest['top1'])} points over {cheapest['name']} ({_frames(cheapest)})"
+        sentences.append(sentence + ".")
     return sentences
 
 

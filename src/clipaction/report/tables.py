@@ -368,3 +368,27 @@ def similarity_table(pairs: Sequence[tuple[str, str, float]]) -> Table:
 def settings_table(rows: Sequence[tuple[str, Any]]) -> Table:
     cells = [(key, NA if value is None else value) for key, value in rows]
     return Table.make(("Setting", "Value"), cells, "ll")
+
+
+def prompt_ablation_table(rows: Sequence[Mapping[str, Any]]) -> Table:
+    """Zero-shot accuracy per class-name style and template set."""
+    return Table.make(
+        ["Class names", "Templates", "Prompts per class", "Top-1", "Top-5", "Mean class accuracy"],
+        [
+            [r["name_style"], r["templates"], r["n_templates"], pct(r["top1"]), pct(r["top5"]), pct(r["mean_class_accuracy"])]
+            for r in rows
+        ],
+        "llrrrr",
+    )
+
+
+def temporal_ablation_table(rows: Sequence[Mapping[str, Any]]) -> Table:
+    """Zero-shot accuracy per temporal input, with the frames each video costs to encode."""
+    return Table.make(
+        ["Input", "Frames", "Frames encoded per video", "Top-1", "Top-5", "Mean class accuracy"],
+        [
+            [r["name"], sampler_text(r.get("sampler")), r["frames_per_video"], pct(r["top1"]), pct(r["top5"]), pct(r["mean_class_accuracy"])]
+            for r in rows
+        ],
+        "llrrrr",
+    )
