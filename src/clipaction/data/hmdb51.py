@@ -115,7 +115,11 @@ def _class_folders(root: Path, classes: list[str]) -> dict[str, Path]:
     for folder in folders:
         by_fold.setdefault(folder.name.casefold(), folder)
     exact = {folder.name: folder for folder in folders}
-    found = {c: exact.get(c) or by_fold[c.casefold()] for c in classes if c in exact or c.casefold() in by_fold}
+    found = {}
+    for name in classes:
+        folder = exact.get(name) or by_fold.get(name.casefold())
+        if folder is not None:
+            found[name] = folder
     if not found:
         nested = sorted(p.parent for p in root.glob(f"*/{classes[0]}/"))
         hint = f"; did you mean {nested[0]}?" if nested else ""
