@@ -27,7 +27,7 @@ from clipaction.benchmark import (
 )
 from clipaction.config import ModelConfig, SamplerConfig
 from clipaction.config_io import ConfigError
-from clipaction.data import load_dataset
+from clipaction.data import DatasetError, load_dataset
 from clipaction.data.hmdb51 import split_file_name
 from clipaction.data.synthetic import SyntheticVideo, make_ucf101_like, write_video
 from clipaction.data.ucf101 import read_class_index, read_split_list
@@ -347,3 +347,12 @@ def test_real_ucf101_test_lists_are_disjoint(real_ucf101):
     tests = [{p for p, _ in read_split_list(splits / f"testlist0{s}.txt")} for s in (1, 2, 3)]
     assert not (tests[0] & tests[1] or tests[0] & tests[2] or tests[1] & tests[2])
     assert len(tests[0] | tests[1] | tests[2]) == 11213
+
+
+def test_a_wrong_path_fails_before_the_model_loads(data, tiny_model_dir, tmp_path, monkeypatch):
+    config = make_config(data, tiny_model_dir, tmp_path)
+    wrong = dataclasses.replace(config.datasets[1], splits_dir=str(tmp_path / "nowhere"))
+    monkeypatch.setattr(benchmark, "load_backend", lambda _: pytest.fail("the model loaded first"))
+    with pytest.raises(DatasetError, match="splits dir not found: .*nowhere"):
+        run_benchmark(dataclasses.replace(config, datasets=(config.datasets[0], wrong)), progress=False)
+    assert not Path(config.out).exists()

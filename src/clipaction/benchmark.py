@@ -27,6 +27,7 @@ from clipaction.config import (
     ZeroShotConfig,
     check_choice,
 )
+from clipaction.data import load_dataset
 from clipaction.models import Backend, load_backend
 from clipaction.pipeline import run_zeroshot
 from clipaction.results import environment, now_iso, write_json, write_text_atomic
@@ -210,7 +211,14 @@ def run_benchmark(
     config: BenchmarkConfig, *, backend: Backend | None = None, progress: bool = True
 ) -> dict[str, Any]:
     """Zero-shot on every dataset and split of `config`; writes results.json and benchmark.md
-    into `config.out` and returns the content of results.json."""
+    into `config.out` and returns the content of results.json.
+
+    Every dataset and split is listed first (cheap), so a wrong path fails before the model loads.
+    """
+    for dataset in config.datasets:
+        for split in dataset.splits:
+            listed = load_dataset(dataset.dataset_config(split))
+            log.info("benchmark: %s split %d lists %d test videos", dataset.name, split, len(listed.records))
     backend = backend or load_backend(config.model)
     datasets = []
     for dataset in config.datasets:
