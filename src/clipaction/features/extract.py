@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from clipaction.config import SamplerConfig
 from clipaction.features.cache import CachedVideo, FeatureCache, video_key
 from clipaction.models.base import Backend
-from clipaction.video.decode import MAX_SHORT_SIDE, VideoDecodeError, read_sampled_frames
+from clipaction.video.decode import VideoDecodeError, decode_settings, read_sampled_frames
 from clipaction.video.sampling import VideoMeta, sample_indices
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class Extraction:
 
 def cache_space(backend: Backend) -> dict:
     """Everything that changes a frame's cached features, besides the frame itself."""
-    return {"model": backend.fingerprint, "decode": {"max_short_side": MAX_SHORT_SIDE}}
+    return {"model": backend.fingerprint, "decode": decode_settings()}
 
 
 def stored_meta(entry: CachedVideo) -> VideoMeta | None:
@@ -138,6 +138,8 @@ def _decode(
 
 
 def _one_line(error: BaseException) -> str:
+    if isinstance(error, VideoDecodeError):
+        return error.reason  # its str() starts with the path, which the failure names already
     text = str(error).strip().splitlines()
     return text[0] if text else type(error).__name__
 
