@@ -24,14 +24,14 @@ from clipaction.video.sampling import (
 UCF = VideoMeta(num_frames=250, fps=25.0, duration=10.0)
 
 
-def test_registry_lists_the_three_samplers() -> None:
-    assert list_samplers() == ["center-clip", "middle", "uniform"]
+def test_registry_lists_the_samplers() -> None:
+    assert list_samplers() == ["center-clip", "middle", "multi-clip", "uniform"]
     assert list_samplers("c*") == ["center-clip"]
     assert SAMPLERS.get("middle") is middle
 
 
 def test_unknown_sampler_lists_valid_names() -> None:
-    with pytest.raises(ValueError, match="center-clip, middle, uniform"):
+    with pytest.raises(ValueError, match="center-clip, middle, multi-clip, uniform"):
         SAMPLERS.get("random")
 
 
@@ -161,3 +161,26 @@ def test_uniform_spreads_over_the_whole_video(meta: VideoMeta, frames: int) -> N
     assert idx[0] <= step / 2 and idx[-1] >= meta.num_frames - 1 - step / 2
     if meta.num_frames >= frames:
         assert len(set(idx)) == frames
+
+
+def test_multi_clip_places_clips_at_quarters_and_one_clip_is_the_centre_clip():
+    from clipaction.video.sampling import center_clip, multi_clip
+
+    meta = VideoMeta.from_frames(200, 25)  # 8 s; a 2 s window is 50 frames
+    indices = multi_clip(meta, frames=2, window=2.0, clips=3)
+    # centres at 50, 100, 150: windows 25..75, 75..125, 125..175, frames at 1/4 and 3/4 of each
+    assert indices == [37, 62, 87, 112, 137, 162]
+    for n in (1, 7, 40, 175, 1000):
+        meta = VideoMeta.from_frames(n, 25)
+        assert multi_clip(meta, frames=8, window=3.0, clips=1) == center_clip(meta, frames=8, window=3.0)
+
+
+@given(n=st.integers(1, 5000), fps=st.sampled_from([12.0, 25.0, 29.97, 60.0]), frames=st.integers(1, 16),
+       clips=st.integers(1, 5), window=st.floats(0.1, 20.0))
+def test_multi_clip_properties(n, fps, frames, clips, window):
+    from clipaction.video.sampling import multi_clip
+
+    indices = multi_clip(VideoMeta.from_frames(n, fps), frames=frames, window=window, clips=clips)
+    assert len(indices) == frames * clips
+    assert indices == sorted(indices)
+    assert all(0 <= i < n for i in indices)

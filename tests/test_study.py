@@ -80,7 +80,7 @@ def test_run_writes_every_artifact_and_report_rebuilds_it(ucf, tiny_model_dir, t
         ("raw", "name", 1), ("raw", "seed", 1), ("raw", "clip", 48),
         ("spaced", "name", 1), ("spaced", "seed", 1), ("spaced", "clip", 48),
     ]  # fmt: skip
-    assert [r["frames_per_video"] for r in ablations["temporal"]] == [1, 8, 16]
+    assert [r["frames_per_video"] for r in ablations["temporal"]] == [1, 8, 16, 24]
     # the study's own setting (raw names, seed template, 8-frame clip) appears with its numbers
     assert ablations["prompts"][1]["top1"] == results["stages"]["zeroshot"]["metrics"]["top1"]
     assert ablations["temporal"][1]["top1"] == results["stages"]["zeroshot"]["metrics"]["top1"]

@@ -48,9 +48,10 @@ def _add_dataset_args(parser: argparse.ArgumentParser) -> None:
 
 def _add_sampler_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("frames")
-    group.add_argument("--sampler", default="center-clip", choices=("middle", "center-clip", "uniform"))
+    group.add_argument("--sampler", default="center-clip", choices=("middle", "center-clip", "uniform", "multi-clip"))
     group.add_argument("--frames", type=int, default=8, help="frames per video (center-clip, uniform)")
-    group.add_argument("--window", type=float, default=3.0, help="center-clip window in seconds")
+    group.add_argument("--window", type=float, default=3.0, help="center-clip/multi-clip window in seconds")
+    group.add_argument("--clips", type=int, default=3, help="multi-clip: clips spread over the video (1/4, 1/2, 3/4 for 3)")
 
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -356,7 +357,9 @@ def _dataset_config(args: argparse.Namespace) -> DatasetConfig:
 
 
 def _sampler_config(args: argparse.Namespace) -> SamplerConfig:
-    return SamplerConfig(name=args.sampler, frames=args.frames, window=args.window)
+    return SamplerConfig(
+        name=args.sampler, frames=args.frames, window=args.window, clips=args.clips if args.sampler == "multi-clip" else 1
+    )
 
 
 def _model_config(args: argparse.Namespace) -> ModelConfig:

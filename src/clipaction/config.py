@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-SamplerName = Literal["middle", "center-clip", "uniform"]
+SamplerName = Literal["middle", "center-clip", "uniform", "multi-clip"]
 Subset = Literal["train", "test", "all"]
 Device = Literal["auto", "cpu", "cuda"]
 NameStyle = Literal["raw", "spaced"]
@@ -66,11 +66,14 @@ class SamplerConfig:
     name: SamplerName = "center-clip"
     frames: int = 8
     window: float = 3.0
+    clips: int = 1  # multi-clip only
 
     def __post_init__(self) -> None:
         check_choice("sampler", self.name, SamplerName)
         if self.frames < 1:
             raise ValueError(f"frames must be >= 1; got {self.frames}")
+        if self.clips < 1:
+            raise ValueError(f"clips must be >= 1; got {self.clips}")
         if not self.window > 0:
             raise ValueError(f"window must be > 0 seconds; got {self.window}")
 
@@ -80,7 +83,16 @@ class SamplerConfig:
             return {"name": self.name}
         if self.name == "uniform":
             return {"name": self.name, "frames": self.frames}
+        if self.name == "center-clip":
+            return {"name": self.name, "frames": self.frames, "window": self.window}
         return dataclasses.asdict(self)
+
+    @property
+    def frames_per_video(self) -> int:
+        """How many frames a video costs to encode with this sampler."""
+        if self.name == "middle":
+            return 1
+        return self.frames * (self.clips if self.name == "multi-clip" else 1)
 
 
 @dataclass(frozen=True)
@@ -225,6 +237,7 @@ def _default_ablation_samplers() -> tuple[SamplerConfig, ...]:
         SamplerConfig(name="middle"),
         SamplerConfig(name="center-clip", frames=8, window=3.0),
         SamplerConfig(name="uniform", frames=16),
+        SamplerConfig(name="multi-clip", frames=8, window=3.0, clips=3),
     )
 
 

@@ -159,6 +159,8 @@ def _variant_name(sampler: SamplerConfig) -> str:
         return "middle"
     if sampler.name == "uniform":
         return f"uniform-{sampler.frames}"
+    if sampler.name == "multi-clip":
+        return f"multi-clip-{sampler.clips}x{sampler.frames}x{sampler.window:g}s"
     return f"center-clip-{sampler.frames}x{sampler.window:g}s"
 
 
@@ -175,7 +177,7 @@ def _temporal_stage(ctx: _Context, main: tuple[SamplerConfig, Extraction]) -> di
             {
                 "name": name,
                 "sampler": dataclasses.asdict(sampler),
-                "frames_per_video": 1 if sampler.name == "middle" else sampler.frames,
+                "frames_per_video": sampler.frames_per_video,
                 "n_videos": len(scored.records),
                 "metrics": metrics,
                 "predictions_csv": _write_predictions(ctx, f"temporal_{name}", scored, ctx.classes),
@@ -391,12 +393,11 @@ def _ablation_stage(ctx: _Context, main: Extraction) -> dict[str, Any]:
     for sampler in stage.samplers:
         extraction = ctx.extract(ctx.test.records, sampler)
         scored = _zero_shot_scores(ctx, ctx.test.records, extraction)
-        frames = 1 if sampler.name == "middle" else sampler.frames * getattr(sampler, "clips", 1)
         temporal.append(
             {
                 "name": _variant_name(sampler),
                 "sampler": dataclasses.asdict(sampler),
-                "frames_per_video": frames,
+                "frames_per_video": sampler.frames_per_video,
                 "n_videos": len(scored.records),
                 **_summary(compute_metrics(scored.scores, scored.labels, ctx.classes)),
             }

@@ -8,6 +8,7 @@ than requested repeats indices. Adding a sampler is a new function with `@SAMPLE
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -51,13 +52,13 @@ def _check_frames(frames: int) -> None:
 
 
 @SAMPLERS.register("middle")
-def middle(meta: VideoMeta, *, frames: int = 1, window: float = 0.0) -> list[int]:
+def middle(meta: VideoMeta, *, frames: int = 1, window: float = 0.0, clips: int = 1) -> list[int]:
     """The single middle frame, `[num_frames // 2]`; `frames` and `window` are ignored."""
     return [meta.num_frames // 2]
 
 
 @SAMPLERS.register("uniform")
-def uniform(meta: VideoMeta, *, frames: int, window: float = 0.0) -> list[int]:
+def uniform(meta: VideoMeta, *, frames: int, window: float = 0.0, clips: int = 1) -> list[int]:
     """`frames` indices at the centres of equal segments: floor((k + 0.5) * num_frames / frames)."""
     _check_frames(frames)
     n = meta.num_frames
@@ -73,7 +74,7 @@ def window_length(meta: VideoMeta, window: float) -> int:
 
 
 @SAMPLERS.register("center-clip")
-def center_clip(meta: VideoMeta, *, frames: int, window: float) -> list[int]:
+def center_clip(meta: VideoMeta, *, frames: int, window: float, clips: int = 1) -> list[int]:
     """`frames` indices spread over a `window`-second clip centred on the middle of the video.
 
     With L = window_length(meta, window) and start = (num_frames - L) / 2, index k is
@@ -90,6 +91,29 @@ def center_clip(meta: VideoMeta, *, frames: int, window: float) -> list[int]:
     ]
 
 
+@SAMPLERS.register("multi-clip")
+def multi_clip(meta: VideoMeta, *, frames: int, window: float, clips: int = 3) -> list[int]:
+    """`clips` clips of `frames` frames, each spread over a `window`-second window, centred at
+    (j + 1) / (clips + 1) of the video (j = 0..clips-1: with 3 clips at 1/4, 1/2 and 3/4, the
+    middle one at the centre) and kept inside the video. All clips' indices, sorted.
+
+    Clip j's index k is floor(start_j + (k + 0.5) * L / frames), start_j = clamp(c_j - L/2).
+    """
+    _check_frames(frames)
+    if isinstance(clips, bool) or int(clips) != clips or clips < 1:
+        raise ValueError(f"clips must be an integer >= 1; got {clips!r}")
+    n = meta.num_frames
+    length = window_length(meta, window)
+    indices = []
+    for j in range(clips):
+        # c_j - L/2 = (2n(j+1) - L(clips+1)) / (2(clips+1)), in exact fractions
+        start = Fraction(2 * n * (j + 1) - length * (clips + 1), 2 * (clips + 1))
+        start = min(max(start, Fraction(0)), Fraction(n - length))
+        for k in range(frames):
+            indices.append(min(n - 1, math.floor(start + Fraction((2 * k + 1) * length, 2 * frames))))
+    return sorted(indices)
+
+
 def list_samplers(pattern: str = "*") -> list[str]:
     """Registered sampler names matching a glob `pattern`."""
     return SAMPLERS.names(pattern)
@@ -98,7 +122,7 @@ def list_samplers(pattern: str = "*") -> list[str]:
 def sample_indices(meta: VideoMeta, config: SamplerConfig) -> list[int]:
     """The frame indices `config` picks from a video described by `meta` (sorted, in range)."""
     sampler = SAMPLERS.get(config.name)
-    return sampler(meta, frames=config.frames, window=config.window)
+    return sampler(meta, frames=config.frames, window=config.window, clips=config.clips)
 
 
 def indices_to_timestamps(indices: Sequence[int], fps: float) -> list[float]:
