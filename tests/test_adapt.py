@@ -101,3 +101,14 @@ def test_full_finetuning_changes_the_backbone_and_keeps_the_original(tiny_backen
 def test_invalid_training_settings_are_refused():
     with pytest.raises(ValueError, match="lr"):
         TrainSettings(lr=0)
+
+
+def test_config_names_every_registered_method():
+    from typing import get_args
+
+    from clipaction.adapt.methods import list_methods
+    from clipaction.config import AdaptMethod, AdaptMethodsStage
+
+    assert set(get_args(AdaptMethod)) == set(list_methods())
+    with pytest.raises(ValueError, match="linear-probe"):
+        AdaptMethodsStage(methods=("projection", "lora"))

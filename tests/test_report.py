@@ -30,6 +30,7 @@ SECTIONS = [
     "## Zero-shot accuracy and example outputs",
     "## Few-shot fine-tuning",
     "## Full fine-tuning ablation",
+    "## Few-shot methods compared",
     "## Embeddings",
     "## Temporal input",
     "## Ablations",
@@ -319,7 +320,7 @@ def test_zeroshot_only_results_render_without_other_figures(study, tmp_path):
     assert set(paths) == {"markdown", "html", "figure:zeroshot_confusion", "figure:zeroshot_per_class"}
     text = paths["markdown"].read_text()
     assert all(heading + "\n" in text for heading in SECTIONS)
-    assert text.count("This stage was not run.") == 5
+    assert text.count("This stage was not run.") == 6
     sentences = observations(results)
     assert sentences and not any("fine-tuning" in s or "t-SNE" in s or "middle" in s for s in sentences)
 

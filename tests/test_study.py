@@ -66,7 +66,9 @@ def test_run_writes_every_artifact_and_report_rebuilds_it(ucf, tiny_model_dir, t
     assert main(["run", "--config", str(config), "--no-progress"]) == 0
     out = tmp_path / "study"
     results = json.loads((out / "results.json").read_text())
-    assert set(results["stages"]) == {"zeroshot", "temporal", "fewshot", "full_finetune", "embeddings", "ablations"}
+    assert set(results["stages"]) == {
+        "zeroshot", "temporal", "fewshot", "full_finetune", "adapt_methods", "embeddings", "ablations",
+    }  # fmt: skip
     assert results["dataset"]["classes"] == CLASSES
     assert results["dataset"]["n_test"] == 8 and results["dataset"]["n_train"] == 16
     fewshot = results["stages"]["fewshot"]
@@ -178,3 +180,24 @@ def test_two_runs_from_scratch_give_identical_results(ucf, tiny_model_dir, tmp_p
         del results["config"]["cache_dir"], results["config"]["out"]
         runs.append(_without_run_facts(results))
     assert runs[0] == runs[1]
+
+
+def test_few_shot_methods_side_by_side_with_forgetting_outside_the_study(ucf, tiny_model_dir, tmp_path):
+    config = _study_toml(tmp_path, ucf, tiny_model_dir)
+    skips = [arg for stage in ("temporal", "full-finetune", "embeddings", "ablations") for arg in ("--skip", stage)]
+    assert main(["run", "--config", str(config), "--num-classes", "3", *skips, "--no-progress"]) == 0
+    results = json.loads((tmp_path / "study" / "results.json").read_text())
+    stage = results["stages"]["adapt_methods"]
+    assert list(stage["methods"]) == ["projection", "linear-probe", "wise-ft", "tip-adapter", "tip-adapter-f"]
+    assert stage["outside"]["classes"] == ["BasketballDunk"] and stage["outside"]["n_videos"] == 2
+    zeroshot_outside = stage["outside"]["zeroshot_top1"]
+    for name, result in stage["methods"].items():
+        assert set(result["after"]) == {"trained", "others", "overall"}
+        if result["outside_unchanged"]:
+            assert result["outside_top1"] == zeroshot_outside, name
+    # the projection method is the few-shot stage: same shots, same settings, same numbers
+    fewshot = results["stages"]["fewshot"]
+    assert stage["methods"]["projection"]["after"]["overall"] == pytest.approx(fewshot["finetuned_metrics"]["top1"])
+    assert len(stage["methods"]["wise-ft"]["curve"]) == 11
+    assert (tmp_path / "study" / "figures" / "adapt_tradeoff.png").is_file()
+    assert "## Few-shot methods compared" in (tmp_path / "study" / "report.md").read_text()

@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--skip",
         action="append",
         default=[],
-        choices=("temporal", "fewshot", "full-finetune", "embeddings"),
+        choices=("temporal", "fewshot", "full-finetune", "adapt", "embeddings", "ablations"),
         help="switch a stage off (repeatable)",
     )
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -231,7 +231,14 @@ _RUN_OVERRIDES = [
     ("--out", "out", "output directory"),
 ]
 _INT_OVERRIDES = {"dataset.split", "model.batch_size", "workers"}
-_SKIP_KEYS = {"temporal": "temporal", "fewshot": "fewshot", "full-finetune": "full_finetune", "embeddings": "embeddings"}
+_SKIP_KEYS = {
+    "temporal": "temporal",
+    "fewshot": "fewshot",
+    "full-finetune": "full_finetune",
+    "adapt": "adapt",
+    "embeddings": "embeddings",
+    "ablations": "ablations",
+}
 
 
 def _study_config(args: argparse.Namespace):
@@ -504,6 +511,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
     from clipaction.data import DatasetError
     from clipaction.models.hf_clip import ModelLoadError
 

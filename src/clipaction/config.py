@@ -232,6 +232,76 @@ class EmbeddingStage:
     seed: int = 0
 
 
+def _default_wise_alphas() -> tuple[float, ...]:
+    return tuple(i / 10 for i in range(11))
+
+
+@dataclass(frozen=True)
+class MethodSettings:
+    """Every setting of every method (each reads its own). Grids are searched on a seeded,
+    stratified `holdout_fraction` of the shots (`seed`); without a held-out shot (every class
+    has a single shot) the fallback value named beside each grid is used and recorded."""
+
+    projection: TrainSettings = field(default_factory=TrainSettings)  # projection, wise-ft
+    probe: TrainSettings = field(
+        default_factory=lambda: TrainSettings(lr=1e-3, epochs=50, weight_decay=0.01, batch_size=32)
+    )  # linear-probe; its weight_decay is the fallback
+    probe_weight_decays: tuple[float, ...] = (0.0, 0.01, 0.1, 1.0)
+    wise_alphas: tuple[float, ...] = field(default_factory=_default_wise_alphas)
+    wise_alpha: float = 0.5  # fallback
+    tip_alphas: tuple[float, ...] = (0.1, 0.5, 1.0, 2.0, 3.0)
+    tip_betas: tuple[float, ...] = (0.5, 1.0, 2.0, 3.5, 5.5, 7.0)
+    tip_alpha: float = 1.0  # fallback, and tip-adapter-f's value while training (the paper's init)
+    tip_beta: float = 1.0
+    tip_f: TrainSettings = field(
+        default_factory=lambda: TrainSettings(lr=1e-3, epochs=20, weight_decay=0.01, batch_size=32)
+    )
+    holdout_fraction: float = 0.25
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("probe_weight_decays", "wise_alphas", "tip_alphas", "tip_betas"):
+            values = tuple(float(v) for v in getattr(self, name))
+            if not values:
+                raise ValueError(f"{name} must list at least one value")
+            object.__setattr__(self, name, values)
+        if any(v < 0 for v in self.probe_weight_decays):
+            raise ValueError(f"probe_weight_decays must be >= 0; got {self.probe_weight_decays}")
+        if any(not 0 <= a <= 1 for a in (*self.wise_alphas, self.wise_alpha)):
+            raise ValueError(f"wise-ft alphas must lie in [0, 1]; got {self.wise_alphas}, {self.wise_alpha}")
+        if any(v < 0 for v in (*self.tip_alphas, *self.tip_betas, self.tip_alpha, self.tip_beta)):
+            raise ValueError("tip-adapter alphas and betas must be >= 0")
+        if not 0 < self.holdout_fraction < 1:
+            raise ValueError(f"holdout_fraction must lie in (0, 1); got {self.holdout_fraction}")
+
+
+AdaptMethod = Literal["projection", "linear-probe", "wise-ft", "tip-adapter", "tip-adapter-f"]
+
+
+@dataclass(frozen=True)
+class AdaptMethodsStage:
+    """Few-shot methods side by side on the few-shot stage's shots and classes.
+
+    `outside_classes` also measures, for methods that change CLIP's projection, the zero-shot
+    accuracy of the dataset's classes outside the study (forgetting beyond the study), on up to
+    `outside_videos_per_class` test videos of each ("all": every one; about 3,200 videos for
+    UCF101, some 20 minutes of encoding on a CPU).
+    """
+
+    enabled: bool = True
+    methods: tuple[AdaptMethod, ...] = ("projection", "linear-probe", "wise-ft", "tip-adapter", "tip-adapter-f")
+    settings: MethodSettings = field(default_factory=MethodSettings)
+    outside_classes: bool = True
+    outside_videos_per_class: int | str = 5
+
+    def __post_init__(self) -> None:
+        for method in self.methods:
+            check_choice("adapt.methods", method, AdaptMethod)
+        count = self.outside_videos_per_class
+        if count != "all" and not (isinstance(count, int) and not isinstance(count, bool) and count >= 1):
+            raise ValueError(f"outside_videos_per_class must be a positive integer or 'all'; got {count!r}")
+
+
 def _default_ablation_samplers() -> tuple[SamplerConfig, ...]:
     return (
         SamplerConfig(name="middle"),
@@ -265,6 +335,7 @@ class StudyConfig:
     full_finetune: FullFinetuneStage = field(default_factory=FullFinetuneStage)
     embeddings: EmbeddingStage = field(default_factory=EmbeddingStage)
     ablations: AblationStage = field(default_factory=AblationStage)
+    adapt: AdaptMethodsStage = field(default_factory=AdaptMethodsStage)
     out: str = "runs/study"
     cache_dir: str | None = None
     workers: int = 2

@@ -25,18 +25,20 @@ from clipaction.study import run_study
 
 log = logging.getLogger(__name__)
 
-#: The study's 15 UCF101 classes, so the demo's report reads like the real one.
+#: The first 20 UCF101 classes: the study uses the first 15 (so the demo's report reads like the
+#: real one) and the other 5 measure forgetting outside the study.
 DEMO_CLASSES = (
     "ApplyEyeMakeup", "ApplyLipstick", "Archery", "BabyCrawling", "BalanceBeam",
     "BandMarching", "BaseballPitch", "Basketball", "BasketballDunk", "BenchPress",
     "Biking", "Billiards", "BlowDryHair", "BlowingCandles", "BodyWeightSquats",
+    "Bowling", "BoxingPunchingBag", "BoxingSpeedBag", "BreastStroke", "BrushingTeeth",
 )  # fmt: skip
 
 
 def demo_config(out: Path, data_root: Path, splits_dir: Path, model_dir: Path) -> StudyConfig:
     """A study config sized for a minute on two CPU cores."""
     return StudyConfig(
-        dataset=DatasetConfig(root=str(data_root), splits_dir=str(splits_dir), num_classes=None),
+        dataset=DatasetConfig(root=str(data_root), splits_dir=str(splits_dir), num_classes=15),
         model=ModelConfig(name_or_path=str(model_dir), device="cpu", batch_size=32),
         fewshot=FewShotStage(n_classes=5, shots=8, train=TrainSettings(lr=1e-3, epochs=30, batch_size=8)),
         full_finetune=FullFinetuneStage(train=TrainSettings(lr=1e-3, epochs=5, batch_size=8)),

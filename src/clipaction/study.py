@@ -280,7 +280,7 @@ def _adaptation_result(
 
 def _fewshot_stage(ctx: _Context, plan: _FewShotPlan, main: Extraction, before: _Scored) -> dict[str, Any]:
     settings = ctx.config.fewshot.train
-    pooled = torch.stack([torch.from_numpy(plan.extraction.features[str(r.path)].pooled) for r in plan.records])
+    pooled = _pooled(plan.extraction, [str(r.path) for r in plan.records])
     weight, losses = train_projection(
         ctx.backend.projection_weight(),
         pooled,
@@ -290,13 +290,113 @@ def _fewshot_stage(ctx: _Context, plan: _FewShotPlan, main: Extraction, before: 
         settings,
         progress=ctx.progress,
     )
-    test_pooled = torch.stack([torch.from_numpy(main.features[v].pooled) for v in before.videos])
+    test_pooled = _pooled(main, before.videos)
     with torch.no_grad():
         scores = video_logits(test_pooled @ weight.T, ctx.text_features, ctx.backend.logit_scale).numpy()
     after = _Scored(before.records, before.labels, scores)
     training = {**dataclasses.asdict(settings), "loss_curve": losses, "trained": "visual projection"}
     result = _adaptation_result(ctx, plan, "fewshot", before, after, training)
     return {"select_on": plan.select_on, "selection_accuracy": plan.selection_accuracy, **result}
+
+
+def _pooled(extraction: Extraction, videos: Sequence[str]) -> torch.Tensor:
+    """(V, F, D) pre-projection frame features of `videos` (each has the sampler's F frames)."""
+    return torch.stack([torch.from_numpy(extraction.features[v].pooled) for v in videos])
+
+
+def _outside_classes(ctx: _Context) -> dict[str, Any] | None:
+    """Test videos and texts of the dataset's classes outside the study (capped per class), to
+    measure forgetting beyond the study; None when the dataset has no other class."""
+    stage = ctx.config.adapt
+    dataset = load_dataset(dataclasses.replace(ctx.config.dataset, subset="test", classes=(), num_classes=None))
+    outside = [name for name in dataset.classes if name not in ctx.classes]
+    if not outside:
+        return None
+    cap = stage.outside_videos_per_class
+    records, taken = [], {name: 0 for name in outside}
+    for record in dataset.records:  # split-list order: deterministic
+        name = record.class_name
+        if name in taken and (cap == "all" or taken[name] < int(cap)):
+            taken[name] += 1
+            records.append(record)
+    extraction = ctx.extract(records, ctx.config.sampler)
+    readable = [r for r in records if str(r.path) in extraction.features]
+    if not readable:
+        return None
+    label_map = load_label_map(ctx.config.prompts.label_map) if ctx.config.prompts.label_map else None
+    names = prompt_names(tuple(outside), ctx.config.prompts.name_style, label_map)
+    return {
+        "classes": outside,
+        "pooled": _pooled(extraction, [str(r.path) for r in readable]),
+        "labels": torch.tensor([outside.index(r.class_name) for r in readable]),
+        "text": class_text_features(ctx.backend, names, ctx.templates),
+    }
+
+
+def _adapt_methods_stage(ctx: _Context, plan: _FewShotPlan, main: Extraction, before: _Scored) -> dict[str, Any]:
+    """Each few-shot method on the same shots: accuracy on the trained classes, the study's other
+    classes and overall, before and after; for methods that change CLIP's projection, the
+    zero-shot accuracy of classes outside the study."""
+    from clipaction.adapt.methods import FewShotData, fit_method, group_accuracy
+
+    stage = ctx.config.adapt
+    train = FewShotData(
+        pooled=_pooled(plan.extraction, [str(r.path) for r in plan.records]),
+        labels=_train_labels(plan),
+        text_features=_train_text(ctx, plan),
+        projection=ctx.backend.projection_weight(),
+        logit_scale=ctx.backend.logit_scale,
+    )
+    # the `projection` row is the few-shot stage itself: same shots, same training settings
+    settings = dataclasses.replace(stage.settings, projection=ctx.config.fewshot.train)
+    test_pooled = _pooled(main, before.videos)
+    labels = torch.from_numpy(before.labels)
+    outside = _outside_classes(ctx) if stage.outside_classes else None
+    zeroshot_outside = None
+    if outside is not None:
+        zs = video_logits(outside["pooled"] @ train.projection.T, outside["text"], train.logit_scale)
+        zeroshot_outside = float((zs.argmax(1) == outside["labels"]).float().mean())
+    methods, trained_columns = {}, None
+    for name in stage.methods:
+        classifier = fit_method(name, train, settings)
+        trained_columns = classifier.trained_columns(ctx.text_features)
+        with torch.no_grad():
+            after_scores = classifier.scores(test_pooled, ctx.text_features)
+        after = group_accuracy(after_scores, labels, trained_columns)
+        previous = group_accuracy(torch.from_numpy(before.scores), labels, trained_columns)
+        chosen = trained_columns.nonzero().flatten()
+        keep = torch.isin(labels, chosen)
+        chosen_top1 = float((chosen[after_scores[keep][:, chosen].argmax(1)] == labels[keep]).float().mean()) if keep.any() else None
+        result: dict[str, Any] = {
+            "changes_projection": bool(classifier.changes_projection),
+            "info": classifier.info,
+            "before": previous,
+            "after": after,
+            "delta": {k: after[k] - previous[k] for k in after},
+            "chosen_top1": chosen_top1,
+            "outside_top1": zeroshot_outside,
+            "outside_unchanged": not classifier.changes_projection,
+        }
+        if outside is not None and classifier.changes_projection:
+            with torch.no_grad():
+                scores = classifier.scores(outside["pooled"], outside["text"])
+            result["outside_top1"] = float((scores.argmax(1) == outside["labels"]).float().mean())
+        if name == "wise-ft":
+            with torch.no_grad():
+                result["curve"] = classifier.curve(test_pooled, labels, ctx.text_features)
+        methods[name] = result
+    zeroshot = group_accuracy(torch.from_numpy(before.scores), labels, trained_columns)
+    return {
+        "chosen_classes": plan.chosen,
+        "train_classes": plan.train_classes,
+        "shots_per_class": plan.shots_per_class,
+        "n_train_videos": len(plan.records),
+        "zeroshot": zeroshot,
+        "outside": None if outside is None else {
+            "classes": outside["classes"], "n_videos": len(outside["labels"]), "zeroshot_top1": zeroshot_outside,
+        },
+        "methods": methods,
+    }
 
 
 def _training_pixels(ctx: _Context, records: Sequence[VideoRecord]) -> tuple[list[VideoRecord], torch.Tensor]:
@@ -413,7 +513,7 @@ def _prepare(config: StudyConfig, backend: Backend | None, progress: bool) -> _C
         )
     dataset = config.dataset
     test = load_dataset(dataclasses.replace(dataset, subset="test"))
-    needs_train = config.fewshot.enabled or config.full_finetune.enabled
+    needs_train = config.fewshot.enabled or config.full_finetune.enabled or config.adapt.enabled
     train = load_dataset(dataclasses.replace(dataset, subset="train")) if needs_train else None
     if train is not None and train.classes != test.classes:
         raise ValueError("the train and test lists have different classes")
@@ -450,12 +550,14 @@ def run_study(config: StudyConfig, *, backend: Backend | None = None, progress: 
     stages: dict[str, Any] = {"zeroshot": _zeroshot_stage(ctx, before)}
     if config.temporal.enabled:
         stages["temporal"] = _temporal_stage(ctx, (config.sampler, main_extraction))
-    if config.fewshot.enabled or config.full_finetune.enabled:
+    if config.fewshot.enabled or config.full_finetune.enabled or config.adapt.enabled:
         plan = _few_shot_plan(ctx, stages["zeroshot"]["metrics"])
         if config.fewshot.enabled:
             stages["fewshot"] = _fewshot_stage(ctx, plan, main_extraction, before)
         if config.full_finetune.enabled:
             stages["full_finetune"] = _full_finetune_stage(ctx, plan, before)
+        if config.adapt.enabled and config.adapt.methods:
+            stages["adapt_methods"] = _adapt_methods_stage(ctx, plan, main_extraction, before)
     if config.embeddings.enabled:
         stages["embeddings"] = _embedding_stage(ctx, main_extraction, before)
     if config.ablations.enabled:

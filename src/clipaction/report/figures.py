@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from clipaction.report.tables import accuracy_of, comparison_rows, float_array, matrix_of, pct, ranked_classes
+from clipaction.report.tables import accuracy_of, comparison_rows, float_array, is_number, matrix_of, pct, ranked_classes
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +234,40 @@ def _finetune_figures(
     }
 
 
+def tradeoff_figure(stage: Mapping[str, Any]) -> Figure | None:
+    """Accuracy on the trained classes (x) vs on the study's other classes (y) after each few-shot
+    method, zero-shot as the starting point, and wise-ft's interpolation curve as a line."""
+    methods = stage.get("methods") or {}
+    points = [
+        (name, result["after"].get("trained"), result["after"].get("others"))
+        for name, result in methods.items()
+        if isinstance(result.get("after"), Mapping)
+    ]
+    zeroshot = stage.get("zeroshot") or {}
+    points = [("zero-shot", zeroshot.get("trained"), zeroshot.get("others")), *points]
+    points = [(n, 100 * x, 100 * y) for n, x, y in points if is_number(x) and is_number(y)]
+    if len(points) < 2:
+        return None
+    fig = Figure(figsize=(6.5, 5.0))
+    ax = fig.add_subplot()
+    curve = (methods.get("wise-ft") or {}).get("curve") or []
+    line = [(100 * p["trained"], 100 * p["others"], p["alpha"]) for p in curve if is_number(p.get("trained")) and is_number(p.get("others"))]
+    if line:
+        ax.plot([x for x, _, _ in line], [y for _, y, _ in line], "-", color="#4C72B0", alpha=0.6, label="wise-ft, alpha 0 to 1")
+        for x, y, alpha in dict.fromkeys([line[0], line[-1]] if line[0][:2] != line[-1][:2] else [line[0]]):
+            ax.annotate(f"α={alpha:g}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7, color="#4C72B0")
+    for index, (name, x, y) in enumerate(points):
+        ax.scatter([x], [y], marker=_MARKERS[index % len(_MARKERS)], s=60, label=_text(name), zorder=3)
+    ax.set_xlim(-5, 105)
+    ax.set_ylim(-5, 105)
+    ax.set_xlabel("Accuracy on the trained classes (%)")
+    ax.set_ylabel("Accuracy on the study's other classes (%)")
+    ax.set_title("Few-shot methods: gain on trained classes vs the others", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    return fig
+
+
 def figure_makers(results: Mapping[str, Any]) -> dict[str, Maker]:
     """{figure key: function drawing it} for every stage present in `results`, in report order."""
     stages = results.get("stages") or {}
@@ -255,6 +289,8 @@ def figure_makers(results: Mapping[str, Any]) -> dict[str, Maker]:
             makers["text_similarity"] = lambda: similarity_figure(embeddings["text_similarity"], classes)
     if temporal := stages.get("temporal"):
         makers["temporal_confusion"] = lambda: side_by_side_figure(temporal.get("variants") or [])
+    if methods := stages.get("adapt_methods"):
+        makers["adapt_tradeoff"] = lambda: tradeoff_figure(methods)
     return makers
 
 

@@ -18,6 +18,7 @@ from clipaction.report.tables import (
     comparison_table,
     confused_pairs_table,
     examples_table,
+    methods_table,
     number,
     pct,
     prompt_ablation_table,
@@ -126,6 +127,7 @@ def build_document(
     blocks += zeroshot_section(stages.get("zeroshot"), figures)
     for key, title in (("fewshot", "Few-shot fine-tuning"), ("full_finetune", "Full fine-tuning ablation")):
         blocks += finetune_section(stages.get(key), classes, figures, key, title)
+    blocks += methods_section(stages.get("adapt_methods"), figures)
     blocks += embeddings_section(stages.get("embeddings"), classes, figures)
     blocks += temporal_section(stages.get("temporal"), figures)
     blocks += ablations_section(stages.get("ablations"))
@@ -307,6 +309,30 @@ def temporal_section(stage: Mapping[str, Any] | None, figures: Mapping[str, str]
     blocks += _image(figures, "temporal_confusion", "Confusion matrices of the temporal variants")
     if stage.get("per_class"):
         blocks += [Heading(3, "Correct videos per class"), TableBlock(temporal_table(stage))]
+    return blocks
+
+
+def methods_section(stage: Mapping[str, Any] | None, figures: Mapping[str, str]) -> list[Block]:
+    blocks: list[Block] = [Heading(2, "Few-shot methods compared")]
+    if not stage:
+        return blocks + _not_run()
+    outside = stage.get("outside")
+    blocks.append(
+        para(
+            f"Every method trains on the same {stage.get('n_train_videos', 'n/a')} videos of "
+            f"{', '.join(stage.get('chosen_classes') or [])}. Accuracy on the test list after each "
+            "method, with the change from zero-shot in points."
+            + (
+                f" Classes outside the study: zero-shot top-1 among the {len(outside['classes'])} other "
+                f"classes of the dataset on {outside['n_videos']} of their test videos, through the adapted "
+                "projection (unchanged for methods that keep CLIP's)."
+                if outside
+                else ""
+            )
+        )
+    )
+    blocks.append(TableBlock(methods_table(stage)))
+    blocks += _image(figures, "adapt_tradeoff", "Accuracy on trained vs other classes per method")
     return blocks
 
 

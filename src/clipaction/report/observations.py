@@ -48,9 +48,30 @@ def observations(results: Mapping[str, Any]) -> list[str]:
         sentences += collapse_sentences(stages["full_finetune"], stages.get("fewshot"))
     if stages.get("embeddings"):
         sentences += embedding_sentences(stages["embeddings"], classes)
+    if stages.get("adapt_methods"):
+        sentences += method_sentences(stages["adapt_methods"])
     if stages.get("ablations"):
         sentences += ablation_sentences(stages["ablations"])
     return sentences
+
+
+def method_sentences(stage: Mapping[str, Any]) -> list[str]:
+    """Which few-shot method gained most on the trained classes, and which kept the others best."""
+    rows = [
+        (name, r["delta"].get("trained"), r["delta"].get("others"))
+        for name, r in (stage.get("methods") or {}).items()
+        if is_number((r.get("delta") or {}).get("trained")) and is_number((r.get("delta") or {}).get("others"))
+    ]
+    if len(rows) < 2:
+        return []
+    gain = max(rows, key=lambda row: row[1])
+    keep = max(rows, key=lambda row: row[2])
+    sentence = f"Of the few-shot methods, {gain[0]} gained most on the trained classes ({points(gain[1])} points)"
+    if keep[0] != gain[0]:
+        sentence += f", while {keep[0]} changed the other classes least ({points(keep[2])} points against {points(gain[2])})"
+    else:
+        sentence += f" and also changed the other classes least ({points(gain[2])} points)"
+    return [sentence + "."]
 
 
 def ablation_sentences(stage: Mapping[str, Any]) -> list[str]:

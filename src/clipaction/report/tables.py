@@ -392,3 +392,34 @@ def temporal_ablation_table(rows: Sequence[Mapping[str, Any]]) -> Table:
         ],
         "llrrrr",
     )
+
+
+def _chosen_values(info: Mapping[str, Any]) -> str:
+    """The settings a method chose on held-out shots, e.g. "alpha 0.3" or "weight decay 0.1"."""
+    # a value was chosen when the method records the grid it was chosen from
+    names = {"alpha": "alpha", "beta": "beta", "weight_decay": "weight decay"}
+    parts = [
+        f"{label} {info[key]:g}" for key, label in names.items() if is_number(info.get(key)) and f"{key}_grid" in info
+    ]
+    return ", ".join(parts) or "-"
+
+
+def methods_table(stage: Mapping[str, Any]) -> Table:
+    """Per few-shot method: accuracy on the trained classes, the others and overall (before ->
+    after), on the classes outside the study, and what it chose on held-out shots."""
+    rows = []
+    zeroshot = stage.get("zeroshot") or {}
+    outside = (stage.get("outside") or {}).get("zeroshot_top1")
+    rows.append(["zero-shot", pct(zeroshot.get("trained")), pct(zeroshot.get("others")), pct(zeroshot.get("overall")), pct(outside), "-"])
+    for name, result in (stage.get("methods") or {}).items():
+        after, delta = result.get("after") or {}, result.get("delta") or {}
+        cells = [f"{pct(after.get(k))} ({points(delta.get(k))})" for k in ("trained", "others", "overall")]
+        outside_cell = pct(result.get("outside_top1"))
+        if result.get("outside_unchanged") and outside_cell != NA:
+            outside_cell += " (unchanged)"
+        rows.append([name, *cells, outside_cell, _chosen_values(result.get("info") or {})])
+    return Table.make(
+        ["Method", "Trained classes", "Other study classes", "All study classes", "Classes outside the study", "Chosen on held-out shots"],
+        rows,
+        "lrrrrl",
+    )
