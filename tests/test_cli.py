@@ -150,3 +150,27 @@ def test_help_explains_every_command(capsys):
     text = capsys.readouterr().out
     for command in ("zeroshot", "predict", "extract"):
         assert command in text
+
+
+def test_benchmark_command(tmp_path, tiny_model_dir, capsys):
+    data_root, splits = make_ucf101_like(
+        tmp_path / "ucf", ["Archery", "Basketball"], train_groups=(8,), test_groups=(1,),
+        clips_per_group=1, spec=SyntheticVideo(width=32, height=32, num_frames=10),
+    )  # fmt: skip
+    config = tmp_path / "bench.toml"
+    config.write_text(
+        f"templates = 'seed'\ncache_dir = '{tmp_path / 'cache'}'\n"
+        f"[model]\nname_or_path = '{tiny_model_dir}'\ndevice = 'cpu'\n"
+        f"[[datasets]]\nname = 'ucf101'\nroot = '{data_root}'\nsplits_dir = '{splits}'\nsplits = [1, 2]\n"
+    )
+    assert main(["benchmark", "--config", str(config), "--print-config"]) == 0
+    printed = capsys.readouterr().out
+    assert f'name_or_path = "{tiny_model_dir}"' in printed and 'num_classes = "all"' in printed
+    out = tmp_path / "out"
+    assert main(["benchmark", "--config", str(config), "--out", str(out), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "ucf101: top-1" in text and "over splits 1, 2" in text
+    assert (out / "benchmark.md").is_file() and (out / "results.json").is_file()
+    config.write_text("[[datasets]]\nname = 'ucf101'\nroot = 'r'\n")
+    assert main(["benchmark", "--config", str(config)]) == 2
+    assert "ucf101 needs splits_dir" in capsys.readouterr().err

@@ -31,9 +31,13 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
 
 def _add_dataset_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("dataset")
-    group.add_argument("--dataset", default="ucf101", help="ucf101 or folder (your own <root>/<label>/<video> tree)")
+    group.add_argument("--dataset", default="ucf101", help="ucf101, hmdb51 or folder (your own <root>/<label>/<video> tree)")
     group.add_argument("--data-root", help="UCF101: the UCF-101 folder with one folder per class; folder: the tree's root")
-    group.add_argument("--splits-dir", help="UCF101: the folder with classInd.txt, trainlist0N.txt, testlist0N.txt")
+    group.add_argument(
+        "--splits-dir",
+        help="UCF101: the folder with classInd.txt, trainlist0N.txt, testlist0N.txt; "
+        "HMDB51: the folder with <class>_test_split<N>.txt",
+    )
     group.add_argument("--manifest", help="folder dataset: a CSV of path,label[,split] instead of a tree")
     group.add_argument("--split", type=int, default=1, choices=(1, 2, 3))
     group.add_argument("--subset", default="test", choices=("train", "test", "all"))
@@ -194,6 +198,22 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("--no-progress", action="store_true", help="hide progress bars")
     download.set_defaults(handler=_cmd_download)
 
+    benchmark = commands.add_parser(
+        "benchmark",
+        help="zero-shot on UCF101 and HMDB51: all classes, splits 1-3, mean ± std",
+        description="Zero-shot accuracy on the standard benchmarks as the literature reports it: for "
+        "each dataset and split, top-1, top-5 and mean class accuracy on the test list with all "
+        "classes, then the mean and standard deviation (ddof=0) over the splits. Writes results.json "
+        "and benchmark.md into the config's out folder. Settings come from the built-in defaults, "
+        "then --config FILE, then --out; start from --print-config.",
+        formatter_class=_Formatter,
+    )
+    benchmark.add_argument("--config", help="a TOML benchmark file (write one with --print-config)")
+    benchmark.add_argument("--print-config", action="store_true", help="print the effective settings as TOML and exit")
+    benchmark.add_argument("--out", help="output directory (replaces the config's out)")
+    benchmark.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    benchmark.set_defaults(handler=_cmd_benchmark)
+
     bench = commands.add_parser(
         "bench",
         help="measure extraction speed on generated videos",
@@ -328,6 +348,28 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.out:
         write_text_atomic(Path(args.out), text + "\n")
     return EXIT_OK
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from clipaction.benchmark import BenchmarkConfig, benchmark_config_to_toml, load_benchmark_config, run_benchmark
+
+    config = load_benchmark_config(args.config) if args.config else BenchmarkConfig()
+    if args.out:
+        config = dataclasses.replace(config, out=args.out)
+    if args.print_config:
+        print(benchmark_config_to_toml(config), end="")
+        return EXIT_OK
+    results = run_benchmark(config, progress=not args.no_progress)
+    for dataset in results["datasets"]:
+        top1, splits = dataset["summary"]["top1"], [str(s["split"]) for s in dataset["splits"]]
+        print(f"{dataset['name']}: top-1 {_pct(top1['mean'])} ± {_pct(top1['std'])} over splits {', '.join(splits)}")
+    failures = [f for d in results["datasets"] for s in d["splits"] for f in s["failures"]]
+    if failures:
+        print(f"{len(failures)} listed video(s) missing or unreadable: see results.json")
+    print(f"table: {Path(config.out).expanduser() / 'benchmark.md'}")
+    return _failures_exit(failures)
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
