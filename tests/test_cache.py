@@ -76,3 +76,25 @@ def test_stale_temp_files_of_killed_writers_are_removed(tmp_path):
     FeatureCache(tmp_path, {"model": "m"})
     assert not stale.exists() and fresh.exists()
     assert cache.load("abcd") is not None
+
+
+def test_text_features_are_cached_and_checked(tmp_path, tiny_backend):
+    import torch
+
+    from clipaction.zeroshot import class_text_features
+
+    cache = FeatureCache(tmp_path, {"model": "m"})
+    first = class_text_features(tiny_backend, ["archery", "biking"], ["a photo of {}.", "a video of {}."], cache)
+    stored = list((cache.dir / "texts").glob("*.safetensors"))
+    assert len(stored) == 1
+
+    class NoText:  # the same model, but encoding any text would fail the test
+        def encode_texts(self, texts):
+            raise AssertionError("texts were encoded again")
+
+    again = class_text_features(NoText(), ["archery", "biking"], ["a photo of {}.", "a video of {}."], cache)
+    torch.testing.assert_close(again, first)
+    data = bytearray(stored[0].read_bytes())
+    data[-3] ^= 0xFF
+    stored[0].write_bytes(bytes(data))
+    assert cache.load_texts(["a photo of archery.", "a video of archery.", "a photo of biking.", "a video of biking."]) is None

@@ -79,7 +79,7 @@ def run_zeroshot(
     readable = [record for record in dataset.records if str(record.path) in extraction.features]
     videos = [str(record.path) for record in readable]
     labels = np.array([record.label for record in readable], dtype=np.int64)
-    text_features = class_text_features(backend, names, templates)
+    text_features = class_text_features(backend, names, templates, cache)
     if videos:
         scores = score(video_embeddings(extraction, videos), text_features, backend.logit_scale).numpy()
     else:
@@ -181,7 +181,7 @@ def predict_videos(
     readable = [path for path in paths if path in extraction.features]
     if not readable:
         return [], extraction.failures
-    text_features = class_text_features(backend, labels, templates)
+    text_features = class_text_features(backend, labels, templates, cache)
     probabilities = score(video_embeddings(extraction, readable), text_features, backend.logit_scale).softmax(-1)
     predictions = []
     for path, row in zip(readable, probabilities.tolist()):

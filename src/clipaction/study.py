@@ -26,6 +26,7 @@ from clipaction.config_io import to_dict
 from clipaction.data import VideoDataset, VideoRecord, load_dataset
 from clipaction.data.names import load_label_map, prompt_names
 from clipaction.evaluate import classification_report_text, compute_metrics
+from clipaction.features.cache import FeatureCache
 from clipaction.features.extract import Extraction, extract_features
 from clipaction.models import Backend, load_backend
 from clipaction.pipeline import open_cache, video_embeddings
@@ -49,6 +50,7 @@ class _Context:
     text_features: torch.Tensor  # (C, E) normalised
     out: Path
     progress: bool
+    cache: FeatureCache  # frame and text features of `backend`
     failures: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -62,7 +64,7 @@ class _Context:
             [str(r.path) for r in records],
             backend,
             sampler,
-            open_cache(self.config.cache_dir, backend) if cached else None,
+            (self.cache if backend is self.backend else open_cache(self.config.cache_dir, backend)) if cached else None,
             batch_size=self.config.model.batch_size,
             workers=self.config.workers,
             progress=self.progress,
@@ -329,7 +331,7 @@ def _outside_classes(ctx: _Context) -> dict[str, Any] | None:
         "classes": outside,
         "pooled": _pooled(extraction, [str(r.path) for r in readable]),
         "labels": torch.tensor([outside.index(r.class_name) for r in readable]),
-        "text": class_text_features(ctx.backend, names, ctx.templates),
+        "text": class_text_features(ctx.backend, names, ctx.templates, ctx.cache),
     }
 
 
@@ -483,7 +485,7 @@ def _ablation_stage(ctx: _Context, main: Extraction) -> dict[str, Any]:
             if embeds is None:
                 scores = np.zeros((0, len(ctx.classes)), dtype=np.float32)
             else:
-                text = class_text_features(ctx.backend, names, templates)
+                text = class_text_features(ctx.backend, names, templates, ctx.cache)
                 scores = score(embeds, text, ctx.backend.logit_scale).numpy()
             metrics = compute_metrics(scores, labels, ctx.classes)
             prompts.append(
@@ -525,6 +527,7 @@ def _prepare(config: StudyConfig, backend: Backend | None, progress: bool) -> _C
     backend = backend or load_backend(config.model)
     out = Path(config.out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
+    cache = open_cache(config.cache_dir, backend)
     ctx = _Context(
         config=config,
         backend=backend,
@@ -532,9 +535,10 @@ def _prepare(config: StudyConfig, backend: Backend | None, progress: bool) -> _C
         train=train,
         templates=templates,
         prompt_names=names,
-        text_features=class_text_features(backend, names, templates),
+        text_features=class_text_features(backend, names, templates, cache),
         out=out,
         progress=progress,
+        cache=cache,
     )
     for missing in [*test.missing, *(train.missing if train else ())]:
         ctx.failures.setdefault(missing.path, f"missing: {missing.error}")

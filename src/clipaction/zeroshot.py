@@ -8,6 +8,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from clipaction.features.cache import FeatureCache
 from clipaction.models.base import Backend
 
 NAME_ONLY_TEMPLATES = ("{}",)
@@ -47,11 +48,20 @@ def load_templates(spec: str) -> tuple[str, ...]:
     return templates
 
 
-def class_text_features(backend: Backend, names: Sequence[str], templates: Sequence[str]) -> torch.Tensor:
+def class_text_features(
+    backend: Backend, names: Sequence[str], templates: Sequence[str], cache: FeatureCache | None = None
+) -> torch.Tensor:
     """(C, E) L2-normalised class features: the normalised mean over templates of each class's
-    normalised template features."""
+    normalised template features. With a `cache` (of this backend), texts are encoded once."""
     texts = [template.format(name) for name in names for template in templates]
-    per_text = backend.encode_texts(texts).reshape(len(names), len(templates), -1)
+    stored = cache.load_texts(texts) if cache is not None else None
+    if stored is not None:
+        encoded = torch.from_numpy(stored)
+    else:
+        encoded = backend.encode_texts(texts)
+        if cache is not None and len(texts):
+            cache.store_texts(texts, encoded.numpy())
+    per_text = encoded.reshape(len(names), len(templates), -1)
     mean = per_text.mean(dim=1)
     return mean / mean.norm(dim=-1, keepdim=True)
 

@@ -109,6 +109,31 @@ class FeatureCache:
             log.warning("damaged cache entry %s (%s); it will be re-encoded", path, error)
             return None
 
+    def load_texts(self, texts: list[str]) -> np.ndarray | None:
+        """Stored (T, E) features of exactly these texts, in order, or None."""
+        path = self._texts_path(texts)
+        if not path.exists():
+            return None
+        try:
+            with safe_open(str(path), framework="np") as handle:
+                info = dict(handle.metadata() or {})
+                features = handle.get_tensor("features")
+            if info.get("sha256") != _checksum({"features": features}) or len(features) != len(texts):
+                raise ValueError("checksum mismatch")
+            return features
+        except Exception as error:
+            log.warning("damaged text cache entry %s (%s); it will be re-encoded", path, error)
+            return None
+
+    def store_texts(self, texts: list[str], features: np.ndarray) -> None:
+        arrays = {"features": np.ascontiguousarray(features, dtype=np.float32)}
+        path = self._texts_path(texts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._write(path, arrays, {"sha256": _checksum(arrays), "n_texts": str(len(texts))})
+
+    def _texts_path(self, texts: list[str]) -> Path:
+        return self.dir / "texts" / f"{stable_hash(texts, 32)}.safetensors"
+
     def store(self, key: str, video: CachedVideo) -> None:
         arrays = {
             "indices": np.asarray(video.indices, dtype=np.int64),
@@ -118,6 +143,10 @@ class FeatureCache:
         info = {**{k: str(v) for k, v in video.info.items()}, "sha256": _checksum(arrays)}
         path = self.entry_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
+        self._write(path, arrays, info)
+
+    @staticmethod
+    def _write(path: Path, arrays: dict[str, np.ndarray], info: dict[str, str]) -> None:
         # The temp name never ends in .safetensors, so nothing mistakes it for an entry.
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
         os.close(fd)
