@@ -179,7 +179,7 @@ def test_duplicates_kept_once(small, caplog):
     with caplog.at_level(logging.WARNING):
         ds = load_dataset(config(root, splits, classes=("catch",), subset="all"))
     assert [r.path.name for r in ds.records] == [name]
-    assert "2 duplicated split entries" in caplog.text
+    assert "2 duplicated list entries" in caplog.text
 
 
 def test_exact_spelling_wins_over_case_twins(small):

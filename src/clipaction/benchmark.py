@@ -176,23 +176,13 @@ def load_benchmark_config(path: str | Path) -> BenchmarkConfig:
 def benchmark_config_to_toml(config: BenchmarkConfig) -> str:
     """TOML text that reads back to `config`. Unset optional values (None) are left out, since
     TOML has no null; "every class" is written as num_classes = "all"."""
-    import tomli_w
-
-    from clipaction.config_io import to_dict
+    from clipaction.config_io import to_dict, toml_text
 
     data = to_dict(config)
     for dataset in data["datasets"]:
         if dataset["num_classes"] is None:
             dataset["num_classes"] = "all"
-    return tomli_w.dumps(_without_none(data))
-
-
-def _without_none(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _without_none(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_without_none(v) for v in value]
-    return value
+    return toml_text(data)
 
 
 # --- running ---------------------------------------------------------------------------------

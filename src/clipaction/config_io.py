@@ -100,6 +100,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def toml_text(data: dict[str, Any]) -> str:
+    """TOML text of a plain dict. None values are left out: TOML has no null."""
+    return tomli_w.dumps(_without_none(data))
+
+
 def _without_none(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _without_none(v) for k, v in value.items() if v is not None}
@@ -114,7 +119,7 @@ def study_config_to_toml(config: StudyConfig) -> str:
     data = to_dict(config)
     if data["dataset"]["num_classes"] is None:
         data["dataset"]["num_classes"] = "all"
-    return tomli_w.dumps(_without_none(data))
+    return toml_text(data)
 
 
 def load_study_config(path: str | Path) -> StudyConfig:

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from clipaction.adapt.projection import train_projection, video_logits
-from clipaction.config import MethodSettings, TrainSettings
+from clipaction.config import MethodSettings
 from clipaction.registry import Registry
 
 MATCH_TOLERANCE = 1e-6

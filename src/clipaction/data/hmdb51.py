@@ -24,7 +24,7 @@ from pathlib import Path
 from clipaction.config import DatasetConfig
 from clipaction.data.folder import absolute_path
 from clipaction.data.names import read_text, select_classes
-from clipaction.data.records import DatasetError, MissingVideo, VideoDataset, VideoRecord
+from clipaction.data.records import DatasetError, MissingVideo, VideoDataset, VideoRecord, finished_dataset
 from clipaction.data.registry import DATASETS
 
 logger = logging.getLogger(__name__)
@@ -200,18 +200,4 @@ def load_hmdb51(config: DatasetConfig) -> VideoDataset:
                 missing.append(MissingVideo(listed, reason))
                 continue
             records.append(VideoRecord(path=folder / actual, label=label, class_name=name))
-    if duplicates:
-        logger.warning("%d duplicated split entries kept once, e.g. %s", len(duplicates), duplicates[0])
-    if missing:
-        first = missing[0]
-        logger.warning(
-            "%d listed videos missing or refused, e.g. %s (%s)", len(missing), first.path, first.error
-        )
-    return VideoDataset(
-        name=config.name,
-        classes=classes,
-        records=tuple(records),
-        missing=tuple(missing),
-        split=config.split,
-        subset=config.subset,
-    )
+    return finished_dataset(config, classes, records, missing, duplicates)

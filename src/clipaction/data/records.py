@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
+
+log = logging.getLogger(__name__)
 
 
 class DatasetError(Exception):
@@ -43,3 +47,27 @@ class VideoDataset:
 
     def __len__(self) -> int:
         return len(self.records)
+
+
+def finished_dataset(
+    config,
+    classes: Sequence[str],
+    records: Sequence[VideoRecord],
+    missing: Sequence[MissingVideo],
+    duplicates: Sequence[str] = (),
+) -> VideoDataset:
+    """The VideoDataset of a split-list loader, after logging what it skipped (`config` is the
+    DatasetConfig it was loaded with)."""
+    if duplicates:
+        log.warning("%d duplicated list entries kept once, e.g. %s", len(duplicates), duplicates[0])
+    if missing:
+        first = missing[0]
+        log.warning("%d listed videos missing or refused, e.g. %s (%s)", len(missing), first.path, first.error)
+    return VideoDataset(
+        name=config.name,
+        classes=tuple(classes),
+        records=tuple(records),
+        missing=tuple(missing),
+        split=config.split,
+        subset=config.subset,
+    )
