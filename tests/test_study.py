@@ -119,16 +119,17 @@ def test_second_run_encodes_nothing_and_gives_the_same_results(ucf, tiny_model_d
 
 def test_selection_on_the_train_list_never_reads_test_labels(ucf, tiny_backend, tmp_path):
     from clipaction.data.records import VideoDataset
-    from clipaction.study import _few_shot_plan, _prepare
+    from clipaction.study import prepare
+    from clipaction.study.adaptation import few_shot_plan
 
     data_root, splits_dir = ucf
     config = load_study_config(_study_toml(tmp_path, ucf, Path(".")))
     config = dataclasses.replace(config, model=dataclasses.replace(config.model, name_or_path="unused"))
-    ctx = _prepare(config, tiny_backend, progress=False)
-    honest = _few_shot_plan(ctx, zeroshot_metrics=None)
+    ctx = prepare(config, tiny_backend, progress=False)
+    honest = few_shot_plan(ctx, zeroshot_metrics=None)
     # No test video and no test metrics at all: the plan must not change.
     ctx.test = VideoDataset(ctx.test.name, ctx.test.classes, records=())
-    blind = _few_shot_plan(ctx, zeroshot_metrics=None)
+    blind = few_shot_plan(ctx, zeroshot_metrics=None)
     assert blind.chosen == honest.chosen and blind.records == honest.records
     assert all("g08" in r.path.name or "g09" in r.path.name for r in honest.records)
 

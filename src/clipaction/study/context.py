@@ -1,0 +1,106 @@
+"""What the study's stages share: the run's context and scoring helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from clipaction.config import SamplerConfig, StudyConfig
+from clipaction.data import VideoDataset, VideoRecord
+from clipaction.features.cache import FeatureCache
+from clipaction.features.extract import Extraction, extract_features
+from clipaction.models import Backend
+from clipaction.pipeline import open_cache, video_embeddings
+from clipaction.results import write_predictions_csv
+from clipaction.zeroshot import score
+
+
+@dataclass
+class Context:
+    """What every stage shares: the config, model, datasets, class texts and failures so far."""
+
+    config: StudyConfig
+    backend: Backend
+    test: VideoDataset
+    train: VideoDataset | None
+    templates: tuple[str, ...]
+    prompt_names: list[str]
+    text_features: torch.Tensor  # (C, E) normalised
+    out: Path
+    progress: bool
+    cache: FeatureCache  # frame and text features of `backend`
+    failures: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.test.classes)
+
+    def extract(self, records: Sequence[VideoRecord], sampler: SamplerConfig, backend: Backend | None = None,
+                cached: bool = True) -> Extraction:
+        backend = backend or self.backend
+        extraction = extract_features(
+            [str(r.path) for r in records],
+            backend,
+            sampler,
+            (self.cache if backend is self.backend else open_cache(self.config.cache_dir, backend)) if cached else None,
+            batch_size=self.config.model.batch_size,
+            workers=self.config.workers,
+            progress=self.progress,
+        )
+        for failure in extraction.failures:
+            self.failures.setdefault(failure.path, failure.error)
+        return extraction
+
+
+@dataclass
+class Scored:
+    """Scores of the readable videos of a record list: videos (paths), labels (V,), scores (V, C)."""
+
+    records: list[VideoRecord]
+    labels: np.ndarray
+    scores: np.ndarray
+
+    @property
+    def videos(self) -> list[str]:
+        return [str(r.path) for r in self.records]
+
+
+def zero_shot_scores(ctx: Context, records: Sequence[VideoRecord], extraction: Extraction) -> Scored:
+    readable = [r for r in records if str(r.path) in extraction.features]
+    labels = np.array([r.label for r in readable], dtype=np.int64)
+    if not readable:
+        return Scored([], labels, np.zeros((0, len(ctx.classes)), dtype=np.float32))
+    embeds = video_embeddings(extraction, [str(r.path) for r in readable])
+    return Scored(readable, labels, score(embeds, ctx.text_features, ctx.backend.logit_scale).numpy())
+
+
+
+def write_predictions(ctx: Context, name: str, scored: Scored, classes: list[str]) -> str:
+    filename = f"predictions_{name}.csv"
+    write_predictions_csv(
+        ctx.out / filename, scored.videos, [classes[i] for i in scored.labels], scored.scores, classes
+    )
+    return filename
+
+
+def variant_name(sampler: SamplerConfig) -> str:
+    if sampler.name == "middle":
+        return "middle"
+    if sampler.name == "uniform":
+        return f"uniform-{sampler.frames}"
+    if sampler.name == "multi-clip":
+        return f"multi-clip-{sampler.clips}x{sampler.frames}x{sampler.window:g}s"
+    return f"center-clip-{sampler.frames}x{sampler.window:g}s"
+
+
+def pooled_features(extraction: Extraction, videos: Sequence[str]) -> torch.Tensor:
+    """(V, F, D) pre-projection frame features of `videos` (each has the sampler's F frames)."""
+    return torch.stack([torch.from_numpy(extraction.features[v].pooled) for v in videos])
+
+
+def summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    return {key: metrics[key] for key in ("top1", "top5", "mean_class_accuracy")}

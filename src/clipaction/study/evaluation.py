@@ -1,0 +1,165 @@
+"""The study's evaluation stages: zero-shot, temporal input, embeddings, ablations."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import torch
+
+from clipaction.config import SamplerConfig
+from clipaction.data.names import load_label_map, prompt_names
+from clipaction.evaluate import classification_report_text, compute_metrics
+from clipaction.features.extract import Extraction
+from clipaction.pipeline import video_embeddings
+from clipaction.results import write_text_atomic
+from clipaction.study.context import Context, Scored, summary, variant_name, write_predictions, zero_shot_scores
+from clipaction.zeroshot import class_text_features, load_templates, score
+
+
+def most_confused(metrics: dict[str, Any], top: int = 5) -> list[dict[str, Any]]:
+    """The largest off-diagonal cells of the confusion matrix, as fractions of the true class."""
+    matrix = np.asarray(metrics["confusion_matrix"])
+    classes = metrics["classes"]
+    pairs = []
+    for i, j in zip(*np.nonzero(matrix)):
+        if i != j:
+            pairs.append((-int(matrix[i, j]), int(i), int(j)))
+    rows = matrix.sum(axis=1)
+    return [
+        {"true": classes[i], "predicted": classes[j], "count": -negative, "fraction": float(-negative / rows[i])}
+        for negative, i, j in sorted(pairs)[:top]
+    ]
+
+
+def examples(scored: Scored, classes: list[str], limit: int = 6) -> list[dict[str, Any]]:
+    """The first video of the first few classes, with its top-5 probabilities."""
+    examples, seen = [], set()
+    for record, row in zip(scored.records, scored.scores):
+        if record.label in seen:
+            continue
+        seen.add(record.label)
+        probabilities = torch.as_tensor(row).softmax(-1).numpy()
+        order = np.argsort(-probabilities, kind="stable")[:5]
+        examples.append(
+            {
+                "video": record.path.name,
+                "true": classes[record.label],
+                "predicted": classes[order[0]],
+                "top5": [[classes[k], float(probabilities[k])] for k in order],
+            }
+        )
+        if len(examples) >= limit:
+            break
+    return examples
+
+
+def zeroshot_stage(ctx: Context, scored: Scored) -> dict[str, Any]:
+    metrics = compute_metrics(scored.scores, scored.labels, ctx.classes)
+    report = classification_report_text(scored.scores, scored.labels, ctx.classes) if len(scored.labels) else ""
+    write_text_atomic(ctx.out / "classification_report.txt", report)
+    return {
+        "sampler": dataclasses.asdict(ctx.config.sampler),
+        "n_videos": len(scored.records),
+        "metrics": metrics,
+        "classification_report": report,
+        "most_confused": most_confused(metrics),
+        "examples": examples(scored, ctx.classes),
+        "predictions_csv": write_predictions(ctx, "zeroshot", scored, ctx.classes),
+    }
+
+
+def temporal_stage(ctx: Context, main: tuple[SamplerConfig, Extraction]) -> dict[str, Any]:
+    variants, outcomes = [], {}
+    for sampler in ctx.config.temporal.variants:
+        same = sampler.cache_fields() == main[0].cache_fields()
+        extraction = main[1] if same else ctx.extract(ctx.test.records, sampler)
+        scored = zero_shot_scores(ctx, ctx.test.records, extraction)
+        name = variant_name(sampler)
+        metrics = compute_metrics(scored.scores, scored.labels, ctx.classes)
+        outcomes[name] = metrics
+        variants.append(
+            {
+                "name": name,
+                "sampler": dataclasses.asdict(sampler),
+                "frames_per_video": sampler.frames_per_video,
+                "n_videos": len(scored.records),
+                "metrics": metrics,
+                "predictions_csv": write_predictions(ctx, f"temporal_{name}", scored, ctx.classes),
+            }
+        )
+    per_class = []
+    names = list(outcomes)
+    for i, cls in enumerate(ctx.classes):
+        correct = {n: int(np.asarray(outcomes[n]["confusion_matrix"])[i, i]) for n in names}
+        support = {n: outcomes[n]["per_class"][cls]["support"] for n in names}
+        per_class.append(
+            {
+                "class": cls,
+                "correct": correct,
+                "mistakes": {n: support[n] - correct[n] for n in names},
+                "difference": correct[names[-1]] - correct[names[0]],
+            }
+        )
+    return {"variants": variants, "per_class": per_class}
+
+
+def embedding_stage(ctx: Context, main: Extraction, scored: Scored) -> dict[str, Any]:
+    from sklearn.manifold import TSNE
+
+    stage = ctx.config.embeddings
+    similarity = (ctx.text_features @ ctx.text_features.T).numpy()
+    result: dict[str, Any] = {"text_similarity": similarity.tolist()}
+    count = len(scored.records)
+    if count >= 4:
+        embeds = video_embeddings(main, scored.videos).numpy()
+        perplexity = float(min(stage.perplexity, (count - 1) / 3))  # t-SNE needs perplexity < n
+        points = TSNE(
+            n_components=2, perplexity=perplexity, random_state=stage.seed, init="pca", metric="cosine"
+        ).fit_transform(embeds)
+        result["tsne"] = {
+            "points": points.tolist(),
+            "labels": scored.labels.tolist(),
+            "perplexity": perplexity,
+            "seed": stage.seed,
+        }
+    return result
+
+
+def ablation_stage(ctx: Context, main: Extraction) -> dict[str, Any]:
+    """Top-1 for each prompt choice on the main sampler's features, and for each temporal input
+    with the study's prompts."""
+    stage = ctx.config.ablations
+    label_map = load_label_map(ctx.config.prompts.label_map) if ctx.config.prompts.label_map else None
+    videos = [r for r in ctx.test.records if str(r.path) in main.features]
+    labels = np.array([r.label for r in videos], dtype=np.int64)
+    embeds = video_embeddings(main, [str(r.path) for r in videos]) if videos else None
+    prompts = []
+    for style in stage.name_styles:
+        names = prompt_names(ctx.test.classes, style, label_map)
+        for template_set in stage.template_sets:
+            templates = load_templates(template_set)
+            if embeds is None:
+                scores = np.zeros((0, len(ctx.classes)), dtype=np.float32)
+            else:
+                text = class_text_features(ctx.backend, names, templates, ctx.cache)
+                scores = score(embeds, text, ctx.backend.logit_scale).numpy()
+            metrics = compute_metrics(scores, labels, ctx.classes)
+            prompts.append(
+                {"name_style": style, "templates": template_set, "n_templates": len(templates), **summary(metrics)}
+            )
+    temporal = []
+    for sampler in stage.samplers:
+        extraction = ctx.extract(ctx.test.records, sampler)
+        scored = zero_shot_scores(ctx, ctx.test.records, extraction)
+        temporal.append(
+            {
+                "name": variant_name(sampler),
+                "sampler": dataclasses.asdict(sampler),
+                "frames_per_video": sampler.frames_per_video,
+                "n_videos": len(scored.records),
+                **summary(compute_metrics(scored.scores, scored.labels, ctx.classes)),
+            }
+        )
+    return {"prompts": prompts, "temporal": temporal}
