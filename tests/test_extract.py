@@ -119,3 +119,32 @@ def test_changed_video_is_encoded_again(tiny_backend, tmp_path):
     assert not torch.allclose(
         torch.from_numpy(first.features[str(path)].embeds), torch.from_numpy(second.features[str(path)].embeds)
     )
+
+
+def test_decoding_runs_a_bounded_number_of_videos_ahead(monkeypatch):
+    """Memory stays bounded by the look-ahead: however many videos are listed and however slow
+    the consumer (the model), at most 4 x workers decoded videos wait to be encoded."""
+    import threading
+    import time
+
+    from clipaction.features import extract as extract_mod
+
+    started = []
+    lock = threading.Lock()
+
+    def fake_decode(path, sampler, backend, have):
+        with lock:
+            started.append(path)
+        return path
+
+    monkeypatch.setattr(extract_mod, "_decode", fake_decode)
+    workers = 2
+    todo = [(f"v{i}.avi", f"k{i}", None) for i in range(100)]
+    consumed = 0
+    for item, outcome in extract_mod.decoded_ahead(todo, SAMPLER, backend=None, workers=workers):
+        assert outcome == item[0]  # in order
+        consumed += 1
+        time.sleep(0.002)  # a slow model: the decoders would run far ahead if nothing held them
+        with lock:
+            assert len(started) - consumed <= 4 * workers
+    assert consumed == len(todo) and started == [path for path, _, _ in todo]

@@ -243,7 +243,7 @@ _RUN_OVERRIDES = [
     ("--model", "model.name_or_path", "hub id or local directory"),
     ("--device", "model.device", "auto, cpu or cuda"),
     ("--batch-size", "model.batch_size", "frames per model batch"),
-    ("--precision", "model.precision", "fp32, or int8 for a faster CPU image encoder"),
+    ("--precision", "model.precision", "fp32, int8 (a faster CPU image encoder) or fp16 (GPUs)"),
     ("--prompts", "prompts.templates", "seed, clip or a template file"),
     ("--name-style", "prompts.name_style", "raw or spaced"),
     ("--cache-dir", "cache_dir", "embedding cache"),
