@@ -16,7 +16,7 @@ from PIL import Image
 from clipaction.evaluate import classification_report_text, compute_metrics
 from clipaction.report import observations, write_figures, write_report
 from clipaction.report.markdown import BANNER, BANNER_TEXT
-from clipaction.report.tables import pct, points
+from clipaction.report.tables import pct, points, sampler_text
 
 CLASSES = ["Archery", "Basketball", "BasketballDunk", "Biking", "Jump<b>&Roll", "Billiards"]
 C = len(CLASSES)
@@ -364,3 +364,19 @@ def test_ablation_tables_and_observations(study):
     sentences = observations(results)
     assert any("spaced class names with the clip templates scored best (55.0% top-1)" in s and "+15.0 points" in s for s in sentences)
     assert any("uniform-16 (16 frames per video) scored best (45.0% top-1), +15.0 points over middle (1 frame)" in s for s in sentences)
+
+
+@pytest.mark.parametrize(
+    ("sampler", "words"),
+    [
+        ({"name": "middle"}, ["middle frame"]),
+        ({"name": "center-clip", "frames": 8, "window": 3.0}, ["8 frames", "3.0 s"]),
+        ({"name": "uniform", "frames": 16}, ["16 frames", "whole video"]),
+        ({"name": "multi-clip", "frames": 8, "window": 3.0, "clips": 3}, ["3 clips", "8 frames", "3.0 s"]),
+    ],
+)
+def test_sampler_descriptions_name_their_parameters(sampler, words):
+    text = sampler_text(sampler)
+    assert text.startswith(sampler["name"] + ":")
+    for word in words:
+        assert word in text

@@ -251,6 +251,10 @@ def sampler_text(sampler: Mapping[str, Any] | None) -> str:
     if name == "center-clip":
         window = number(sampler.get("window"), 1)
         return f"center-clip: {sampler.get('frames', NA)} frames over {window} s at the centre"
+    if name == "multi-clip":
+        window = number(sampler.get("window"), 1)
+        clips = sampler.get("clips", NA)
+        return f"multi-clip: {clips} clips of {sampler.get('frames', NA)} frames over {window} s, evenly spread"
     extras = ", ".join(f"{key} {value}" for key, value in sampler.items() if key != "name")
     return f"{name}: {extras}" if extras else str(name)
 

@@ -1,0 +1,319 @@
+"""The commands: each turns parsed flags into configs and calls the library, then prints a
+short summary. Exit codes: 0 all good; 1 finished, but some videos failed (results written);
+2 bad input or usage, nothing written."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from clipaction.cli.parser import RUN_OVERRIDES, SKIP_KEYS
+from clipaction.config import (
+    DEFAULT_NUM_CLASSES,
+    DatasetConfig,
+    ModelConfig,
+    PromptConfig,
+    SamplerConfig,
+    ZeroShotConfig,
+)
+
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
+
+#: `run` overrides given as text that the config expects as numbers.
+_INT_OVERRIDES = {"dataset.split", "model.batch_size", "workers"}
+
+
+def _study_config(args: argparse.Namespace):
+    from clipaction.config import StudyConfig
+    from clipaction.config_io import load_study_config, merge
+
+    config = load_study_config(args.config) if args.config else StudyConfig()
+    changes: dict = {}
+    for _, dest, _ in RUN_OVERRIDES:
+        value = getattr(args, dest)
+        if value is None:
+            continue
+        if dest in _INT_OVERRIDES:
+            try:
+                value = int(value)
+            except ValueError:
+                raise ValueError(f"--{dest.split('.')[-1].replace('_', '-')} must be a number; got {value!r}") from None
+        elif dest == "dataset.classes":
+            value = [name.strip() for name in value.split(",") if name.strip()]
+        elif dest == "dataset.num_classes" and value != "all":
+            value = int(value) if value.isdigit() else value
+        changes[dest] = value
+    for stage in args.skip:
+        changes[f"{SKIP_KEYS[stage]}.enabled"] = False
+    return merge(config, changes) if changes else config
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from clipaction.config_io import study_config_to_toml
+
+    config = _study_config(args)
+    if args.print_config:
+        print(study_config_to_toml(config), end="")
+        return EXIT_OK
+    from clipaction.study import run_study
+
+    results = run_study(config, progress=not args.no_progress)
+    _print_study_summary(results, Path(config.out))
+    return _failures_exit(results["failures"])
+
+
+def _print_study_summary(results: dict, out: Path) -> None:
+    stages = results["stages"]
+    zeroshot = stages["zeroshot"]["metrics"]
+    print(f"zero-shot top-1 {_pct(zeroshot['top1'])}, top-5 {_pct(zeroshot['top5'])} on {results['dataset']['n_test']} test videos")
+    for variant in stages.get("temporal", {}).get("variants", []):
+        print(f"  {variant['name']}: top-1 {_pct(variant['metrics']['top1'])}")
+    for key, title in (("fewshot", "few-shot (projection)"), ("full_finetune", "full fine-tuning")):
+        if key in stages:
+            after = stages[key]["finetuned_metrics"]["top1"]
+            print(f"{title}: top-1 {_pct(stages[key]['zeroshot_metrics']['top1'])} -> {_pct(after)}")
+    if results["failures"]:
+        print(f"{len(results['failures'])} video(s) missing or unreadable: see results.json")
+    print(f"report: {out / 'report.html'}")
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from clipaction.study import rebuild_report
+
+    paths = rebuild_report(Path(args.run_dir))
+    print(f"report: {paths['html']}")
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from clipaction.demo import run_demo
+
+    print("clipaction demo: synthetic videos and a random tiny model; the numbers mean nothing about real actions.")
+    results = run_demo(args.out, progress=not args.no_progress)
+    _print_study_summary(results, Path(args.out).expanduser())
+    return EXIT_OK
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from clipaction.bench import BenchConfig, run_bench
+    from clipaction.results import to_jsonable, write_text_atomic
+
+    try:
+        batch_sizes = tuple(int(b) for b in args.batch_sizes.split(","))
+    except ValueError:
+        raise ValueError(f"--batch-sizes must be comma-separated numbers; got {args.batch_sizes!r}") from None
+    config = BenchConfig(
+        videos=args.videos, model=args.model, device=args.device, workers=args.workers, batch_sizes=batch_sizes
+    )
+    text = json.dumps(to_jsonable(run_bench(config)), indent=2)
+    print(text)
+    if args.out:
+        write_text_atomic(Path(args.out), text + "\n")
+    return EXIT_OK
+
+
+def _cmd_benchmark(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from clipaction.benchmark import BenchmarkConfig, benchmark_config_to_toml, load_benchmark_config, run_benchmark
+
+    config = load_benchmark_config(args.config) if args.config else BenchmarkConfig()
+    if args.out:
+        config = dataclasses.replace(config, out=args.out)
+    if args.print_config:
+        print(benchmark_config_to_toml(config), end="")
+        return EXIT_OK
+    results = run_benchmark(config, progress=not args.no_progress)
+    for dataset in results["datasets"]:
+        top1, splits = dataset["summary"]["top1"], [str(s["split"]) for s in dataset["splits"]]
+        print(f"{dataset['name']}: top-1 {_pct(top1['mean'])} ± {_pct(top1['std'])} over splits {', '.join(splits)}")
+    failures = [f for d in results["datasets"] for s in d["splits"] for f in s["failures"]]
+    if failures:
+        print(f"{len(failures)} listed video(s) missing or unreadable: see results.json")
+    print(f"table: {Path(config.out).expanduser() / 'benchmark.md'}")
+    return _failures_exit(failures)
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from clipaction.data.download import download_ucf101
+
+    data_root, splits_dir = download_ucf101(
+        args.to, progress=not args.no_progress, insecure=args.insecure, keep_archives=args.keep_archives
+    )
+    print(f"UCF101 is ready; use: --data-root {data_root} --splits-dir {splits_dir}")
+    return EXIT_OK
+
+
+def _dataset_config(args: argparse.Namespace) -> DatasetConfig:
+    classes = tuple(name.strip() for name in args.classes.split(",") if name.strip()) if args.classes else ()
+    if args.num_classes is None:
+        num_classes = DEFAULT_NUM_CLASSES if args.dataset == "ucf101" else None
+    elif str(args.num_classes).lower() == "all":
+        num_classes = None
+    else:
+        try:
+            num_classes = int(args.num_classes)
+        except ValueError:
+            raise ValueError(f"--num-classes must be a number or 'all'; got {args.num_classes!r}") from None
+    return DatasetConfig(
+        name=args.dataset,
+        root=args.data_root,
+        splits_dir=args.splits_dir,
+        split=args.split,
+        subset=args.subset,
+        classes=classes,
+        num_classes=num_classes,
+        manifest=args.manifest,
+    )
+
+
+def _sampler_config(args: argparse.Namespace) -> SamplerConfig:
+    return SamplerConfig(
+        name=args.sampler, frames=args.frames, window=args.window, clips=args.clips if args.sampler == "multi-clip" else 1
+    )
+
+
+def _model_config(args: argparse.Namespace) -> ModelConfig:
+    return ModelConfig(
+        name_or_path=args.model,
+        revision=args.revision,
+        device=args.device,
+        batch_size=args.batch_size,
+        precision=args.precision,
+    )
+
+
+def _zeroshot_config(args: argparse.Namespace) -> ZeroShotConfig:
+    return ZeroShotConfig(
+        dataset=_dataset_config(args),
+        sampler=_sampler_config(args),
+        model=_model_config(args),
+        prompts=PromptConfig(templates=args.prompts, name_style=args.name_style, label_map=args.label_map),
+        cache_dir=args.cache_dir,
+        workers=args.workers,
+        strict=args.strict,
+    )
+
+
+def _cmd_zeroshot(args: argparse.Namespace) -> int:
+    from clipaction.pipeline import run_zeroshot, write_zeroshot_outputs
+
+    config = _zeroshot_config(args)
+    run = run_zeroshot(config, progress=not args.no_progress)
+    if run.failures and config.strict:
+        error_line(f"{len(run.failures)} video(s) failed (--strict): first: {run.failures[0].path}: {run.failures[0].error}")
+        return EXIT_USAGE
+    paths = write_zeroshot_outputs(run, args.out)
+    metrics = run.metrics
+    print(
+        f"{len(run.videos)} videos, {len(run.dataset.classes)} classes: top-1 {_pct(metrics['top1'])}, "
+        f"top-5 {_pct(metrics['top5'])}, mean class accuracy {_pct(metrics['mean_class_accuracy'])}"
+    )
+    print(f"encoded {run.extraction.n_encoded}, from cache {run.extraction.n_cached}, failed {len(run.failures)}")
+    print(f"results: {paths['results']}")
+    return _failures_exit(run.failures)
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from clipaction.data import load_dataset
+    from clipaction.features.extract import extract_features
+    from clipaction.models import load_backend
+    from clipaction.pipeline import open_cache
+
+    dataset = load_dataset(_dataset_config(args))
+    sampler = _sampler_config(args)
+    backend = load_backend(_model_config(args))
+    cache = open_cache(args.cache_dir, backend)
+    extraction = extract_features(
+        [str(record.path) for record in dataset.records],
+        backend,
+        sampler,
+        cache,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        progress=not args.no_progress,
+        keep=False,
+    )
+    print(
+        f"{len(dataset.records)} videos: encoded {extraction.n_encoded}, from cache {extraction.n_cached}, "
+        f"failed {len(extraction.failures)}, missing {len(dataset.missing)}; cache: {cache.dir}"
+    )
+    return _failures_exit(extraction.failures or dataset.missing)
+
+
+def _parse_labels(spec: str) -> list[str]:
+    if spec.startswith("@"):
+        path = Path(spec[1:]).expanduser()
+        if not path.is_file():
+            raise ValueError(f"label file not found: {path}")
+        items = path.read_text(encoding="utf-8").splitlines()
+    else:
+        items = spec.split(",")
+    labels = [item.strip() for item in items if item.strip()]
+    if not labels:
+        raise ValueError("--labels is empty: give comma-separated labels, e.g. --labels 'riding a bike,juggling'")
+    return labels
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from clipaction.models import load_backend
+    from clipaction.pipeline import open_cache, predict_videos
+    from clipaction.zeroshot import load_templates
+
+    labels = _parse_labels(args.labels)
+    templates = load_templates(args.prompts)
+    sampler = _sampler_config(args)
+    backend = load_backend(_model_config(args))
+    predictions, failures = predict_videos(
+        args.videos,
+        labels,
+        backend,
+        sampler,
+        templates=templates,
+        cache=open_cache(args.cache_dir, backend),
+        batch_size=args.batch_size,
+        workers=args.workers,
+        progress=not args.no_progress and len(args.videos) > 1,
+    )
+    if args.json:
+        payload = [
+            {"video": p.video, "labels": [{"label": label, "probability": prob} for label, prob in p.labels]}
+            for p in predictions
+        ]
+        print(json.dumps(payload, indent=2))
+    else:
+        for prediction in predictions:
+            print(prediction.video)
+            for label, probability in prediction.labels[: args.top]:
+                print(f"  {probability:7.2%}  {label}")
+    for failure in failures:
+        error_line(f"skipped {failure.path}: {failure.error}")
+    return _failures_exit(failures)
+
+
+def _pct(value: float) -> str:
+    return "n/a" if value != value else f"{value:.2%}"
+
+
+def _failures_exit(failures: Sequence) -> int:
+    return EXIT_FAILURES if failures else EXIT_OK
+
+
+def error_line(message: str) -> None:
+    print(f"clipaction: error: {message}", file=sys.stderr)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "zeroshot": _cmd_zeroshot,
+    "extract": _cmd_extract,
+    "predict": _cmd_predict,
+    "run": _cmd_run,
+    "report": _cmd_report,
+    "demo": _cmd_demo,
+    "download": _cmd_download,
+    "benchmark": _cmd_benchmark,
+    "bench": _cmd_bench,
+}

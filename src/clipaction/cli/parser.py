@@ -1,0 +1,236 @@
+"""The command line's flags: argument parsing only, no work. `build_parser()` gives each
+command's parser; `args.command` names the command for `clipaction.cli.commands.COMMANDS`."""
+
+from __future__ import annotations
+
+import argparse
+
+from clipaction import __version__
+from clipaction.config import DEFAULT_MODEL
+
+#: `run` flags -> dotted study-config paths (values are parsed by the config's own types).
+RUN_OVERRIDES = [
+    ("--data-root", "dataset.root", "UCF-101 folder with one folder per class"),
+    ("--splits-dir", "dataset.splits_dir", "folder with classInd.txt and the split lists"),
+    ("--dataset", "dataset.name", "ucf101, hmdb51 or folder"),
+    ("--split", "dataset.split", "1, 2 or 3"),
+    ("--classes", "dataset.classes", "comma-separated class names"),
+    ("--num-classes", "dataset.num_classes", "first N classes, or 'all'"),
+    ("--model", "model.name_or_path", "hub id or local directory"),
+    ("--device", "model.device", "auto, cpu or cuda"),
+    ("--batch-size", "model.batch_size", "frames per model batch"),
+    ("--precision", "model.precision", "fp32, int8 (a faster CPU image encoder) or fp16 (GPUs)"),
+    ("--prompts", "prompts.templates", "seed, clip or a template file"),
+    ("--name-style", "prompts.name_style", "raw or spaced"),
+    ("--cache-dir", "cache_dir", "embedding cache"),
+    ("--workers", "workers", "decoding threads"),
+    ("--out", "out", "output directory"),
+]
+SKIP_KEYS = {
+    "temporal": "temporal",
+    "fewshot": "fewshot",
+    "full-finetune": "full_finetune",
+    "adapt": "adapt",
+    "embeddings": "embeddings",
+    "ablations": "ablations",
+}
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def _add_dataset_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("dataset")
+    group.add_argument("--dataset", default="ucf101", help="ucf101, hmdb51 or folder (your own <root>/<label>/<video> tree)")
+    group.add_argument("--data-root", help="UCF101: the UCF-101 folder with one folder per class; folder: the tree's root")
+    group.add_argument(
+        "--splits-dir",
+        help="UCF101: the folder with classInd.txt, trainlist0N.txt, testlist0N.txt; "
+        "HMDB51: the folder with <class>_test_split<N>.txt",
+    )
+    group.add_argument("--manifest", help="folder dataset: a CSV of path,label[,split] instead of a tree")
+    group.add_argument("--split", type=int, default=1, choices=(1, 2, 3))
+    group.add_argument("--subset", default="test", choices=("train", "test", "all"))
+    selection = group.add_mutually_exclusive_group()
+    selection.add_argument("--classes", help="comma-separated class names to evaluate")
+    selection.add_argument(
+        "--num-classes",
+        help="the first N classes of the class list (classInd.txt order), or 'all' "
+        "(default: the study's 15 for ucf101, all for folder)",
+    )
+
+
+def _add_sampler_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("frames")
+    group.add_argument("--sampler", default="center-clip", choices=("middle", "center-clip", "uniform", "multi-clip"))
+    group.add_argument("--frames", type=int, default=8, help="frames per video (center-clip, uniform)")
+    group.add_argument("--window", type=float, default=3.0, help="center-clip/multi-clip window in seconds")
+    group.add_argument("--clips", type=int, default=3, help="multi-clip: clips spread over the video (1/4, 1/2, 3/4 for 3)")
+
+
+def _add_model_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", default=DEFAULT_MODEL, help="hub id or a local directory saved with save_pretrained")
+    group.add_argument("--revision", help="hub revision (branch, tag or commit)")
+    group.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    group.add_argument("--batch-size", type=int, default=32, help="frames per model batch")
+    group.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "int8", "fp16"),
+        help="int8: quantized image encoder, 2-3x faster on a CPU (cosine > 0.99 to fp32); fp16: for GPUs",
+    )
+    group.add_argument("--workers", type=int, default=2, help="decoding threads")
+    group.add_argument("--cache-dir", help="embedding cache (default ~/.cache/clipaction or $CLIPACTION_CACHE)")
+    group.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _add_prompt_args(parser: argparse.ArgumentParser, default_style: str = "raw") -> None:
+    group = parser.add_argument_group("prompts")
+    group.add_argument("--prompts", default="seed", help="seed, clip (CLIP's 48 UCF101 templates) or a file, one template per line with {}")
+    group.add_argument("--name-style", default=default_style, choices=("raw", "spaced"), help="how class names become text")
+    group.add_argument("--label-map", help="CSV (label,text) or JSON {label: text} overriding class texts")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clipaction",
+        description="Zero-shot human action recognition in videos with CLIP.",
+        formatter_class=_Formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"clipaction {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    zeroshot = commands.add_parser(
+        "zeroshot",
+        help="evaluate zero-shot CLIP on a dataset and write results",
+        description="Evaluate zero-shot CLIP on a labelled dataset (default: UCF101 split 1 test list, "
+        "first 15 classes) and write results.json, predictions.csv and classification_report.txt.",
+        formatter_class=_Formatter,
+    )
+    _add_dataset_args(zeroshot)
+    _add_sampler_args(zeroshot)
+    _add_model_args(zeroshot)
+    _add_prompt_args(zeroshot)
+    zeroshot.add_argument("--out", required=True, help="output directory")
+    zeroshot.add_argument("--strict", action="store_true", help="exit non-zero before writing results if any video failed")
+
+    extract = commands.add_parser(
+        "extract",
+        help="fill the embedding cache for a dataset",
+        description="Decode, sample and encode every video of a dataset into the embedding cache; "
+        "interrupted runs resume where they stopped.",
+        formatter_class=_Formatter,
+    )
+    _add_dataset_args(extract)
+    _add_sampler_args(extract)
+    _add_model_args(extract)
+
+    predict = commands.add_parser(
+        "predict",
+        help="rank your own labels for your own videos",
+        description="Label arbitrary videos with arbitrary labels, e.g.\n"
+        '  clipaction predict clip.mp4 --labels "juggling a soccer ball,riding a bike"',
+        formatter_class=_Formatter,
+    )
+    predict.add_argument("videos", nargs="+", metavar="VIDEO")
+    predict.add_argument("--labels", required=True, help="comma-separated labels, or @FILE with one label per line")
+    predict.add_argument("--prompts", default="seed", help="seed, clip or a template file")
+    predict.add_argument("--top", type=int, default=5, help="labels to print per video")
+    predict.add_argument("--json", action="store_true", help="print a JSON list, one object per video")
+    _add_sampler_args(predict)
+    _add_model_args(predict)
+    run = commands.add_parser(
+        "run",
+        help="run the whole study and write its report",
+        description="Run the study end to end: zero-shot evaluation, single frame vs clip, few-shot "
+        "fine-tuning of the projection, the full fine-tuning ablation, few-shot methods compared, "
+        "embedding pictures, prompt and temporal ablations, and report.md/report.html/results.json "
+        "in --out. Settings come from the built-in defaults "
+        "(see --print-config), then --config FILE, then the flags below.",
+        formatter_class=_Formatter,
+    )
+    run.add_argument("--config", help="a TOML study file (write one with --print-config)")
+    run.add_argument("--print-config", action="store_true", help="print the effective settings as TOML and exit")
+    overrides = run.add_argument_group("overrides (each replaces the value from the defaults/config file)")
+    for flag, dest, help_text in RUN_OVERRIDES:
+        metavar = flag.lstrip("-").replace("-", "_").upper()
+        overrides.add_argument(flag, dest=dest, default=None, metavar=metavar, help=help_text)
+    overrides.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        choices=tuple(SKIP_KEYS),
+        help="switch a stage off (repeatable)",
+    )
+    run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    report = commands.add_parser(
+        "report",
+        help="rebuild report.md/report.html from a run's results.json",
+        description="Rebuild the report of a finished run from its results.json, without recomputing anything.",
+        formatter_class=_Formatter,
+    )
+    report.add_argument("run_dir", metavar="RUN_DIR", help="the --out folder of a run")
+
+    demo = commands.add_parser(
+        "demo",
+        help="the whole study offline on generated videos and a tiny random model",
+        description="Generate a small labelled video set and a tiny random CLIP, and run the whole "
+        "study on them (about a minute on two CPU cores, no network). The numbers mean nothing "
+        "about real actions; the report says so.",
+        formatter_class=_Formatter,
+    )
+    demo.add_argument("--out", default="runs/demo", help="output directory")
+    demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    download = commands.add_parser(
+        "download",
+        help="download and unpack a dataset (ucf101)",
+        description="Download the official UCF101 videos (about 6.5 GB, RAR) and split lists into DIR, "
+        "resume an interrupted download, check and unpack them, then print the --data-root and "
+        "--splits-dir to use. Unpacking the RAR needs unrar, unar, 7z or bsdtar on PATH.",
+        formatter_class=_Formatter,
+    )
+    download.add_argument("dataset", choices=("ucf101",))
+    download.add_argument("--to", required=True, metavar="DIR", help="folder to download and unpack into")
+    download.add_argument("--keep-archives", action="store_true", help="keep the .rar/.zip after unpacking")
+    download.add_argument(
+        "--insecure",
+        action="store_true",
+        help="do not verify TLS certificates (only for a mirror with a broken certificate)",
+    )
+    download.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    benchmark = commands.add_parser(
+        "benchmark",
+        help="zero-shot on UCF101 and HMDB51: all classes, splits 1-3, mean ± std",
+        description="Zero-shot accuracy on the standard benchmarks as the literature reports it: for "
+        "each dataset and split, top-1, top-5 and mean class accuracy on the test list with all "
+        "classes, then the mean and standard deviation (ddof=0) over the splits. Writes results.json "
+        "and benchmark.md into the config's out folder. Settings come from the built-in defaults, "
+        "then --config FILE, then --out; start from --print-config.",
+        formatter_class=_Formatter,
+    )
+    benchmark.add_argument("--config", help="a TOML benchmark file (write one with --print-config)")
+    benchmark.add_argument("--print-config", action="store_true", help="print the effective settings as TOML and exit")
+    benchmark.add_argument("--out", help="output directory (replaces the config's out)")
+    benchmark.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    bench = commands.add_parser(
+        "bench",
+        help="measure extraction speed on generated videos",
+        description="Generate UCF101-like videos and a full-size random ViT-B/32, then measure the "
+        "image encoder alone, decoding alone, end-to-end extraction, text encoding, peak memory, and "
+        "the same for the fast (int8) encoder. Prints one JSON object.",
+        formatter_class=_Formatter,
+    )
+    bench.add_argument("--videos", type=int, default=24, help="number of generated videos")
+    bench.add_argument("--model", help="a saved model directory instead of a random ViT-B/32")
+    bench.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    bench.add_argument("--workers", type=int, default=2, help="decoding threads")
+    bench.add_argument("--batch-sizes", default="16,32,64", help="batch sizes to try for the image encoder")
+    bench.add_argument("--out", help="also write the JSON to this file")
+    return parser
