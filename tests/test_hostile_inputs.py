@@ -22,14 +22,13 @@ from clipaction.cli import main
 from clipaction.config import SamplerConfig
 from clipaction.data.synthetic import SyntheticVideo, make_folder_dataset, make_ucf101_like, render_frames, write_video
 from clipaction.features.extract import extract_features
-from clipaction.video import decode as decode_mod
 from clipaction.video.decode import (
-    MAX_SHORT_SIDE,
     VideoDecodeError,
     decode_frames,
     probe,
     read_sampled_frames,
 )
+from clipaction.video.frames import MAX_SHORT_SIDE, bounded_size
 from clipaction.video.sampling import VideoMeta, sample_indices
 
 CLIP = SamplerConfig(name="center-clip", frames=4, window=1.0)
@@ -289,11 +288,11 @@ def test_4k_frames_are_downscaled_before_they_are_held(tmp_path: Path) -> None:
 
 
 def test_frame_bound_keeps_aspect_and_leaves_small_frames_exact(tmp_path: Path) -> None:
-    assert decode_mod._bounded_size(3840, 2160, 720) == (1280, 720)
-    assert decode_mod._bounded_size(2160, 3840, 720) == (720, 1280)  # portrait
-    assert decode_mod._bounded_size(4096, 2160, 720) == (1365, 720)
-    assert decode_mod._bounded_size(320, 240, 720) == (320, 240)
-    assert decode_mod._bounded_size(1000, 800, None) == (1000, 800)
+    assert bounded_size(3840, 2160, 720) == (1280, 720)
+    assert bounded_size(2160, 3840, 720) == (720, 1280)  # portrait
+    assert bounded_size(4096, 2160, 720) == (1365, 720)
+    assert bounded_size(320, 240, 720) == (320, 240)
+    assert bounded_size(1000, 800, None) == (1000, 800)
     assert MAX_SHORT_SIDE == 720
     # UCF101's 320x240 passes bit-exact; a tighter bound shrinks it.
     path = write_video(tmp_path / "ucf.avi", SyntheticVideo(width=320, height=240, num_frames=12))

@@ -16,7 +16,7 @@ frames without decoding everything:
 Every failure caused by the file (missing, empty, not a video, no video stream, corrupt data)
 is raised as `VideoDecodeError`, so callers catch one exception type.
 
-What callers get back is what a player shows, with memory bounded:
+What callers get back is what a player shows, with memory bounded (`clipaction.video.frames`):
 
 - Size: a frame whose short side exceeds `max_short_side` (default `MAX_SHORT_SIDE` = 720) is
   downscaled by FFmpeg (area averaging, aspect ratio kept) while still a PyAV frame, before it
@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import bisect
 import logging
-import math
 import operator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ import av.error
 import numpy as np
 
 from clipaction.config import SamplerConfig
+from clipaction.video.frames import MAX_SHORT_SIDE, check_max_short_side, to_rgb
 from clipaction.video.sampling import VideoMeta, sample_indices
 
 log = logging.getLogger(__name__)
@@ -54,14 +54,6 @@ log = logging.getLogger(__name__)
 # Frame/slice threads do not change decoded pixels. On 2 cores with tiny clips they cost ~1-5 ms
 # per video (thread start-up); on large frames they pay off.
 _THREAD_TYPE = "AUTO"
-
-MAX_SHORT_SIDE = 720
-"""Default bound on a returned frame's short side (pixels): 720p keeps detail far above CLIP's
-224 px input while a 4K frame shrinks 9x in memory."""
-
-# Area averaging: the right filter for downscaling (no aliasing from skipped pixels).
-_INTERPOLATION = "AREA"
-
 
 def decode_settings(max_short_side: int | None = MAX_SHORT_SIDE) -> dict:
     """Everything in decoding that changes returned pixels (for cache keys): bump `version` when
@@ -211,68 +203,6 @@ def _next_frame(frames: Iterator[av.VideoFrame], decoded: int) -> av.VideoFrame 
             raise
         log.debug("decoder error after %d frames, taken as the end of the data: %s", decoded, exc)
         return None
-
-
-def _check_max_short_side(max_short_side: int | None) -> None:
-    if max_short_side is not None and (
-        isinstance(max_short_side, bool) or not isinstance(max_short_side, int) or max_short_side < 1
-    ):
-        raise ValueError(f"max_short_side must be an integer >= 1 or None; got {max_short_side!r}")
-
-
-def _bounded_size(width: int, height: int, max_short_side: int | None) -> tuple[int, int]:
-    """(width, height) scaled so the short side is at most `max_short_side`, aspect kept."""
-    short = min(width, height)
-    if max_short_side is None or short <= max_short_side:
-        return width, height
-    scale = max_short_side / short
-    if width <= height:
-        return max_short_side, max(1, round(height * scale))
-    return max(1, round(width * scale)), max_short_side
-
-
-def _display_matrix(frame: av.VideoFrame) -> np.ndarray | None:
-    """The frame's 3x3 display matrix as 9 int32 (FFmpeg's layout), or None."""
-    data = frame.side_data.get("DISPLAYMATRIX")
-    if data is None:
-        return None
-    raw = bytes(data)
-    return np.frombuffer(raw, dtype=np.int32) if len(raw) == 36 else None
-
-
-def _orient(image: np.ndarray, frame: av.VideoFrame) -> np.ndarray:
-    """`image` (H, W, 3) turned upright as the display matrix says, as FFmpeg's tools do."""
-    matrix = _display_matrix(frame)
-    if matrix is None:
-        return image
-    # FFmpeg's get_rotation(): the clockwise angle in [0, 360); frame.rotation is counter-clockwise.
-    theta = -float(frame.rotation)
-    theta -= 360 * math.floor(theta / 360 + 0.9 / 360)
-    if abs(theta - 90) < 1:
-        out = image.transpose(1, 0, 2) if matrix[3] > 0 else np.rot90(image, -1)
-    elif abs(theta - 180) < 1:
-        out = image[:, ::-1] if matrix[0] < 0 else image
-        out = out[::-1] if matrix[4] < 0 else out
-    elif abs(theta - 270) < 1:
-        out = np.rot90(image, -1)[::-1] if matrix[3] < 0 else np.rot90(image, 1)
-    elif abs(theta) < 1 or abs(theta - 360) < 1:
-        out = image[::-1] if matrix[4] < 0 else image
-    else:
-        log.debug("display rotation of %.0f degrees is not a right angle: left as stored", theta)
-        out = image
-    return np.ascontiguousarray(out)
-
-
-def _rgb(frame: av.VideoFrame, max_short_side: int | None = MAX_SHORT_SIDE) -> np.ndarray:
-    """The frame as an upright (H, W, 3) uint8 RGB array with its short side bounded."""
-    width, height = _bounded_size(frame.width, frame.height, max_short_side)
-    if (width, height) == (frame.width, frame.height):
-        image = frame.to_ndarray(format="rgb24")
-    else:
-        # Scaled while still a frame: the full-size RGB image is never allocated.
-        small = frame.reformat(width=width, height=height, format="rgb24", interpolation=_INTERPOLATION)
-        image = small.to_ndarray()
-    return _orient(image, frame)
 
 
 class _Unreliable(Exception):
@@ -432,7 +362,7 @@ class _SeekingReader:
 
         def keep(index: int, frame: av.VideoFrame) -> None:
             if index in wanted_set and index not in out:
-                out[index] = _rgb(frame, self.max_short_side)
+                out[index] = to_rgb(frame, self.max_short_side)
 
         frames = _iter_frames(self.container, self.stream)
         first = _next_frame(frames, 0)
@@ -503,7 +433,7 @@ def _read_sequential(path: Path, wanted: list[int], max_short_side: int | None) 
         while (frame := _next_frame(frames, count)) is not None:
             index, count = count, count + 1
             if index in wanted_set:
-                out[index] = _rgb(frame, max_short_side)
+                out[index] = to_rgb(frame, max_short_side)
             if index >= last:
                 return out
     reason = f"frame {last} requested but the video has {count} frames" if count else "no frames decodable"
@@ -543,7 +473,7 @@ def decode_frames(
     `available`) when an index lies past the real end, VideoDecodeError for unreadable files.
     """
     path = Path(path)
-    _check_max_short_side(max_short_side)
+    check_max_short_side(max_short_side)
     indices = [operator.index(i) for i in indices]
     if any(i < 0 for i in indices):
         raise ValueError(f"frame indices must be >= 0; got {min(indices)}")
@@ -567,7 +497,7 @@ def read_sampled_frames(
     Frames are upright and bounded as in `decode_frames`.
     """
     path = Path(path)
-    _check_max_short_side(max_short_side)
+    check_max_short_side(max_short_side)
     meta = probe(path)
     survey = _survey(path)
     meta = _measured_meta(path, meta, survey)
