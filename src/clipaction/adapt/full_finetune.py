@@ -11,9 +11,9 @@ import copy
 import logging
 
 import torch
-from tqdm.auto import tqdm
 
 from clipaction.adapt.projection import video_logits
+from clipaction.adapt.training import minimise
 from clipaction.config import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -44,27 +44,17 @@ def finetune_vision(
     parameters = [*vision.parameters(), *projection.parameters()]
     for parameter in parameters:
         parameter.requires_grad_(True)
-    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
-    generator = torch.Generator().manual_seed(config.seed)
     text_features = text_features.float().to(device)
     labels = labels.to(device)
     videos, frames = pixels.shape[:2]
-    losses: list[float] = []
-    for _ in tqdm(range(config.epochs), desc="full fine-tune", unit="epoch", disable=not progress):
-        order = torch.randperm(videos, generator=generator)
-        total = 0.0
-        for start in range(0, videos, config.batch_size):
-            batch = order[start : start + config.batch_size]
-            flat = pixels[batch].flatten(0, 1).to(device)
-            pooled = vision(pixel_values=flat).pooler_output
-            embeds = projection(pooled).reshape(len(batch), frames, -1)
-            loss = torch.nn.functional.cross_entropy(
-                video_logits(embeds, text_features, logit_scale), labels[batch.to(device)]
-            )
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(batch)
-        losses.append(total / videos)
+
+    def batch_loss(batch: torch.Tensor) -> torch.Tensor:
+        pooled = vision(pixel_values=pixels[batch].flatten(0, 1).to(device)).pooler_output
+        embeds = projection(pooled).reshape(len(batch), frames, -1)
+        return torch.nn.functional.cross_entropy(
+            video_logits(embeds, text_features, logit_scale), labels[batch.to(device)]
+        )
+
+    losses = minimise(parameters, batch_loss, videos, config, desc="full fine-tune", progress=progress)
     log.info("full fine-tuning: loss %.4f -> %.4f", losses[0], losses[-1])
     return vision.eval(), projection.eval(), losses

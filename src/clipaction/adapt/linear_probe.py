@@ -32,6 +32,7 @@ from clipaction.adapt.methods import (
     pick_best,
     video_embeddings,
 )
+from clipaction.adapt.training import minimise
 from clipaction.config import TrainSettings
 
 
@@ -73,20 +74,11 @@ def train_head(
     AdamW (settings' lr, epochs, batch size, seed; the given weight decay). Returns the head and
     the mean loss per epoch; shuffling uses its own seeded generator."""
     head = torch.nn.Parameter(init.detach().clone().float())
-    optimizer = torch.optim.AdamW([head], lr=settings.lr, weight_decay=weight_decay)
-    generator = torch.Generator().manual_seed(settings.seed)
-    losses: list[float] = []
-    for _ in range(settings.epochs):
-        order = torch.randperm(len(labels), generator=generator)
-        total = 0.0
-        for start in range(0, len(order), settings.batch_size):
-            batch = order[start : start + settings.batch_size]
-            loss = torch.nn.functional.cross_entropy(logit_scale * embeddings[batch] @ head.T, labels[batch])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(batch)
-        losses.append(total / len(labels))
+
+    def batch_loss(batch: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.cross_entropy(logit_scale * embeddings[batch] @ head.T, labels[batch])
+
+    losses = minimise([head], batch_loss, len(labels), settings, weight_decay=weight_decay)
     return head.detach(), losses
 
 

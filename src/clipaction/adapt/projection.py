@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import torch
-from tqdm.auto import tqdm
 
+from clipaction.adapt.training import minimise
 from clipaction.config import TrainSettings
 
 log = logging.getLogger(__name__)
@@ -44,22 +44,13 @@ def train_projection(
     Deterministic for a given seed on the CPU (shuffling uses its own generator).
     """
     projection = torch.nn.Parameter(weight.detach().clone().float())
-    optimizer = torch.optim.AdamW([projection], lr=config.lr, weight_decay=config.weight_decay)
-    generator = torch.Generator().manual_seed(config.seed)
     pooled = pooled.float()
     text_features = text_features.float()
-    losses: list[float] = []
-    for _ in tqdm(range(config.epochs), desc="train projection", unit="epoch", disable=not progress):
-        order = torch.randperm(len(labels), generator=generator)
-        total = 0.0
-        for start in range(0, len(order), config.batch_size):
-            batch = order[start : start + config.batch_size]
-            logits = video_logits(pooled[batch] @ projection.T, text_features, logit_scale)
-            loss = torch.nn.functional.cross_entropy(logits, labels[batch])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(batch)
-        losses.append(total / len(labels))
+
+    def batch_loss(batch: torch.Tensor) -> torch.Tensor:
+        logits = video_logits(pooled[batch] @ projection.T, text_features, logit_scale)
+        return torch.nn.functional.cross_entropy(logits, labels[batch])
+
+    losses = minimise([projection], batch_loss, len(labels), config, desc="train projection", progress=progress)
     log.info("projection training: loss %.4f -> %.4f", losses[0], losses[-1])
     return projection.detach(), losses

@@ -37,6 +37,7 @@ from clipaction.adapt.methods import (
     video_embeddings,
 )
 from clipaction.adapt.projection import video_logits
+from clipaction.adapt.training import minimise
 from clipaction.config import TrainSettings
 
 
@@ -98,21 +99,12 @@ def train_keys(
     keys = torch.nn.Parameter(embeddings.detach().clone())
     values = _one_hot(labels, len(text_features))
     zero_shot = logit_scale * embeddings @ text_features.T
-    optimizer = torch.optim.AdamW([keys], lr=settings.lr, weight_decay=settings.weight_decay)
-    generator = torch.Generator().manual_seed(settings.seed)
-    losses: list[float] = []
-    for _ in range(settings.epochs):
-        order = torch.randperm(len(labels), generator=generator)
-        total = 0.0
-        for start in range(0, len(order), settings.batch_size):
-            batch = order[start : start + settings.batch_size]
-            logits = zero_shot[batch] + alpha * cache_logits(embeddings[batch], keys, values, beta)
-            loss = torch.nn.functional.cross_entropy(logits, labels[batch])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(batch)
-        losses.append(total / len(labels))
+
+    def batch_loss(batch: torch.Tensor) -> torch.Tensor:
+        logits = zero_shot[batch] + alpha * cache_logits(embeddings[batch], keys, values, beta)
+        return torch.nn.functional.cross_entropy(logits, labels[batch])
+
+    losses = minimise([keys], batch_loss, len(labels), settings)
     return keys.detach(), losses
 
 
