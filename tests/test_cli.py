@@ -174,3 +174,20 @@ def test_benchmark_command(tmp_path, tiny_model_dir, capsys):
     config.write_text("[[datasets]]\nname = 'ucf101'\nroot = 'r'\n")
     assert main(["benchmark", "--config", str(config)]) == 2
     assert "ucf101 needs splits_dir" in capsys.readouterr().err
+
+
+def test_predict_on_a_folder_labels_every_video_in_it(tiny_model_dir, tmp_path, capsys):
+    folder = tmp_path / "my clips"
+    first = write_video(folder / "a.avi", SyntheticVideo(pattern=1))
+    second = write_video(folder / "day 2" / "b.mp4", SyntheticVideo(codec="h264", pattern=3))
+    (folder / "notes.txt").write_text("not a video")
+    common = ["--labels", "running,jumping", "--model", str(tiny_model_dir), "--device", "cpu",
+              "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--json"]  # fmt: skip
+    assert main(["predict", str(folder), *common]) == 0
+    ranked = json.loads(capsys.readouterr().out)
+    assert [item["video"] for item in ranked] == [str(first), str(second)]
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["predict", str(empty), *common]) == 2
+    assert "no videos found in" in capsys.readouterr().err

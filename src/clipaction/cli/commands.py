@@ -259,16 +259,18 @@ def _parse_labels(spec: str) -> list[str]:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    from clipaction.data.folder import video_files
     from clipaction.models import load_backend
     from clipaction.pipeline import open_cache, predict_videos
     from clipaction.zeroshot import load_templates
 
+    videos = video_files(args.videos)
     labels = _parse_labels(args.labels)
     templates = load_templates(args.prompts)
     sampler = _sampler_config(args)
     backend = load_backend(_model_config(args))
     predictions, failures = predict_videos(
-        args.videos,
+        videos,
         labels,
         backend,
         sampler,
@@ -276,7 +278,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         cache=open_cache(args.cache_dir, backend),
         batch_size=args.batch_size,
         workers=args.workers,
-        progress=not args.no_progress and len(args.videos) > 1,
+        progress=not args.no_progress and len(videos) > 1,
     )
     if args.json:
         payload = [
@@ -289,8 +291,10 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             print(prediction.video)
             for label, probability in prediction.labels[: args.top]:
                 print(f"  {probability:7.2%}  {label}")
-    for failure in failures:
-        error_line(f"skipped {failure.path}: {failure.error}")
+    if failures:
+        print(f"clipaction: skipped {len(failures)} of {len(videos)} video(s):", file=sys.stderr)
+        for failure in failures:
+            print(f"  {failure.path}: {failure.error}", file=sys.stderr)
     return _failures_exit(failures)
 
 

@@ -135,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
         '  clipaction predict clip.mp4 --labels "juggling a soccer ball,riding a bike"',
         formatter_class=_Formatter,
     )
-    predict.add_argument("videos", nargs="+", metavar="VIDEO")
+    predict.add_argument("videos", nargs="+", metavar="VIDEO", help="video files, or folders to search for videos")
     predict.add_argument("--labels", required=True, help="comma-separated labels, or @FILE with one label per line")
     predict.add_argument("--prompts", default="seed", help="seed, clip or a template file")
     predict.add_argument("--top", type=int, default=5, help="labels to print per video")

@@ -33,7 +33,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 from clipaction.config import DatasetConfig
 from clipaction.data.names import select_classes
@@ -96,6 +96,22 @@ def walk_files(top: str | Path) -> Iterator[tuple[str, Path]]:
             except OSError:
                 continue  # a broken entry: neither a file nor a folder we can read
         stack.extend(reversed(subdirs))
+
+
+def video_files(paths: Sequence[str | Path]) -> list[Path]:
+    """Each given path as is, except a folder, which becomes the video files under it (by
+    extension, sorted, hidden files skipped). A folder with no video in it is a DatasetError;
+    a path that does not exist is kept, for extraction to report it as a failure."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            found.append(path)
+            continue
+        videos = [file for rel, file in walk_files(path) if is_video(rel)]
+        if not videos:
+            raise DatasetError(f"no videos found in {path} (extensions: {', '.join(sorted(VIDEO_EXTENSIONS))})")
+        found.extend(videos)
+    return found
 
 
 def _loops_back(target: str, real_top: str) -> bool:
