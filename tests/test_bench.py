@@ -32,6 +32,7 @@ def test_bench_reports_every_figure(tmp_path):
     assert results["fast_speedup"] == results["fast"]["model_fps"] / results["model_fps"]
     assert 0.9 < results["fast_cosine_min"] <= results["fast_cosine_mean"] <= 1.0 + 1e-6
     assert results["machine"]["cores"] >= 1 and results["machine"]["device"] == "cpu"
+    assert results["created_at"][:4].isdigit() and "T" in results["created_at"]  # dated
     assert not list(tmp_path.iterdir()), "the generated inputs are cleaned up"
 
 

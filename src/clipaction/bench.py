@@ -31,6 +31,7 @@ from clipaction.features.cache import FeatureCache
 from clipaction.features.extract import cache_space, decoded_ahead, extract_features
 from clipaction.models import Backend, load_backend
 from clipaction.models.tiny import build_random_clip
+from clipaction.results import now_iso
 from clipaction.zeroshot import CLIP_TEMPLATES, video_embedding
 
 log = logging.getLogger(__name__)
@@ -210,6 +211,7 @@ def run_bench(config: BenchConfig = BenchConfig(), *, work_dir: str | Path | Non
         "processor": platform.processor() or platform.machine(),
         "python": platform.python_version(),
     }
+    results["created_at"] = now_iso()  # figures are dated: they belong to this machine, today
     return results
 
 
