@@ -140,6 +140,10 @@ def test_print_config_round_trips(tmp_path, capsys):
     path.write_text(capsys.readouterr().out, encoding="utf-8")
     assert load_study_config(path) == StudyConfig()
     assert study_config_to_toml(load_study_config(path)) == path.read_text(encoding="utf-8")
+    # Settings without a default are shown, commented out, in their table.
+    lines = path.read_text(encoding="utf-8").splitlines()
+    dataset = lines.index("[dataset]")
+    assert "# root = ...  (not set)" in lines[dataset + 1 : lines.index("[model]")]
 
 
 def test_flags_override_the_config_file(ucf, tiny_model_dir, tmp_path, capsys):

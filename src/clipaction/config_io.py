@@ -101,8 +101,31 @@ def _plain(value: Any) -> Any:
 
 
 def toml_text(data: dict[str, Any]) -> str:
-    """TOML text of a plain dict. None values are left out: TOML has no null."""
-    return tomli_w.dumps(_without_none(data))
+    """TOML text of a plain dict. TOML has no null: a None value is written as a comment,
+    `# key = ...  (not set)`, under its table, so the file still shows every setting."""
+    lines = tomli_w.dumps(_without_none(data)).splitlines()
+    unset = _unset_keys(data)
+    out = [_unset_line(key) for key in unset.pop((), [])]
+    for line in lines:
+        out.append(line)
+        if line.startswith("[") and not line.startswith("[["):
+            out.extend(_unset_line(key) for key in unset.pop(tuple(line.strip("[]").split(".")), []))
+    return "\n".join(out) + "\n"
+
+
+def _unset_line(key: str) -> str:
+    return f"# {key} = ...  (not set)"
+
+
+def _unset_keys(data: dict[str, Any], table: tuple[str, ...] = ()) -> dict[tuple[str, ...], list[str]]:
+    """{table path: keys whose value is None} over `data`'s nested tables (not arrays of tables)."""
+    found: dict[tuple[str, ...], list[str]] = {}
+    for key, value in data.items():
+        if value is None:
+            found.setdefault(table, []).append(key)
+        elif isinstance(value, dict):
+            found.update(_unset_keys(value, (*table, key)))
+    return found
 
 
 def _without_none(value: Any) -> Any:
