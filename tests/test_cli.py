@@ -191,3 +191,23 @@ def test_predict_on_a_folder_labels_every_video_in_it(tiny_model_dir, tmp_path, 
     empty.mkdir()
     assert main(["predict", str(empty), *common]) == 2
     assert "no videos found in" in capsys.readouterr().err
+
+
+def test_bad_out_cache_or_model_paths_fail_at_once_with_one_line(ucf, tiny_model_dir, tmp_path, capsys):
+    cache = tmp_path / "cache"
+    a_file = tmp_path / "results.txt"
+    a_file.write_text("not a folder")
+    assert main(["zeroshot", *_common(ucf, tiny_model_dir, cache), "--out", str(a_file)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot write results to {a_file}: it is a file" in err
+    assert not list(cache.rglob("*.safetensors")), "nothing was encoded before the bad --out was noticed"
+
+    blocked = a_file / "cache"  # under a file: cannot be created
+    assert main(["zeroshot", *_common(ucf, tiny_model_dir, blocked), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"cannot use {blocked} as the embedding cache" in err
+
+    missing = tmp_path / "no-such-model"
+    assert main(["zeroshot", *_common(ucf, missing, cache), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"model folder not found: {missing}" in err

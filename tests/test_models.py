@@ -76,8 +76,11 @@ def test_fingerprint_changes_with_the_weights(tmp_path, tiny_backend):
 
 
 def test_unknown_model_gives_a_clear_error(tmp_path):
-    with pytest.raises(ModelLoadError, match="could not load CLIP model"):
+    with pytest.raises(ModelLoadError, match="model folder not found: .*no-such-model"):
         load_backend(ModelConfig(name_or_path=str(tmp_path / "no-such-model"), device="cpu"))
+    (tmp_path / "empty").mkdir()  # a folder, but no model in it
+    with pytest.raises(ModelLoadError, match="could not load CLIP model"):
+        load_backend(ModelConfig(name_or_path=str(tmp_path / "empty"), device="cpu"))
 
 
 def test_unknown_backend_lists_the_valid_ones():

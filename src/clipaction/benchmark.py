@@ -30,7 +30,7 @@ from clipaction.config import (
 from clipaction.data import load_dataset
 from clipaction.models import Backend, load_backend
 from clipaction.pipeline import run_zeroshot
-from clipaction.results import environment, now_iso, write_json, write_text_atomic
+from clipaction.results import environment, now_iso, output_folder, write_json, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -203,12 +203,14 @@ def run_benchmark(
     """Zero-shot on every dataset and split of `config`; writes results.json and benchmark.md
     into `config.out` and returns the content of results.json.
 
-    Every dataset and split is listed first (cheap), so a wrong path fails before the model loads.
+    Every dataset and split is listed and `out` checked first (cheap), so a wrong path fails
+    before the model loads.
     """
     for dataset in config.datasets:
         for split in dataset.splits:
             listed = load_dataset(dataset.dataset_config(split))
             log.info("benchmark: %s split %d lists %d test videos", dataset.name, split, len(listed.records))
+    out = output_folder(config.out)
     backend = backend or load_backend(config.model)
     datasets = []
     for dataset in config.datasets:
@@ -240,8 +242,6 @@ def run_benchmark(
         "env": environment(str(backend.device)),
         "created_at": now_iso(),
     }
-    out = Path(config.out).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
     write_json(out / "results.json", results)
     write_text_atomic(out / "benchmark.md", benchmark_markdown(results))
     return results

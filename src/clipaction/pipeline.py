@@ -19,7 +19,14 @@ from clipaction.evaluate import classification_report_text, compute_metrics
 from clipaction.features.cache import FeatureCache
 from clipaction.features.extract import Extraction, Failure, cache_space, extract_features
 from clipaction.models import Backend, load_backend
-from clipaction.results import environment, now_iso, write_json, write_predictions_csv, write_text_atomic
+from clipaction.results import (
+    environment,
+    now_iso,
+    output_folder,
+    write_json,
+    write_predictions_csv,
+    write_text_atomic,
+)
 from clipaction.zeroshot import class_text_features, load_templates, score, video_embedding
 
 log = logging.getLogger(__name__)
@@ -134,8 +141,7 @@ def zeroshot_results(run: ZeroShotRun) -> dict[str, Any]:
 
 def write_zeroshot_outputs(run: ZeroShotRun, out_dir: str | Path) -> dict[str, Path]:
     """Write results.json, predictions.csv and classification_report.txt into `out_dir`."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out_dir)
     paths = {
         "results": out / "results.json",
         "predictions": out / "predictions.csv",

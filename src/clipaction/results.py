@@ -54,6 +54,29 @@ def environment(device: str) -> dict[str, str]:
     }
 
 
+def check_output_folder(path: str | Path) -> Path:
+    """`path` (~ expanded) if it is, or can be created as, a folder this process can write;
+    else ValueError. Creates nothing, so a command can check its --out before any work and
+    still write nothing when the input turns out bad."""
+    out = Path(path).expanduser()
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "it is a file" if existing == out else f"{existing} is a file"
+        raise ValueError(f"cannot write results to {out}: {where}; give a folder you can write")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write results to {out}: {existing} is not writable; give a folder you can write")
+    return out
+
+
+def output_folder(path: str | Path) -> Path:
+    """`path` checked (`check_output_folder`) and created if needed."""
+    out = check_output_folder(path)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 

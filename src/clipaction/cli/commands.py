@@ -200,8 +200,10 @@ def _zeroshot_config(args: argparse.Namespace) -> ZeroShotConfig:
 
 def _cmd_zeroshot(args: argparse.Namespace) -> int:
     from clipaction.pipeline import run_zeroshot, write_zeroshot_outputs
+    from clipaction.results import check_output_folder
 
     config = _zeroshot_config(args)
+    check_output_folder(args.out)  # a bad --out fails now, not after the encoding
     run = run_zeroshot(config, progress=not args.no_progress)
     if run.failures and config.strict:
         error_line(f"{len(run.failures)} video(s) failed (--strict): first: {run.failures[0].path}: {run.failures[0].error}")

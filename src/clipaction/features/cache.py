@@ -71,10 +71,16 @@ class FeatureCache:
         self.root = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self.space = space
         self.dir = self.root / stable_hash({"format": CACHE_FORMAT, **space}, 20)
-        self.dir.mkdir(parents=True, exist_ok=True)
         description = self.dir / "space.json"
-        if not description.exists():
-            _atomic_write_bytes(description, json.dumps(space, indent=2, default=str).encode())
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            if not description.exists():
+                _atomic_write_bytes(description, json.dumps(space, indent=2, default=str).encode())
+        except OSError as error:
+            raise OSError(
+                f"cannot use {self.root} as the embedding cache: {error.strerror or error}; "
+                "give --cache-dir (or $CLIPACTION_CACHE) a folder you can write"
+            ) from None
         self._remove_stale_temp_files()
 
     def _remove_stale_temp_files(self, older_than_s: float = 600.0) -> None:

@@ -85,9 +85,12 @@ class HFClipBackend:
 
         self.config = config
         self.device = resolve_device(config.device)
-        source = str(Path(config.name_or_path).expanduser()) if Path(
-            config.name_or_path
-        ).expanduser().is_dir() else config.name_or_path
+        local = Path(config.name_or_path).expanduser()
+        if config.name_or_path.startswith(("/", "./", "../", "~")) and not local.is_dir():
+            raise ModelLoadError(
+                f"model folder not found: {local} (expected a folder saved with save_pretrained, or a hub id)"
+            )
+        source = str(local) if local.is_dir() else config.name_or_path
         try:
             self.model = CLIPModel.from_pretrained(source, revision=config.revision)
             processor = AutoProcessor.from_pretrained(source, revision=config.revision)

@@ -20,7 +20,7 @@ from clipaction.data import load_dataset
 from clipaction.data.names import load_label_map, prompt_names
 from clipaction.models import Backend, load_backend
 from clipaction.pipeline import open_cache
-from clipaction.results import environment, now_iso, to_jsonable, write_json
+from clipaction.results import environment, now_iso, output_folder, to_jsonable, write_json
 from clipaction.study.adaptation import adapt_methods_stage, few_shot_plan, fewshot_stage, full_finetune_stage
 from clipaction.study.context import Context, zero_shot_scores
 from clipaction.study.evaluation import ablation_stage, embedding_stage, temporal_stage, zeroshot_stage
@@ -48,9 +48,8 @@ def prepare(config: StudyConfig, backend: Backend | None, progress: bool) -> Con
     label_map = load_label_map(config.prompts.label_map) if config.prompts.label_map else None
     names = prompt_names(test.classes, config.prompts.name_style, label_map)
     templates = load_templates(config.prompts.templates)
+    out = output_folder(config.out)
     backend = backend or load_backend(config.model)
-    out = Path(config.out).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
     cache = open_cache(config.cache_dir, backend)
     ctx = Context(
         config=config,
