@@ -257,6 +257,9 @@ def _parse_labels(spec: str) -> list[str]:
     labels = [item.strip() for item in items if item.strip()]
     if not labels:
         raise ValueError("--labels is empty: give comma-separated labels, e.g. --labels 'riding a bike,juggling'")
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:  # a repeated label would split its probability between its copies
+        raise ValueError(f"--labels lists {', '.join(map(repr, repeated))} more than once")
     return labels
 
 
