@@ -1,6 +1,5 @@
-"""The commands: each turns parsed flags into configs and calls the library, then prints a
-short summary. Exit codes: 0 all good; 1 finished, but some videos failed (results written);
-2 bad input or usage, nothing written."""
+"""The commands: each turns parsed flags into configs, calls the library, prints a short
+summary and returns its exit code (`clipaction.cli` lists them)."""
 
 from __future__ import annotations
 
