@@ -106,3 +106,20 @@ def test_int8_refuses_cuda(tiny_model_dir):
     else:
         with pytest.raises(ModelLoadError, match="CUDA"):
             load_backend(ModelConfig(name_or_path=str(tiny_model_dir), device="cuda", precision="int8"))
+
+
+def test_tiny_model_builds_are_identical_across_processes(tmp_path):
+    """The demo and the tests rely on it: the same model and tokenizer, byte for byte, however
+    often and in whichever process they are built (a trained BPE tokenizer was not)."""
+    import subprocess
+    import sys
+
+    for name in ("a", "b"):
+        subprocess.run(
+            [sys.executable, "-c", f"from clipaction.models.tiny import build_random_clip; build_random_clip({str(tmp_path / name)!r})"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+    files = sorted(path.name for path in (tmp_path / "a").iterdir())
+    assert "tokenizer.json" in files and "model.safetensors" in files
+    for name in files:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name

@@ -1,15 +1,15 @@
 """Random-weight CLIPs built offline, saved like a downloaded one.
 
-Tests and the demo cannot download OpenAI's weights, so they build a model from a config, train a
-small BPE tokenizer on a few sentences, and `save_pretrained` both into a directory; that
-directory then loads through exactly the code path a hub id takes. A random model's numbers mean
-nothing about actions.
+Tests and the demo cannot download OpenAI's weights, so they build a model from a config and a
+byte-level CLIP tokenizer, and `save_pretrained` both into a directory; that directory then
+loads through exactly the code path a hub id takes. Every build of a model is the same, byte for
+byte. A random model's numbers mean nothing about actions.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 
@@ -53,27 +53,17 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
     },
 }
 
-_CORPUS = [
-    "a photo of a person doing something.",
-    "a video of the person performing an action.",
-    "an example of a person practicing sports.",
-    "a demonstration of the person using a tool during exercise.",
-    "apply eye makeup lipstick archery baby crawling balance beam band marching",
-    "baseball pitch basketball dunk bench press biking billiards blow dry hair",
-    "blowing candles body weight squats juggling a soccer ball shooting riding a bike",
-]
-
-
-def build_tokenizer(extra_texts: Iterable[str] = (), vocab_size: int = 1000):
-    """A CLIPTokenizer whose BPE is trained here on a few sentences, with the full byte
-    alphabet so that any text tokenizes."""
+def build_tokenizer():
+    """A CLIPTokenizer over single bytes: CLIP's byte-level alphabet, each symbol also with its
+    end-of-word form, and no merges. Any text tokenizes (one token per byte), and the vocabulary
+    is the same on every build; a tokenizer trained here instead would not be (the `tokenizers`
+    trainer breaks ties between equally frequent pairs differently from run to run)."""
     from tokenizers import pre_tokenizers
     from transformers import CLIPTokenizer
 
-    corpus = _CORPUS + list(extra_texts)
-    return CLIPTokenizer().train_new_from_iterator(
-        corpus * 4, vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
+    symbols = sorted(pre_tokenizers.ByteLevel.alphabet())
+    tokens = [*symbols, *(symbol + "</w>" for symbol in symbols), "<|startoftext|>", "<|endoftext|>"]
+    return CLIPTokenizer(vocab={token: i for i, token in enumerate(tokens)}, merges=[])
 
 
 def build_random_clip(
