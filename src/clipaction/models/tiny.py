@@ -53,17 +53,39 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
     },
 }
 
+#: Words that become single tokens (CLIP lowercases text before tokenizing): the prompt
+#: templates' words and the study's class names, spaced and raw, so prompts take about as many
+#: tokens as with CLIP's own vocabulary. Any other word is spelled out byte by byte.
+_WHOLE_WORDS = """
+    a an the of person photo video example demonstration using doing during performing practicing
+    apply eye makeup lipstick archery baby crawling balance beam band marching baseball pitch
+    basketball dunk bench press biking billiards blow dry hair blowing candles body weight squats
+    applyeyemakeup applylipstick babycrawling balancebeam bandmarching baseballpitch
+    basketballdunk benchpress blowdryhair blowingcandles bodyweightsquats
+"""
+
+
 def build_tokenizer():
-    """A CLIPTokenizer over single bytes: CLIP's byte-level alphabet, each symbol also with its
-    end-of-word form, and no merges. Any text tokenizes (one token per byte), and the vocabulary
-    is the same on every build; a tokenizer trained here instead would not be (the `tokenizers`
-    trainer breaks ties between equally frequent pairs differently from run to run)."""
+    """A CLIPTokenizer built without training: CLIP's byte-level alphabet (each symbol also in
+    its end-of-word form) plus merges that spell each of `_WHOLE_WORDS` left to right. Any text
+    tokenizes, and the vocabulary is the same on every build; a tokenizer trained here would not
+    be (the `tokenizers` trainer breaks ties between equally frequent pairs differently from run
+    to run)."""
     from tokenizers import pre_tokenizers
     from transformers import CLIPTokenizer
 
     symbols = sorted(pre_tokenizers.ByteLevel.alphabet())
-    tokens = [*symbols, *(symbol + "</w>" for symbol in symbols), "<|startoftext|>", "<|endoftext|>"]
-    return CLIPTokenizer(vocab={token: i for i, token in enumerate(tokens)}, merges=[])
+    tokens = [*symbols, *(symbol + "</w>" for symbol in symbols)]
+    merges: list[tuple[str, str]] = []
+    for word in sorted(set(_WHOLE_WORDS.split())):
+        pieces = [*word[:-1], word[-1] + "</w>"]
+        prefix = pieces[0]
+        for piece in pieces[1:]:
+            merges.append((prefix, piece))
+            prefix += piece
+            tokens.append(prefix)
+    tokens = list(dict.fromkeys([*tokens, "<|startoftext|>", "<|endoftext|>"]))
+    return CLIPTokenizer(vocab={token: i for i, token in enumerate(tokens)}, merges=list(dict.fromkeys(merges)))
 
 
 def build_random_clip(
