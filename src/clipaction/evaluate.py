@@ -9,17 +9,44 @@ import numpy as np
 from sklearn.metrics import classification_report, confusion_matrix, precision_recall_fscore_support
 
 
+def predicted_classes(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """(V, C) scores and (V,) true labels -> (V,) top-1 predictions, ties counted against the truth.
+
+    Argmax, except where the true class shares the maximum with another class: then the
+    prediction is the lowest-index other tied class, so a tie is never scored as correct
+    (a model that gives every class the same score must not get full marks). This keeps
+    top-1 equal to top_k_accuracy(k=1).
+    """
+    scores = np.asarray(scores)
+    labels = np.asarray(labels, dtype=np.int64)
+    if len(labels) == 0:
+        return np.zeros(0, dtype=np.int64)
+    predicted = scores.argmax(axis=1)
+    rows = np.arange(len(labels))
+    at_max = scores == scores[rows, predicted][:, None]
+    others_at_max = at_max.copy()
+    others_at_max[rows, labels] = False
+    tied = at_max[rows, labels] & others_at_max.any(axis=1)
+    predicted[tied] = others_at_max[tied].argmax(axis=1)  # argmax of bools: first True
+    return predicted
+
+
 def top_k_accuracy(scores: np.ndarray, labels: np.ndarray, k: int) -> float:
-    """Fraction of rows whose true class is among the k highest scores (k >= C gives 1.0).
+    """Fraction of rows of (V, C) scores whose true class is among the k highest (k >= C gives 1.0).
 
     Written out because scikit-learn's top_k_accuracy_score rejects 2-class score matrices.
-    Ties count against the true class (a class must beat all but k-1 others strictly).
+    Ties count against the true class: every other class scoring >= the true score ranks
+    above it, so the true class must have at most k-1 such rivals.
     """
     if len(labels) == 0:
         return math.nan
-    true_scores = scores[np.arange(len(labels)), labels]
-    higher = (scores > true_scores[:, None]).sum(axis=1)
-    return float(np.mean(higher < k))
+    scores = np.asarray(scores)
+    labels = np.asarray(labels, dtype=np.int64)
+    rows = np.arange(len(labels))
+    true_scores = scores[rows, labels]
+    at_least = scores >= true_scores[:, None]
+    at_least[rows, labels] = False  # the true class does not rival itself
+    return float(np.mean(at_least.sum(axis=1) < k))
 
 
 def compute_metrics(scores: np.ndarray, labels: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
@@ -29,7 +56,7 @@ def compute_metrics(scores: np.ndarray, labels: np.ndarray, classes: Sequence[st
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
     class_ids = list(range(len(classes)))
-    predicted = scores.argmax(axis=1) if len(labels) else np.zeros(0, dtype=np.int64)
+    predicted = predicted_classes(scores, labels)
     matrix = confusion_matrix(labels, predicted, labels=class_ids) if len(labels) else np.zeros(
         (len(classes), len(classes)), dtype=np.int64
     )
@@ -60,8 +87,8 @@ def compute_metrics(scores: np.ndarray, labels: np.ndarray, classes: Sequence[st
 
 
 def classification_report_text(scores: np.ndarray, labels: np.ndarray, classes: Sequence[str]) -> str:
-    """scikit-learn's classification report of the top-1 predictions."""
-    predicted = np.asarray(scores).argmax(axis=1)
+    """scikit-learn's classification report of the top-1 predictions (ties count against the truth)."""
+    predicted = predicted_classes(scores, labels)
     return classification_report(
         labels, predicted, labels=list(range(len(classes))), target_names=list(classes), digits=4, zero_division=0
     )
