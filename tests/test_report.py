@@ -17,6 +17,7 @@ from clipaction.evaluate import classification_report_text, compute_metrics
 from clipaction.report import observations, write_figures, write_report
 from clipaction.report.markdown import BANNER, BANNER_TEXT
 from clipaction.report.tables import pct, points, sampler_text
+from clipaction.study.evaluation import most_confused
 
 CLASSES = ["Archery", "Basketball", "BasketballDunk", "Biking", "Jump<b>&Roll", "Billiards"]
 C = len(CLASSES)
@@ -96,6 +97,8 @@ def fabricate(synthetic: bool = True) -> tuple[dict, dict]:
     matrix = np.array(zs["confusion_matrix"])
     off = matrix - np.diag(np.diag(matrix))
     assert off.max() == PLANTED and (off == PLANTED).sum() == 1  # the planted pair is the top one
+    # More confused pairs than the report lists, so a stage storing fewer than it shows is caught.
+    assert np.count_nonzero(off) >= 12
 
     middle_pred = predictions(rng, labels, 0.55)
     middle = stage_metrics(labels, middle_pred)
@@ -154,7 +157,7 @@ def fabricate(synthetic: bool = True) -> tuple[dict, dict]:
                 "sampler": {"name": "center-clip", "frames": 8, "window": 3.0},
                 "metrics": zs,
                 "classification_report": classification_report_text(zs_scores, labels, CLASSES),
-                "most_confused": [{"true": CLASSES[B], "predicted": CLASSES[D], "count": PLANTED, "fraction": PLANTED / PER_CLASS}],
+                "most_confused": most_confused(zs),  # what the zero-shot stage stores
                 "examples": [
                     {"video": "/data/UCF-101/Basketball/v_Basketball_g01_c01.avi", "true": "Basketball",
                      "predicted": "BasketballDunk", "top5": [["BasketballDunk", 0.6], ["Basketball", 0.3], ["Archery", 0.1]]}
@@ -207,8 +210,17 @@ def fabricate(synthetic: bool = True) -> tuple[dict, dict]:
         "collapse_share2": float(np.mean(np.isin(collapse_pred, [3, 4]))),
         "chosen": chosen,
         "forgot": CLASSES[untouched],
+        "confused": confused_cells(matrix),
     }
     return results, facts
+
+
+def confused_cells(matrix: np.ndarray) -> list[tuple[str, str, int]]:
+    """Every off-diagonal cell with a video, largest first; ties in row-major order."""
+    off = matrix - np.diag(np.diag(matrix))
+    order = np.argsort(-off.ravel(), kind="stable")
+    cells = [divmod(int(k), len(matrix)) for k in order if off.flat[k] > 0]
+    return [(CLASSES[i], CLASSES[j], int(off[i, j])) for i, j in cells]
 
 
 @pytest.fixture(scope="module")
@@ -252,6 +264,18 @@ def test_markdown_has_sections_in_order_and_the_numbers(study, report):
     assert "... and 3 more" in text  # 23 failures, first 20 listed
     assert "Trained: the visual projection;" in text and "Trained: the whole image tower," in text
     assert facts["chosen"][1] in text.split("Fewer training videos than asked:")[1].splitlines()[0]
+
+
+def test_report_lists_the_ten_most_confused_pairs(study, report):
+    results, facts = study
+    out, _ = report
+    text = (out / "report.md").read_text()
+    section = text.split("### Most confused pairs\n")[1].split("\n#")[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line][1:]  # no header
+    listed = [tuple(cell.strip() for cell in row.strip("|").split("|")[:3]) for row in rows]
+    expected = [(true, predicted, f"{count} of {PER_CLASS}") for true, predicted, count in facts["confused"][:10]]
+    assert len(facts["confused"]) > 10
+    assert [(t.replace("\\", ""), p.replace("\\", ""), v) for t, p, v in listed] == expected
 
 
 def test_html_is_self_contained_and_escaped(report):

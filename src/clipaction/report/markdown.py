@@ -38,6 +38,9 @@ from clipaction.report.tables import (
 )
 
 BANNER = "Synthetic demo"
+# How many confused pairs the zero-shot stage stores and the report lists: one number for both,
+# so the report never asks for more than results.json holds.
+MOST_CONFUSED_PAIRS = 10
 BANNER_TEXT = (
     ": the videos are generated and the model has random weights;"
     " these numbers say nothing about real actions."
@@ -222,7 +225,7 @@ def zeroshot_section(stage: Mapping[str, Any] | None, figures: Mapping[str, str]
         blocks += [Heading(3, "Classification report"), Code(stage["classification_report"].rstrip("\n"))]
     blocks += [Heading(3, "Per-class accuracy, best to worst"), TableBlock(ranking_table(metrics))]
     blocks += _image(figures, "zeroshot_per_class", "Zero-shot accuracy per class")
-    pairs = stage_confusions(stage, 10)
+    pairs = stage_confusions(stage, MOST_CONFUSED_PAIRS)
     blocks.append(Heading(3, "Most confused pairs"))
     if pairs:
         blocks.append(TableBlock(confused_pairs_table(pairs, metrics)))

@@ -18,8 +18,14 @@ from clipaction.study.context import Context, Scored, summary, variant_name, wri
 from clipaction.zeroshot import class_text_features, load_templates, score
 
 
-def most_confused(metrics: dict[str, Any], top: int = 5) -> list[dict[str, Any]]:
-    """The largest off-diagonal cells of the confusion matrix, as fractions of the true class."""
+def most_confused(metrics: dict[str, Any], top: int | None = None) -> list[dict[str, Any]]:
+    """The `top` largest off-diagonal cells of the confusion matrix, as fractions of the true
+    class; by default as many as the report lists (report.markdown.MOST_CONFUSED_PAIRS)."""
+    if top is None:
+        # Imported here: the report package pulls in matplotlib, which only the report needs.
+        from clipaction.report.markdown import MOST_CONFUSED_PAIRS
+
+        top = MOST_CONFUSED_PAIRS
     matrix = np.asarray(metrics["confusion_matrix"])
     classes = metrics["classes"]
     pairs = []
