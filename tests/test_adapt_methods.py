@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -131,6 +133,30 @@ def test_generated_world_fools_zero_shot(world, test_videos):
 def test_registry_lists_the_five_methods():
     assert list_methods() == ["linear-probe", "projection", "tip-adapter", "tip-adapter-f", "wise-ft"]
     assert list_methods("tip-*") == ["tip-adapter", "tip-adapter-f"]
+
+
+def test_method_modules_import_base_and_not_methods():
+    # The imports run one way: methods.py imports the method modules, never the reverse. In a
+    # fresh interpreter (this one has imported methods already) each module loads and registers
+    # without pulling in methods.py.
+    code = (
+        "import sys\n"
+        "from clipaction.adapt import linear_probe, tip_adapter, wise_ft\n"
+        "from clipaction.adapt.base import ADAPTATION_METHODS\n"
+        "assert 'clipaction.adapt.methods' not in sys.modules, 'a method module imports methods.py'\n"
+        "print(' '.join(ADAPTATION_METHODS.names('*')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["linear-probe", "tip-adapter", "tip-adapter-f", "wise-ft"]
+
+
+def test_shared_names_are_re_exported_from_methods():
+    from clipaction.adapt import base, methods
+
+    for name in ("FewShotData", "AdaptedClassifier", "ProjectionClassifier", "match_classes", "ADAPTATION_METHODS",
+                 "holdout_split", "accuracy", "group_accuracy", "pick_best", "video_embeddings"):
+        assert getattr(methods, name) is getattr(base, name), name
 
 
 def test_unknown_method_names_the_valid_ones(world):

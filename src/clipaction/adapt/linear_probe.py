@@ -21,11 +21,10 @@ from typing import Any
 
 import torch
 
-from clipaction.adapt.methods import (
+from clipaction.adapt.base import (
     ADAPTATION_METHODS,
     AdaptedClassifier,
     FewShotData,
-    MethodSettings,
     accuracy,
     holdout_split,
     match_classes,
@@ -33,7 +32,7 @@ from clipaction.adapt.methods import (
     video_embeddings,
 )
 from clipaction.adapt.training import minimise
-from clipaction.config import TrainSettings
+from clipaction.config import MethodSettings, TrainSettings
 
 
 @dataclass(eq=False)

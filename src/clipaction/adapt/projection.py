@@ -8,10 +8,12 @@ The objective is zero-shot's: cross-entropy over logit_scale x cosine(video, cla
 from __future__ import annotations
 
 import logging
+
 import torch
 
 from clipaction.adapt.training import minimise
 from clipaction.config import TrainSettings
+from clipaction.features.pooling import pool_frames
 
 log = logging.getLogger(__name__)
 
@@ -19,12 +21,10 @@ log = logging.getLogger(__name__)
 def video_logits(
     frame_embeds: torch.Tensor, text_features: torch.Tensor, logit_scale: float
 ) -> torch.Tensor:
-    """(V, F, E) projected frame features (any norm) -> (V, C) logits: each frame normalised,
-    averaged over F, normalised again, then logit_scale x cosine with the (C, E) normalised texts."""
-    frames = frame_embeds / frame_embeds.norm(dim=-1, keepdim=True)
-    videos = frames.mean(dim=1)
-    videos = videos / videos.norm(dim=-1, keepdim=True)
-    return logit_scale * videos @ text_features.T
+    """(V, F, E) projected frame features (any norm) -> (V, C) logits: `pool_frames` (each frame
+    normalised, averaged over F, normalised again), then logit_scale x cosine with the (C, E)
+    normalised texts."""
+    return logit_scale * pool_frames(frame_embeds) @ text_features.T
 
 
 def train_projection(

@@ -25,11 +25,10 @@ from typing import Any
 
 import torch
 
-from clipaction.adapt.methods import (
+from clipaction.adapt.base import (
     ADAPTATION_METHODS,
     AdaptedClassifier,
     FewShotData,
-    MethodSettings,
     accuracy,
     holdout_split,
     match_classes,
@@ -38,7 +37,7 @@ from clipaction.adapt.methods import (
 )
 from clipaction.adapt.projection import video_logits
 from clipaction.adapt.training import minimise
-from clipaction.config import TrainSettings
+from clipaction.config import MethodSettings, TrainSettings
 
 
 def cache_logits(embeddings: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, beta: float) -> torch.Tensor:

@@ -17,10 +17,9 @@ from typing import Any
 
 import torch
 
-from clipaction.adapt.methods import (
+from clipaction.adapt.base import (
     ADAPTATION_METHODS,
     FewShotData,
-    MethodSettings,
     ProjectionClassifier,
     accuracy,
     group_accuracy,
@@ -28,6 +27,7 @@ from clipaction.adapt.methods import (
     pick_best,
 )
 from clipaction.adapt.projection import train_projection, video_logits
+from clipaction.config import MethodSettings
 
 
 def interpolate(original: torch.Tensor, finetuned: torch.Tensor, alpha: float) -> torch.Tensor:
