@@ -7,7 +7,6 @@ RAR 4.x archive written byte by byte (no tool here can create RAR files).
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import io
 import re
 import socket
@@ -33,9 +32,6 @@ from clipaction.data.download import (
     unpack_zip,
 )
 
-needs_rarfile = pytest.mark.skipif(
-    importlib.util.find_spec("rarfile") is None, reason="rarfile is not installed (pip install rarfile)"
-)
 SHARED_SPLITS = Path(__file__).resolve().parents[1].parent / "shared" / "ucf101_splits"
 SPLIT_NAMES = ("classInd.txt", "trainlist01.txt", "trainlist02.txt", "trainlist03.txt",
                "testlist01.txt", "testlist02.txt", "testlist03.txt")  # fmt: skip
@@ -170,7 +166,6 @@ def ucf_server(server):
 # --- UCF101 end to end ---------------------------------------------------------------------------
 
 
-@needs_rarfile
 def test_download_ucf101_unpacks_and_returns_the_two_paths(ucf_server, tmp_path):
     to = tmp_path / "data"
     data_root, splits_dir = download_ucf101(to, sources=ucf_server.sources, progress=False)
@@ -183,7 +178,6 @@ def test_download_ucf101_unpacks_and_returns_the_two_paths(ucf_server, tmp_path)
     assert sorted(p.name for p in to.iterdir()) == ["UCF-101", "ucfTrainTestlist"]  # archives, temp dirs gone
 
 
-@needs_rarfile
 def test_a_complete_dataset_is_not_downloaded_again(ucf_server, tmp_path):
     to = tmp_path / "data"
     first = download_ucf101(to, sources=ucf_server.sources, progress=False)
@@ -192,7 +186,6 @@ def test_a_complete_dataset_is_not_downloaded_again(ucf_server, tmp_path):
     assert ucf_server.requests == []
 
 
-@needs_rarfile
 def test_keep_archives_keeps_them(ucf_server, tmp_path):
     download_ucf101(tmp_path / "d", sources=ucf_server.sources, progress=False, keep_archives=True)
     assert (tmp_path / "d" / "UCF101.rar").is_file() and (tmp_path / "d" / "splits.zip").is_file()
@@ -212,7 +205,6 @@ def test_missing_split_file_is_named_and_nothing_is_left_half_done(server, tmp_p
     assert not list((tmp_path / "d").glob(".ucfTrainTestlist*"))
 
 
-@needs_rarfile
 def test_no_rar_unpacker_gives_the_install_hint_and_keeps_the_archive(ucf_server, tmp_path, monkeypatch):
     (ucf_server.root / "UCF101.rar").write_bytes(make_rar(ucf_server.videos, method=0x33))
     monkeypatch.setattr(download, "_find_unpacker", lambda: None)
@@ -235,7 +227,6 @@ def test_an_incomplete_existing_folder_is_reported_not_overwritten(ucf_server, t
     assert (to / "UCF-101" / "ApplyEyeMakeup" / "v.avi").read_bytes() == b"mine"
 
 
-@needs_rarfile
 def test_an_archive_missing_classes_is_refused(ucf_server, tmp_path):
     videos = dict(ucf_server.videos)
     del videos[list(videos)[-1]]
@@ -253,14 +244,32 @@ def test_tls_checks_stay_on_unless_insecure_is_asked_for():
     assert download._ssl_context(True).verify_mode == ssl.CERT_NONE
 
 
-def test_find_unpacker_looks_for_rarfile_tools_on_path(monkeypatch):
+def test_find_unpacker_looks_for_the_tools_rarfile_tries_in_its_order(monkeypatch):
+    import rarfile
+
+    # What rarfile itself tries: each tool's check command, recorded instead of run.
+    tried = []
+
+    def no_tool(cmdline, *args, **kwargs):
+        tried.append(cmdline[0])
+        raise rarfile.RarCannotExec(cmdline[0])
+
+    monkeypatch.setattr(rarfile, "custom_popen", no_tool)
+    monkeypatch.setattr(rarfile, "CURRENT_SETUP", None)  # restored afterwards
+    with pytest.raises(rarfile.RarCannotExec):
+        rarfile.tool_setup(force=True)
+    assert len(tried) >= 3
+
     seen = []
     monkeypatch.setattr(download.shutil, "which", lambda tool: seen.append(tool))
     assert download._find_unpacker() is None
-    assert seen == ["unrar", "unar", "7z", "7zz", "bsdtar"]
+    assert seen == tried
+
+    # The first tool found on PATH wins, whichever of rarfile's it is.
+    monkeypatch.setattr(download.shutil, "which", lambda tool: f"/opt/bin/{tool}" if tool in tried[-2:] else None)
+    assert download._find_unpacker() == f"/opt/bin/{tried[-2]}"
 
 
-@needs_rarfile
 def test_damaged_rar_is_refused_and_deleted(ucf_server, tmp_path):
     good = make_rar(ucf_server.videos)
     (ucf_server.root / "UCF101.rar").write_bytes(good[:-12] + b"#####" + good[-7:])  # last file's data
@@ -271,7 +280,6 @@ def test_damaged_rar_is_refused_and_deleted(ucf_server, tmp_path):
     assert not list(to.glob(".UCF-101*"))
 
 
-@needs_rarfile
 @pytest.mark.parametrize("damage", ["data", "header", "truncated", "not-rar"])
 def test_unpack_rar_refuses_damaged_archives(tmp_path, damage):
     good = make_rar({"UCF-101/A/a.avi": b"a" * 100, "UCF-101/B/b.avi": b"b" * 100})
@@ -377,7 +385,6 @@ def test_zip_member_escaping_the_target_is_refused(tmp_path):
     assert not (tmp_path / "evil").exists() and not any(target.rglob("*"))
 
 
-@needs_rarfile
 def test_rar_member_escaping_the_target_is_refused(tmp_path):
     archive = tmp_path / "evil.rar"
     archive.write_bytes(make_rar({"UCF-101/A/v.avi": b"ok", "../evil": b"pwned"}))
@@ -386,7 +393,6 @@ def test_rar_member_escaping_the_target_is_refused(tmp_path):
     assert not (tmp_path / "evil").exists()
 
 
-@needs_rarfile
 def test_handwritten_rar_is_read_and_extracted_by_rarfile(tmp_path):
     import rarfile
 
