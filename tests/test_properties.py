@@ -10,6 +10,7 @@ UCF101 loader never leaving its data root; class-name styles.
 from __future__ import annotations
 
 import os
+import re
 import string
 from pathlib import Path
 
@@ -90,15 +91,37 @@ def test_center_clip_window_is_symmetric(n, frames, fps, window) -> None:
 # --- split lists and class indexes ---------------------------------------------------------------
 
 
+def _content_lines(data: bytes) -> list[list[str]]:
+    """The whitespace-split fields of each non-blank line (LF, CRLF or CR) of UTF-8 `data`."""
+    text = data.decode("utf-8-sig")
+    return [line.split() for line in re.split(r"\r\n|\r|\n", text) if line.split()]
+
+
 @FAST
 @given(data=st.binary(max_size=400))
+@example(data=b"\xef\xbb\xbfArchery/v_1.avi 1\r\n\nBiking/v_2.avi\r  \nBiking/v_3.avi 02\n")
+@example(data=b"1 Archery\r\n\n2 Biking\r03 Jump\n")
 def test_split_list_and_class_index_from_any_bytes(scratch, data) -> None:
+    # Either a one-line DatasetError, or a result that says what the bytes say.
     path = _write(scratch, "bytes.txt", data)
-    for parse in (read_split_list, read_class_index):
-        try:
-            parse(path)
-        except DatasetError as err:
-            assert str(err) and "\n" not in str(err)
+    try:
+        entries = read_split_list(path)
+    except DatasetError as err:
+        assert str(err) and "\n" not in str(err)
+    else:
+        lines = _content_lines(data)  # the parse succeeded, so the bytes are UTF-8
+        assert [path for path, _ in entries] == [fields[0] for fields in lines]
+        assert [label for _, label in entries] == [int(f[1]) if len(f) == 2 else None for f in lines]
+        assert all(label is None or label >= 1 for _, label in entries)
+    try:
+        names = read_class_index(path)
+    except DatasetError as err:
+        assert str(err) and "\n" not in str(err)
+    else:
+        lines = _content_lines(data)
+        assert names and names == [fields[1] for fields in lines]
+        assert [int(fields[0]) for fields in lines] == list(range(1, len(names) + 1))
+        assert len({name.casefold() for name in names}) == len(names)
 
 
 segment = st.text(alphabet=string.ascii_letters + string.digits + "_-.()'&+é三", min_size=1, max_size=12)
