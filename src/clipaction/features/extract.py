@@ -8,6 +8,11 @@ Decoding and preprocessing run in worker threads (PyAV and the image processor r
 for most of their work) a bounded number of videos ahead, while the main thread fills model
 batches with frames from several videos and stores each video's entry as soon as all its new
 frames are encoded. Memory stays bounded by the look-ahead, never by the number of videos.
+
+A video that decodes only partly (its stream ends before its declared length, or frames repeat
+to fill the sampler's count) is used and listed in `Extraction.warnings`, also when its features
+come from the cache: the entry keeps the declared length, and the warning is worked out again
+for the sampler at hand. Refusing such videos is the caller's choice (`--strict`).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -26,7 +31,7 @@ from tqdm.auto import tqdm
 from clipaction.config import SamplerConfig
 from clipaction.features.cache import CachedVideo, FeatureCache, video_key
 from clipaction.models.base import Backend
-from clipaction.video.decode import VideoDecodeError, decode_settings, read_sampled_frames
+from clipaction.video.decode import VideoDecodeError, decode_settings, partial_warnings, read_sampled_frames
 from clipaction.video.sampling import VideoMeta, sample_indices
 
 log = logging.getLogger(__name__)
@@ -40,14 +45,23 @@ class Failure:
     error: str
 
 
+@dataclass(frozen=True)
+class VideoWarning:
+    """A video that was used but decoded only partly, and how (one line)."""
+
+    path: str
+    warning: str
+
+
 @dataclass
 class Extraction:
     """Features by video path (str of the path as given), in the sampler's frame order;
-    failures; how many videos came wholly from the cache, how many needed the model, and how
-    many frames the model encoded."""
+    failures; warnings for videos used although they decoded only partly; how many videos came
+    wholly from the cache, how many needed the model, and how many frames the model encoded."""
 
     features: dict[str, CachedVideo] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
+    warnings: list[VideoWarning] = field(default_factory=list)
     n_cached: int = 0
     n_encoded: int = 0
     n_frames_encoded: int = 0
@@ -62,6 +76,15 @@ def stored_meta(entry: CachedVideo) -> VideoMeta | None:
     """The video metadata an entry was sampled with (what decoding established), if any."""
     try:
         return VideoMeta(int(entry.info["num_frames"]), float(entry.info["fps"]), float(entry.info["duration"]))
+    except (KeyError, ValueError):
+        return None
+
+
+def stored_declared(entry: CachedVideo) -> float | None:
+    """The duration in seconds the video's metadata declared, or None when not known (an entry
+    written before it was stored, or a decoder that did not say)."""
+    try:
+        return float(entry.info["declared_duration"])
     except (KeyError, ValueError):
         return None
 
@@ -107,6 +130,7 @@ class _Pending:
     new_indices: np.ndarray  # the distinct indices not yet cached, in encoding order
     info: dict[str, str]
     pixels: torch.Tensor  # (len(new_indices), 3, S, S), consumed as batches are filled
+    warnings: tuple[str, ...] = ()
     pooled: list[torch.Tensor] = field(default_factory=list)
     embeds: list[torch.Tensor] = field(default_factory=list)
     remaining: int = 0
@@ -114,8 +138,11 @@ class _Pending:
 
 def _decode(
     path: str, sampler: SamplerConfig, backend: Backend, have: frozenset[int]
-) -> tuple[np.ndarray, np.ndarray, dict[str, str], torch.Tensor]:
-    """Sample and decode a video; preprocess only the frames not in `have`."""
+) -> tuple[np.ndarray, np.ndarray, dict[str, str], torch.Tensor, tuple[str, ...]]:
+    """Sample and decode a video; preprocess only the frames not in `have`.
+
+    Returns the sampler's indices, the new ones, the cache entry's info, the new frames'
+    pixels and the decoder's warnings."""
     sampled = read_sampled_frames(path, sampler)
     new_positions: dict[int, int] = {}
     for position, index in enumerate(sampled.indices):
@@ -126,6 +153,8 @@ def _decode(
         "num_frames": str(sampled.meta.num_frames),
         "fps": repr(sampled.meta.fps),
         "duration": repr(sampled.meta.duration),
+        # What the metadata claimed: a cached video's warnings are worked out again from it.
+        "declared_duration": "unknown" if sampled.declared_duration is None else repr(sampled.declared_duration),
     }
     frames = sampled.frames[list(new_positions.values())]
     pixels = backend.preprocess(frames) if len(frames) else torch.empty(0)
@@ -134,6 +163,7 @@ def _decode(
         np.asarray(list(new_positions), dtype=np.int64),
         info,
         pixels,
+        sampled.warnings,
     )
 
 
@@ -157,8 +187,9 @@ def extract_features(
 ) -> Extraction:
     """Features of the frames `sampler` picks from every video in `paths`: read from `cache`
     where present, else encoded (and stored). Videos that cannot be read are skipped with a
-    warning and listed in `failures`. With `keep=False` (filling the cache only) no features
-    are held, so memory does not grow with the number of videos."""
+    warning and listed in `failures`; videos that decode only partly are used and listed in
+    `warnings`. With `keep=False` (filling the cache only) no features are held, so memory does
+    not grow with the number of videos."""
     result = Extraction()
     todo: list[tuple[str, str, CachedVideo | None]] = []
     bar = tqdm(total=len(paths), unit="video", desc="extract", disable=not progress, dynamic_ncols=True)
@@ -171,10 +202,15 @@ def extract_features(
             continue
         cached = cache.load(key) if cache is not None else None  # also checks the entry's checksum
         meta = stored_meta(cached) if cached is not None else None
-        hit = select_frames(cached, sample_indices(meta, sampler)) if meta is not None else None
+        # An entry without the declared length predates it: decoding again (no model) adds it.
+        hit, indices = None, None
+        if meta is not None and "declared_duration" in cached.info:
+            indices = sample_indices(meta, sampler)
+            hit = select_frames(cached, indices)
         if hit is not None:
             if keep:
                 result.features[path] = hit
+            _warn(result, path, partial_warnings(meta, sampler, indices, stored_declared(cached)))
             result.n_cached += 1
             bar.update(1)
         else:
@@ -208,8 +244,10 @@ def extract_features(
             if isinstance(outcome, BaseException):
                 _fail(result, bar, path, _one_line(outcome))
                 continue
-            indices, new_indices, info, pixels = outcome
-            pending = _Pending(path, key, cached, indices, new_indices, info, pixels, remaining=len(new_indices))
+            indices, new_indices, info, pixels, warnings = outcome
+            pending = _Pending(
+                path, key, cached, indices, new_indices, info, pixels, warnings, remaining=len(new_indices)
+            )
             if pending.remaining == 0:  # decoding re-measured the video; its frames were cached
                 _finish(result, cache, pending, keep)
                 bar.update(1)
@@ -270,11 +308,16 @@ def _finish(result: Extraction, cache: FeatureCache | None, pending: _Pending, k
         embeds=torch.cat(pending.embeds).numpy() if pending.embeds else np.zeros((0, embed_dim), np.float32),
         info=pending.info,
     )
-    merged = merge_frames(pending.cached, new) if len(new.indices) else pending.cached
-    if merged is None:
+    if len(new.indices):
+        merged = merge_frames(pending.cached, new)
+    elif pending.cached is not None:  # every frame cached; the metadata may be new
+        merged = replace(pending.cached, info=pending.info)
+    else:
         raise RuntimeError(f"{pending.path}: nothing decoded and nothing cached")
-    if cache is not None and len(new.indices):
+    old_info = {} if pending.cached is None else {k: v for k, v in pending.cached.info.items() if k != "sha256"}
+    if cache is not None and (len(new.indices) or old_info != pending.info):
         cache.store(pending.key, merged)
+    _warn(result, pending.path, pending.warnings)
     if keep:
         video = select_frames(merged, pending.indices)
         assert video is not None, "every sampled frame is cached or newly encoded"
@@ -283,6 +326,12 @@ def _finish(result: Extraction, cache: FeatureCache | None, pending: _Pending, k
         result.n_encoded += 1
     else:
         result.n_cached += 1
+
+
+def _warn(result: Extraction, path: str, warnings: Sequence[str]) -> None:
+    for warning in warnings:
+        log.warning("%s decoded only partly: %s", path, warning)
+        result.warnings.append(VideoWarning(path, warning))
 
 
 def _fail(result: Extraction, bar: tqdm, path: str, reason: str) -> None:

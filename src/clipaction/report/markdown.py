@@ -199,6 +199,7 @@ def setup_section(results: Mapping[str, Any]) -> list[Block]:
         if len(failures) > MAX_FAILURES:
             items.append(text(f"... and {len(failures) - MAX_FAILURES} more (listed in results.json)."))
         blocks.append(Bullets(tuple(items)))
+    blocks += partial_videos_blocks(results.get("warnings") or [])
     templates = list(prompts.get("templates") or [])
     if templates:
         blocks.append(para(f"Prompt templates ({{}} stands for the class name), {len(templates)} in all:"))
@@ -210,6 +211,26 @@ def setup_section(results: Mapping[str, Any]) -> list[Block]:
         blocks.append(para("One prompt per class, as the text encoder reads it:"))
         blocks.append(TableBlock(class_prompts_table(classes, prompts["class_prompts"])))
     return blocks
+
+
+def partial_videos_blocks(warnings: Sequence[Mapping[str, Any]]) -> list[Block]:
+    """Videos used although they decoded only partly (results.json `warnings`: path, warning)."""
+    if not warnings:
+        return []
+    items = [
+        text(Span(str(item.get("path", NA)), "code"), f": {item.get('warning', NA)}")
+        for item in warnings[:MAX_FAILURES]
+    ]
+    if len(warnings) > MAX_FAILURES:
+        items.append(text(f"... and {len(warnings) - MAX_FAILURES} more (listed in results.json)."))
+    return [
+        Heading(3, "Videos that decoded only partly"),
+        para(
+            f"{len(warnings)} video(s) were used although their stream ends before its declared length"
+            " or their frames had to be repeated to fill the sampler's count:"
+        ),
+        Bullets(tuple(items)),
+    ]
 
 
 def zeroshot_section(stage: Mapping[str, Any] | None, figures: Mapping[str, str]) -> list[Block]:

@@ -28,6 +28,9 @@ What callers get back is what a player shows, with memory bounded (`clipaction.v
 - Frame count: the demux pass counts the video packets; `read_sampled_frames` trusts that count
   over header metadata that under- or over-counts, and a decoder error past the first frame
   (a truncated download) ends the video there instead of failing it.
+- Partial videos are not silent: `read_sampled_frames` says in `warnings` when the stream ends
+  before its declared length or frames had to be repeated (`partial_warnings`). It only
+  reports; refusing such videos is the caller's choice.
 """
 
 from __future__ import annotations
@@ -83,11 +86,61 @@ class FramesOutOfRange(VideoDecodeError):
 
 @dataclass(frozen=True)
 class SampledFrames:
-    """Frames a sampler picked: `frames[k]` is frame `indices[k]`, shape (len(indices), H, W, 3) uint8 RGB."""
+    """Frames a sampler picked: `frames[k]` is frame `indices[k]`, shape (len(indices), H, W, 3) uint8 RGB.
+
+    `meta` is what decoding established; `declared_duration` the seconds the container's
+    metadata claimed (None: not known); `warnings` one line each when the frames cover less of
+    the video than the sampler asked for (see `partial_warnings`), else ().
+    """
 
     meta: VideoMeta
     indices: tuple[int, ...]
     frames: np.ndarray
+    declared_duration: float | None = None
+    warnings: tuple[str, ...] = ()
+
+
+# A stream counts as ending early when it is this much shorter than declared (and by more than
+# two frames): containers round durations and may count a trailing audio tail, so whole videos
+# miss their declared length by a frame or a few percent.
+_SHORTFALL = 0.05
+
+
+def declared_duration(meta: VideoMeta) -> float:
+    """Seconds the metadata of `probe` claims: the longer of its duration and frame count (a
+    truncated AVI keeps the whole file's frame count while its duration shrinks with the file)."""
+    return max(meta.duration, meta.num_frames / meta.fps)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.2f}".rstrip("0").rstrip(".") + " s"
+
+
+def partial_warnings(
+    meta: VideoMeta, sampler: SamplerConfig, indices: Sequence[int], declared: float | None = None
+) -> tuple[str, ...]:
+    """Why the frames `indices` that `sampler` took from a video of `meta` cover less than asked,
+    as one line (or () when they do not). Pure: decoding and the feature cache both call it.
+
+    Causes, first match wins: the stream ends before the `declared` seconds (a truncated file,
+    or a header that over-states: the two look alike); the video has fewer frames than one clip
+    of `sampler.frames`, so frames repeat (worded by the window when it is shorter than that).
+    A whole video that is merely shorter than the window is not warned about, even when
+    multi-clip's clips then coincide: every frame of it is there.
+    """
+    requested, distinct = len(indices), len(set(indices))
+    if declared is not None and declared - meta.duration > max(2 / meta.fps, _SHORTFALL * declared):
+        ends = f"stream ends at {_seconds(meta.duration)} of {_seconds(declared)} declared"
+        if distinct < requested:
+            return (f"decoded {distinct} of {requested} requested frames: {ends}",)
+        return (f"{ends}: frames sampled from the part that decodes",)
+    if distinct >= requested or meta.num_frames >= sampler.frames:
+        return ()
+    if "window" in sampler.cache_fields() and meta.duration < sampler.window:
+        short = f"video is {_seconds(meta.duration)}, shorter than the {_seconds(sampler.window)} window"
+        return (f"{short}: frames repeated to fill {requested}",)
+    few = f"video has {meta.num_frames} frames, fewer than the {requested} requested"
+    return (f"{few}: frames repeated to fill {requested}",)
 
 
 # Exceptions PyAV/FFmpeg raise on bad data; av.error.FFmpegError subclasses some of these too.
@@ -494,13 +547,14 @@ def read_sampled_frames(
     The frame count is the number of video packets when the container's metadata disagrees
     (an AVI header or an MKV duration that lies); when decoding still finds fewer frames than
     that, the real count replaces it (duration = count / fps) and the frames are sampled again.
-    Frames are upright and bounded as in `decode_frames`.
+    Frames are upright and bounded as in `decode_frames`. A video that yields fewer distinct
+    frames than asked for, or ends before its declared length, is returned with `warnings`.
     """
     path = Path(path)
     check_max_short_side(max_short_side)
-    meta = probe(path)
+    declared = probe(path)
     survey = _survey(path)
-    meta = _measured_meta(path, meta, survey)
+    meta = _measured_meta(path, declared, survey)
     indices = sample_indices(meta, sampler)
     try:
         found = _read(path, sorted(set(indices)), survey, max_short_side)
@@ -511,4 +565,7 @@ def read_sampled_frames(
         meta = VideoMeta.from_frames(exc.available, meta.fps)
         indices = sample_indices(meta, sampler)
         found = _read(path, sorted(set(indices)), _Survey(exc.available, None, "fewer frames than packets"), max_short_side)
-    return SampledFrames(meta=meta, indices=tuple(indices), frames=_stack(path, found, indices))
+    claimed = declared_duration(declared)
+    warnings = partial_warnings(meta, sampler, indices, claimed)
+    frames = _stack(path, found, indices)
+    return SampledFrames(meta, tuple(indices), frames, declared_duration=claimed, warnings=warnings)
