@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -104,19 +103,6 @@ def test_same_class_videos_differ_but_less_than_classes() -> None:
     b = render_frames(SyntheticVideo(num_frames=1, pattern=3, seed=2)).astype(np.float32)
     c = render_frames(SyntheticVideo(num_frames=1, pattern=4, seed=1)).astype(np.float32)
     assert 0 < np.abs(a - b).mean() < np.abs(a - c).mean()
-
-
-def test_writing_is_fast(tmp_path: Path) -> None:
-    spec = SyntheticVideo(num_frames=50)
-    write_video(tmp_path / "warm.avi", spec)
-    best = min(_timed(lambda: write_video(tmp_path / "v.avi", spec)) for _ in range(3))
-    assert best < 0.1
-
-
-def _timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 def test_bad_spec_and_suffix_are_refused(tmp_path: Path) -> None:
