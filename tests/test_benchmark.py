@@ -293,7 +293,7 @@ def test_hand_written_toml():
         ("[[datasets]]\nname='ucf101'\nroot='r'\nsplits_dir='s'\n[[datasets]]\nname='ucf101'\nroot='r'\nsplits_dir='s'\n", "once"),
         ("datasets = []\n", "at least one"),
         ("prompts = 'clip'\n", "unknown key 'prompts'; valid keys: datasets, model"),
-        ("[sampler]\nname = 'first'\n", "middle, center-clip, uniform"),
+        ("[sampler]\nname = 'first'\n", "sampler.name: must be one of center-clip, middle, multi-clip, uniform"),
         ("datasets = [\n", "not valid TOML"),
     ],
 )

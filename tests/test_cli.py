@@ -213,7 +213,7 @@ def test_bad_out_cache_or_model_paths_fail_at_once_with_one_line(ucf, tiny_model
     assert err.count("\n") == 1 and f"model folder not found: {missing}" in err
 
 
-@pytest.mark.parametrize(("labels", "message"), [(" , ", "--labels is empty"), ("run,jump,run", "'run' more than once")])
+@pytest.mark.parametrize(("labels", "message"), [(" , ", "--labels: give at least one label"), ("run,jump,run", "--labels: 'run' given more than once")])
 def test_predict_refuses_empty_or_repeated_labels(labels, message, tiny_model_dir, tmp_path, capsys):
     video = write_video(tmp_path / "a.avi", SyntheticVideo(pattern=2))
     code = main(["predict", str(video), "--labels", labels, "--model", str(tiny_model_dir), "--device", "cpu",

@@ -8,8 +8,8 @@ import torch
 from transformers import AutoProcessor, CLIPModel
 
 from clipaction.config import ModelConfig
-from clipaction.models import list_backends, load_backend
-from clipaction.models.hf_clip import ModelLoadError
+from clipaction.errors import ModelLoadError
+from clipaction.models import Capability, list_backends, load_backend
 from clipaction.zeroshot import class_text_features, score
 
 LABELS = ["juggling a soccer ball", "shooting a basketball", "riding a bike", "archery"]
@@ -33,7 +33,9 @@ def test_probabilities_equal_transformers_clip(tiny_model_dir, tiny_backend):
     expected = _reference_probabilities(tiny_model_dir, frames, LABELS)
     image = tiny_backend.encode_frames(frames).embeds
     text = class_text_features(tiny_backend, LABELS, ["{}"])
-    ours = score(image, text, tiny_backend.logit_scale).softmax(-1)
+    scoring = tiny_backend.scoring()
+    ours = scoring.probabilities(score(tiny_backend, image, text))
+    assert scoring.kind == "softmax"
     assert ours.shape == expected.shape == (5, len(LABELS))
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=0)
     # the check is not vacuous: the reference does not give uniform probabilities
@@ -42,19 +44,20 @@ def test_probabilities_equal_transformers_clip(tiny_model_dir, tiny_backend):
 
 def test_encode_frames_shapes_and_normalisation(tiny_backend):
     features = tiny_backend.encode_frames(_frames(3))
-    assert features.pooled.shape == (3, tiny_backend.feature_dim)
+    assert features.pooled.shape == (3, tiny_backend.projection_weight().shape[1])
     assert features.embeds.shape == (3, tiny_backend.embed_dim)
     torch.testing.assert_close(features.embeds.norm(dim=-1), torch.ones(3))
 
 
-def test_project_maps_pooled_features_to_the_embeddings(tiny_backend):
+def test_projection_maps_pooled_features_to_the_embeddings(tiny_backend):
+    assert Capability.PROJECTION in tiny_backend.capabilities
     features = tiny_backend.encode_frames(_frames(4))
-    projected = tiny_backend.project(features.pooled)
+    projected = features.pooled @ tiny_backend.projection_weight().T
     torch.testing.assert_close(projected / projected.norm(dim=-1, keepdim=True), features.embeds, atol=1e-6, rtol=0)
 
 
 def test_text_features_do_not_depend_on_padding_length(tiny_backend):
-    tokenizer, model = tiny_backend.tokenizer, tiny_backend.model
+    tokenizer, model = tiny_backend.processor.tokenizer, tiny_backend.model
     texts = ["a", "a photo of a person doing something rather long for a prompt."]
     tokens = tokenizer(texts, padding="max_length", max_length=77, return_tensors="pt")
     with torch.no_grad():
@@ -63,8 +66,19 @@ def test_text_features_do_not_depend_on_padding_length(tiny_backend):
     torch.testing.assert_close(tiny_backend.encode_texts(texts), full, atol=1e-5, rtol=0)
 
 
-def test_logit_scale_is_the_models_own(tiny_backend):
-    assert tiny_backend.logit_scale == pytest.approx(100.0, rel=1e-5)
+def test_logit_scale_is_the_models_own(tiny_model_dir):
+    backend = load_backend(ModelConfig(name_or_path=str(tiny_model_dir), device="cpu"))
+    # read from the weight file without loading the model...
+    assert backend.scoring().scale == pytest.approx(100.0, rel=1e-5)
+    assert backend._model is None
+    # ...and equal to what the loaded model holds
+    assert float(backend.model.logit_scale.detach().exp()) == pytest.approx(backend.scoring().scale, rel=1e-6)
+
+
+def test_constructing_a_backend_loads_no_weights(tiny_model_dir):
+    backend = load_backend(ModelConfig(name_or_path=str(tiny_model_dir), device="cpu"))
+    assert backend._model is None and backend._processor is None
+    assert backend.family == "clip" and backend.fingerprint["precision"] == "fp32"
 
 
 def test_fingerprint_changes_with_the_weights(tmp_path, tiny_backend):
@@ -79,14 +93,24 @@ def test_unknown_model_gives_a_clear_error(tmp_path):
     with pytest.raises(ModelLoadError, match="model folder not found: .*no-such-model"):
         load_backend(ModelConfig(name_or_path=str(tmp_path / "no-such-model"), device="cpu"))
     (tmp_path / "empty").mkdir()  # a folder, but no model in it
-    with pytest.raises(ModelLoadError, match="could not load CLIP model"):
+    with pytest.raises(ModelLoadError, match="no config.json") as error:
         load_backend(ModelConfig(name_or_path=str(tmp_path / "empty"), device="cpu"))
+    assert error.value.setting == "model.name_or_path"
 
 
-def test_unknown_backend_lists_the_valid_ones():
-    assert "hf-clip" in list_backends()
-    with pytest.raises(ValueError, match="hf-clip"):
-        load_backend(ModelConfig(backend="nope"))
+def test_unsupported_family_lists_the_supported_ones(tmp_path, tiny_model_dir):
+    import json
+    import shutil
+
+    other = tmp_path / "other-family"
+    shutil.copytree(tiny_model_dir, other)
+    config = json.loads((other / "config.json").read_text())
+    (other / "config.json").write_text(json.dumps({**config, "model_type": "flava"}))
+    assert "clip" in list_backends()
+    with pytest.raises(ModelLoadError, match="'flava' model; supported families: .*clip"):
+        load_backend(ModelConfig(name_or_path=str(other), device="cpu"))
+    with pytest.raises(ModelLoadError, match="'nope'"):
+        load_backend(ModelConfig(name_or_path=str(tiny_model_dir), backend="nope"))
 
 
 def test_int8_backend_is_close_to_fp32_and_cached_apart(tiny_model_dir, tiny_backend):

@@ -27,7 +27,7 @@ UCF = VideoMeta(num_frames=250, fps=25.0, duration=10.0)
 def test_registry_lists_the_samplers() -> None:
     assert list_samplers() == ["center-clip", "middle", "multi-clip", "uniform"]
     assert list_samplers("c*") == ["center-clip"]
-    assert SAMPLERS.get("middle") is middle
+    assert SAMPLERS.get("middle").pick is middle
 
 
 def test_unknown_sampler_lists_valid_names() -> None:

@@ -4,7 +4,7 @@ Inputs are made here (no network): N videos like UCF101's (320x240, MPEG-4 Part 
 25 fps, about 7 s, a keyframe every 12 frames) and a full-size ViT-B/32 CLIP with random
 weights, which has exactly the real model's compute. Every figure is measured in the same
 process on the same machine, so the ratios (efficiency, speed-up) are meaningful even when the
-machine is noisy. Run as `clipaction bench` or `python -m clipaction.bench`.
+machine is noisy. Run as `clipaction bench`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import gc
 import logging
 import os
 import platform
-import sys
 import tempfile
 import threading
 import time
@@ -25,7 +24,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from clipaction.config import ModelConfig, SamplerConfig
+from clipaction.config import BenchConfig, ModelConfig, SamplerConfig
 from clipaction.data.synthetic import SyntheticVideo, write_video
 from clipaction.features.cache import FeatureCache
 from clipaction.features.extract import cache_space, decoded_ahead, extract_features
@@ -41,23 +40,6 @@ STUDY_CLASSES = (
     "BandMarching", "BaseballPitch", "Basketball", "BasketballDunk", "BenchPress",
     "Biking", "Billiards", "BlowDryHair", "BlowingCandles", "BodyWeightSquats",
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    """What the benchmark generates and measures."""
-
-    videos: int = 24
-    seconds: float = 7.0
-    gop: int = 12
-    architecture: str = "vit-b-32"
-    model: str | None = None  # a saved model directory instead of a random one
-    batch_sizes: tuple[int, ...] = (16, 32, 64)
-    workers: int = 2
-    device: str = "auto"
-    fast_precision: str = "int8"
-    sampler: SamplerConfig = SamplerConfig()
-    min_seconds: float = 3.0  # per batch size when timing the image encoder alone
 
 
 class _PeakRss:
@@ -137,21 +119,12 @@ def decode_fps(paths: list[Path], backend: Backend, sampler: SamplerConfig, work
 
 
 def text_prompts_per_s(backend: Backend) -> dict[str, float]:
-    """Encoding the 48 templates x 15 classes, with the context trimmed (the library's way) and
-    padded to the full 77 tokens (what trimming saves)."""
+    """Encoding the 48 templates x 15 classes, the library's way (context trimmed to the
+    longest prompt of a batch)."""
     texts = [t.format(name) for name in STUDY_CLASSES for t in CLIP_TEMPLATES]
     backend.encode_texts(texts[:8])
     trimmed, _ = _timed(lambda: backend.encode_texts(texts))
-    tokenizer, model = backend.tokenizer, backend.model
-
-    def full_context() -> None:
-        with torch.no_grad():
-            for start in range(0, len(texts), 256):
-                tokens = tokenizer(texts[start : start + 256], padding="max_length", max_length=77, return_tensors="pt")
-                model.text_model(**tokens.to(backend.device))
-
-    full, _ = _timed(full_context)
-    return {"text_prompts_per_s": len(texts) / trimmed, "text_prompts_per_s_full_context": len(texts) / full}
+    return {"text_prompts_per_s": len(texts) / trimmed}
 
 
 def measure_extraction(paths: list[Path], backend: Backend, config: BenchConfig, batch_size: int, cache_dir: Path) -> dict[str, Any]:
@@ -181,7 +154,7 @@ def run_bench(config: BenchConfig = BenchConfig(), *, work_dir: str | Path | Non
         extractions = {}
         for label, precision in (("fp32", "fp32"), ("fast", config.fast_precision)):
             backend = load_backend(ModelConfig(name_or_path=model_dir, device=config.device, precision=precision))
-            size = int(backend.image_processor.crop_size["height"])
+            size = int(backend.preprocess(np.zeros((1, 240, 320, 3), dtype=np.uint8)).shape[-1])
             fps, batch_size = model_fps(backend, config.batch_sizes, size, config.min_seconds)
             measured = measure_extraction(paths, backend, config, batch_size, tmp_path / f"cache-{label}")
             extractions[label] = measured.pop("extraction")
@@ -214,8 +187,3 @@ def run_bench(config: BenchConfig = BenchConfig(), *, work_dir: str | Path | Non
     results["created_at"] = now_iso()  # figures are dated: they belong to this machine, today
     return results
 
-
-if __name__ == "__main__":
-    from clipaction.cli import main
-
-    sys.exit(main(["bench", *sys.argv[1:]]))

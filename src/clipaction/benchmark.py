@@ -27,6 +27,7 @@ from clipaction.config import (
     ZeroShotConfig,
     check_choice,
 )
+from clipaction.errors import ConfigError
 from clipaction.data import load_dataset
 from clipaction.models import Backend, load_backend
 from clipaction.pipeline import run_zeroshot
@@ -68,21 +69,21 @@ class BenchmarkDataset:
         check_choice("name style", self.name_style, NameStyle)
         for option, what in (("root", _ROOT_HELP), ("splits_dir", _SPLITS_HELP)):
             if not getattr(self, option):
-                raise ValueError(f"{self.name} needs {option}: {what[self.name]}")
+                raise ConfigError(f"{self.name} needs {option}: {what[self.name]}")
         object.__setattr__(self, "splits", tuple(self.splits))
         if not self.splits:
-            raise ValueError(f"{self.name}: splits must list at least one of 1, 2, 3")
+            raise ConfigError(f"{self.name}: splits must list at least one of 1, 2, 3")
         bad = [s for s in self.splits if isinstance(s, bool) or s not in (1, 2, 3)]
         if bad:
-            raise ValueError(f"{self.name}: splits must be among 1, 2, 3; got {bad[0]!r}")
+            raise ConfigError(f"{self.name}: splits must be among 1, 2, 3; got {bad[0]!r}")
         if len(set(self.splits)) != len(self.splits):
-            raise ValueError(f"{self.name}: splits repeat: {list(self.splits)}")
+            raise ConfigError(f"{self.name}: splits repeat: {list(self.splits)}")
         if self.num_classes == "all":  # how TOML (which has no null) says "every class"
             object.__setattr__(self, "num_classes", None)
         if isinstance(self.num_classes, (str, bool)) or (
             self.num_classes is not None and self.num_classes < 1
         ):
-            raise ValueError(f"num_classes must be a number >= 1 or 'all'; got {self.num_classes!r}")
+            raise ConfigError(f"num_classes must be a number >= 1 or 'all'; got {self.num_classes!r}")
 
     def dataset_config(self, split: int) -> DatasetConfig:
         """The test list of `split`, with num_classes passed explicitly (None = all), since
@@ -124,12 +125,12 @@ class BenchmarkConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "datasets", tuple(self.datasets))
         if not self.datasets:
-            raise ValueError("datasets must list at least one benchmark dataset")
+            raise ConfigError("datasets must list at least one benchmark dataset")
         names = [d.name for d in self.datasets]
         if len(set(names)) != len(names):
-            raise ValueError(f"each dataset may appear once; got {', '.join(names)}")
+            raise ConfigError(f"each dataset may appear once; got {', '.join(names)}")
         if self.workers < 1:
-            raise ValueError(f"workers must be >= 1; got {self.workers}")
+            raise ConfigError(f"workers must be >= 1; got {self.workers}")
 
     def zeroshot_config(self, dataset: BenchmarkDataset, split: int) -> ZeroShotConfig:
         return ZeroShotConfig(

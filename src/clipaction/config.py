@@ -12,7 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-SamplerName = Literal["middle", "center-clip", "uniform", "multi-clip"]
+from clipaction.errors import ConfigError
+
 Subset = Literal["train", "test", "all"]
 Device = Literal["auto", "cpu", "cuda"]
 NameStyle = Literal["raw", "spaced"]
@@ -22,11 +23,12 @@ DEFAULT_MODEL = "openai/clip-vit-base-patch32"
 DEFAULT_NUM_CLASSES = 15
 
 
-def check_choice(option: str, value: Any, literal: Any) -> None:
-    """Raise ValueError naming the allowed values when `value` is not one of `literal`'s."""
-    allowed = get_args(literal)
+def check_choice(setting: str, value: Any, literal: Any) -> None:
+    """Raise ConfigError naming `setting` and the allowed values when `value` is not one of
+    `literal`'s (a Literal type or a sequence of names)."""
+    allowed = get_args(literal) or tuple(literal)
     if value not in allowed:
-        raise ValueError(f"{option} must be one of {', '.join(map(str, allowed))}; got {value!r}")
+        raise ConfigError(f"must be one of {', '.join(map(str, allowed))}; got {value!r}", setting=setting)
 
 
 @dataclass(frozen=True)
@@ -47,52 +49,63 @@ class DatasetConfig:
     manifest: str | None = None
 
     def __post_init__(self) -> None:
-        check_choice("subset", self.subset, Subset)
+        check_choice("dataset.subset", self.subset, Subset)
         if self.num_classes == "all":  # how TOML (which has no null) says "every class"
             object.__setattr__(self, "num_classes", None)
         if isinstance(self.num_classes, str) or isinstance(self.num_classes, bool):
-            raise ValueError(f"num_classes must be a number or 'all'; got {self.num_classes!r}")
+            raise ConfigError(f"must be a number or 'all'; got {self.num_classes!r}", setting="dataset.num_classes")
         if self.split not in (1, 2, 3):
-            raise ValueError(f"split must be one of 1, 2, 3; got {self.split!r}")
+            raise ConfigError(f"must be one of 1, 2, 3; got {self.split!r}", setting="dataset.split")
         if self.num_classes is not None and self.num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1 or None (all); got {self.num_classes}")
+            raise ConfigError(f"must be >= 1 or 'all'; got {self.num_classes}", setting="dataset.num_classes")
         object.__setattr__(self, "classes", tuple(self.classes))
 
 
 @dataclass(frozen=True)
 class SamplerConfig:
-    """How frames are picked from a video: see clipaction.video.sampling."""
+    """How frames are picked from a video: `name` is a registered sampler (see
+    `clipaction.video.sampling.list_samplers()`); each reads only the fields it uses."""
 
-    name: SamplerName = "center-clip"
+    name: str = "center-clip"
     frames: int = 8
     window: float = 3.0
-    clips: int = 1  # multi-clip only
+    clips: int = 3
 
     def __post_init__(self) -> None:
-        check_choice("sampler", self.name, SamplerName)
-        if self.frames < 1:
-            raise ValueError(f"frames must be >= 1; got {self.frames}")
-        if self.clips < 1:
-            raise ValueError(f"clips must be >= 1; got {self.clips}")
+        from clipaction.video.sampling import list_samplers  # the registry imports this module
+
+        check_choice("sampler.name", self.name, list_samplers())
+        if isinstance(self.frames, bool) or not isinstance(self.frames, int) or self.frames < 1:
+            raise ConfigError(f"must be an integer >= 1; got {self.frames!r}", setting="sampler.frames")
+        if isinstance(self.clips, bool) or not isinstance(self.clips, int) or self.clips < 1:
+            raise ConfigError(f"must be an integer >= 1; got {self.clips!r}", setting="sampler.clips")
         if not self.window > 0:
-            raise ValueError(f"window must be > 0 seconds; got {self.window}")
+            raise ConfigError(f"must be > 0 seconds; got {self.window}", setting="sampler.window")
 
     def cache_fields(self) -> dict[str, Any]:
-        """The fields that change which frames are taken (middle ignores frames and window)."""
-        if self.name == "middle":
-            return {"name": self.name}
-        if self.name == "uniform":
-            return {"name": self.name, "frames": self.frames}
-        if self.name == "center-clip":
-            return {"name": self.name, "frames": self.frames, "window": self.window}
-        return dataclasses.asdict(self)
+        """The name and the fields that change which frames are taken (the sampler's own)."""
+        from clipaction.video.sampling import sampler_spec
+
+        return {"name": self.name, **{f: getattr(self, f) for f in sampler_spec(self.name).uses}}
 
     @property
     def frames_per_video(self) -> int:
         """How many frames a video costs to encode with this sampler."""
-        if self.name == "middle":
+        from clipaction.video.sampling import sampler_spec
+
+        uses = sampler_spec(self.name).uses
+        if "frames" not in uses:
             return 1
-        return self.frames * (self.clips if self.name == "multi-clip" else 1)
+        return self.frames * (self.clips if "clips" in uses else 1)
+
+    @property
+    def label(self) -> str:
+        """A short name: `middle`, `uniform-16`, `center-clip-8x3s`, `multi-clip-3x8x3s`."""
+        fields = self.cache_fields()
+        parts = [f"{fields['clips']}" if "clips" in fields else "", f"{fields['frames']}" if "frames" in fields else "",
+                 f"{fields['window']:g}s" if "window" in fields else ""]
+        parts = [p for p in parts if p]
+        return f"{self.name}-{'x'.join(parts)}" if parts else self.name
 
 
 @dataclass(frozen=True)
@@ -101,16 +114,16 @@ class ModelConfig:
 
     name_or_path: str = DEFAULT_MODEL
     revision: str | None = None
-    backend: str = "hf-clip"
+    backend: str = "auto"  # "auto": the family named by config.json's model_type
     device: Device = "auto"
     batch_size: int = 32
     precision: Precision = "fp32"
 
     def __post_init__(self) -> None:
-        check_choice("device", self.device, Device)
-        check_choice("precision", self.precision, Precision)
+        check_choice("model.device", self.device, Device)
+        check_choice("model.precision", self.precision, Precision)
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1; got {self.batch_size}")
+            raise ConfigError(f"must be >= 1; got {self.batch_size}", setting="model.batch_size")
 
 
 @dataclass(frozen=True)
@@ -126,7 +139,7 @@ class PromptConfig:
     label_map: str | None = None
 
     def __post_init__(self) -> None:
-        check_choice("name style", self.name_style, NameStyle)
+        check_choice("prompts.name_style", self.name_style, NameStyle)
 
 
 @dataclass(frozen=True)
@@ -166,11 +179,11 @@ class TrainSettings:
 
     def __post_init__(self) -> None:
         if not self.lr > 0:
-            raise ValueError(f"lr must be > 0; got {self.lr}")
+            raise ConfigError(f"lr must be > 0; got {self.lr}")
         if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be >= 1; got {self.epochs}, {self.batch_size}")
+            raise ConfigError(f"epochs and batch_size must be >= 1; got {self.epochs}, {self.batch_size}")
         if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0; got {self.weight_decay}")
+            raise ConfigError(f"weight_decay must be >= 0; got {self.weight_decay}")
 
 
 def _default_temporal_variants() -> tuple[SamplerConfig, ...]:
@@ -205,12 +218,12 @@ class FewShotStage:
     train: TrainSettings = field(default_factory=TrainSettings)
 
     def __post_init__(self) -> None:
-        check_choice("select_on", self.select_on, SelectOn)
-        check_choice("train_classes", self.train_classes, TrainClasses)
+        check_choice("fewshot.select_on", self.select_on, SelectOn)
+        check_choice("fewshot.train_classes", self.train_classes, TrainClasses)
         if self.shots != "all" and not (isinstance(self.shots, int) and self.shots >= 1):
-            raise ValueError(f"shots must be a positive integer or 'all'; got {self.shots!r}")
+            raise ConfigError(f"must be a positive integer or 'all'; got {self.shots!r}", setting="fewshot.shots")
         if self.n_classes < 1:
-            raise ValueError(f"n_classes must be >= 1; got {self.n_classes}")
+            raise ConfigError(f"must be >= 1; got {self.n_classes}", setting="fewshot.n_classes")
 
 
 @dataclass(frozen=True)
@@ -263,19 +276,16 @@ class MethodSettings:
         for name in ("probe_weight_decays", "wise_alphas", "tip_alphas", "tip_betas"):
             values = tuple(float(v) for v in getattr(self, name))
             if not values:
-                raise ValueError(f"{name} must list at least one value")
+                raise ConfigError(f"{name} must list at least one value")
             object.__setattr__(self, name, values)
         if any(v < 0 for v in self.probe_weight_decays):
-            raise ValueError(f"probe_weight_decays must be >= 0; got {self.probe_weight_decays}")
+            raise ConfigError(f"probe_weight_decays must be >= 0; got {self.probe_weight_decays}")
         if any(not 0 <= a <= 1 for a in (*self.wise_alphas, self.wise_alpha)):
-            raise ValueError(f"wise-ft alphas must lie in [0, 1]; got {self.wise_alphas}, {self.wise_alpha}")
+            raise ConfigError(f"wise-ft alphas must lie in [0, 1]; got {self.wise_alphas}, {self.wise_alpha}")
         if any(v < 0 for v in (*self.tip_alphas, *self.tip_betas, self.tip_alpha, self.tip_beta)):
-            raise ValueError("tip-adapter alphas and betas must be >= 0")
+            raise ConfigError("tip-adapter alphas and betas must be >= 0")
         if not 0 < self.holdout_fraction < 1:
-            raise ValueError(f"holdout_fraction must lie in (0, 1); got {self.holdout_fraction}")
-
-
-AdaptMethod = Literal["projection", "linear-probe", "wise-ft", "tip-adapter", "tip-adapter-f"]
+            raise ConfigError(f"holdout_fraction must lie in (0, 1); got {self.holdout_fraction}")
 
 
 @dataclass(frozen=True)
@@ -289,17 +299,20 @@ class AdaptMethodsStage:
     """
 
     enabled: bool = True
-    methods: tuple[AdaptMethod, ...] = ("projection", "linear-probe", "wise-ft", "tip-adapter", "tip-adapter-f")
+    methods: tuple[str, ...] = ("projection", "linear-probe", "wise-ft", "tip-adapter", "tip-adapter-f")
     settings: MethodSettings = field(default_factory=MethodSettings)
     outside_classes: bool = True
     outside_videos_per_class: int | str = 5
 
     def __post_init__(self) -> None:
+        from clipaction.adapt.methods import list_methods  # the registry imports this module
+
+        object.__setattr__(self, "methods", tuple(self.methods))
         for method in self.methods:
-            check_choice("adapt.methods", method, AdaptMethod)
+            check_choice("adapt.methods", method, list_methods())
         count = self.outside_videos_per_class
         if count != "all" and not (isinstance(count, int) and not isinstance(count, bool) and count >= 1):
-            raise ValueError(f"outside_videos_per_class must be a positive integer or 'all'; got {count!r}")
+            raise ConfigError(f"must be a positive integer or 'all'; got {count!r}", setting="adapt.outside_videos_per_class")
 
 
 def _default_ablation_samplers() -> tuple[SamplerConfig, ...]:
@@ -320,6 +333,23 @@ class AblationStage:
     name_styles: tuple[NameStyle, ...] = ("raw", "spaced")
     template_sets: tuple[str, ...] = ("name", "seed", "clip")
     samplers: tuple[SamplerConfig, ...] = field(default_factory=_default_ablation_samplers)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What `clipaction bench` generates and measures."""
+
+    videos: int = 24
+    seconds: float = 7.0
+    gop: int = 12
+    architecture: str = "vit-b-32"
+    model: str | None = None  # a saved model directory instead of a random one
+    batch_sizes: tuple[int, ...] = (16, 32, 64)
+    workers: int = 2
+    device: str = "auto"
+    fast_precision: str = "int8"
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    min_seconds: float = 3.0  # per batch size when timing the image encoder alone
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,11 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 import tomli_w
 
 from clipaction.config import StudyConfig
+from clipaction.errors import ClipactionError, ConfigError  # ConfigError: a settings file that is not a valid configuration
 
 T = TypeVar("T")
 
 
-class ConfigError(ValueError):
-    """A settings file or dict that does not describe a valid configuration."""
 
 
 def from_dict(cls: type[T], data: Any, where: str = "") -> T:
@@ -40,6 +39,12 @@ def from_dict(cls: type[T], data: Any, where: str = "") -> T:
     values = {name: _convert(hints[name], data[name], f"{where}.{name}".lstrip(".")) for name in data}
     try:
         return cls(**values)
+    except ClipactionError as error:
+        if error.setting is None:
+            raise ConfigError(f"{where or 'config'}: {error}") from None
+        # the dataclass names its own field; the file's path to it is `where`
+        field_name = error.setting.rsplit(".", 1)[-1]
+        raise ConfigError(error.message, setting=f"{where}.{field_name}" if where else error.setting) from None
     except (TypeError, ValueError) as error:
         raise ConfigError(f"{where or 'config'}: {error}") from None
 

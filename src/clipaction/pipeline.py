@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 from clipaction.config import SamplerConfig, ZeroShotConfig
-from clipaction.data import VideoDataset, load_dataset
+from clipaction.data import VideoDataset, VideoRecord, load_dataset
 from clipaction.data.names import load_label_map, prompt_names
+from clipaction.errors import ConfigError
 from clipaction.evaluate import classification_report_text, compute_metrics
 from clipaction.features.cache import FeatureCache
 from clipaction.features.extract import Extraction, Failure, cache_space, extract_features
@@ -27,7 +28,7 @@ from clipaction.results import (
     write_predictions_csv,
     write_text_atomic,
 )
-from clipaction.zeroshot import class_text_features, load_templates, score, video_embedding
+from clipaction.zeroshot import SEED_TEMPLATES, class_text_features, load_templates, video_scores
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ class ZeroShotRun:
     failures: list[Failure]
     extraction: Extraction
     device: str
+    model: dict[str, Any]  # the backend's description: family, score kind, scale, sizes
 
 
 def open_cache(cache_dir: str | None, backend: Backend) -> FeatureCache:
@@ -58,9 +60,28 @@ def open_cache(cache_dir: str | None, backend: Backend) -> FeatureCache:
     return FeatureCache(cache_dir, cache_space(backend))
 
 
-def video_embeddings(extraction: Extraction, videos: Sequence[str]) -> torch.Tensor:
-    """(V, E) normalised video features: each video's mean normalised frame feature."""
-    return torch.stack([video_embedding(extraction.features[v].embeds) for v in videos])
+@dataclass
+class Scored:
+    """Scores of the readable videos of a record list: records, labels (V,), logits (V, C)."""
+
+    records: list[VideoRecord]
+    labels: np.ndarray
+    scores: np.ndarray
+
+    @property
+    def videos(self) -> list[str]:
+        return [str(r.path) for r in self.records]
+
+
+def score_records(
+    backend: Backend, records: Sequence[VideoRecord], extraction: Extraction, text_features: torch.Tensor
+) -> Scored:
+    """The records whose video was read, their labels and their logits against the classes."""
+    by_path = {str(record.path): record for record in records}
+    readable, logits = video_scores(backend, extraction, list(by_path), text_features)
+    kept = [by_path[path] for path in readable]
+    labels = np.array([record.label for record in kept], dtype=np.int64)
+    return Scored(kept, labels, logits.numpy())
 
 
 def run_zeroshot(
@@ -83,14 +104,8 @@ def run_zeroshot(
         workers=config.workers,
         progress=progress,
     )
-    readable = [record for record in dataset.records if str(record.path) in extraction.features]
-    videos = [str(record.path) for record in readable]
-    labels = np.array([record.label for record in readable], dtype=np.int64)
     text_features = class_text_features(backend, names, templates, cache)
-    if videos:
-        scores = score(video_embeddings(extraction, videos), text_features, backend.logit_scale).numpy()
-    else:
-        scores = np.zeros((0, len(dataset.classes)), dtype=np.float32)
+    scored = score_records(backend, dataset.records, extraction, text_features)
     failures = [Failure(missing.path, f"missing: {missing.error}") for missing in dataset.missing]
     failures += extraction.failures
     return ZeroShotRun(
@@ -98,13 +113,14 @@ def run_zeroshot(
         dataset=dataset,
         class_prompts=[templates[0].format(name) for name in names],
         templates=templates,
-        videos=videos,
-        labels=labels,
-        scores=scores,
-        metrics=compute_metrics(scores, labels, dataset.classes),
+        videos=scored.videos,
+        labels=scored.labels,
+        scores=scored.scores,
+        metrics=compute_metrics(scored.scores, scored.labels, dataset.classes),
         failures=failures,
         extraction=extraction,
         device=str(backend.device),
+        model=backend.describe(),
     )
 
 
@@ -123,7 +139,7 @@ def zeroshot_results(run: ZeroShotRun) -> dict[str, Any]:
             "n_missing": len(run.dataset.missing),
             "root": config.dataset.root,
         },
-        "model": {**dataclasses.asdict(config.model), "device": run.device},
+        "model": {**dataclasses.asdict(config.model), **run.model, "device": run.device},
         "sampler": dataclasses.asdict(config.sampler),
         "prompts": {
             **dataclasses.asdict(config.prompts),
@@ -159,10 +175,24 @@ def write_zeroshot_outputs(run: ZeroShotRun, out_dir: str | Path) -> dict[str, P
 
 @dataclass(frozen=True)
 class VideoPrediction:
-    """Labels of one video ranked best first, with softmax probabilities."""
+    """Labels of one video ranked best first with their probabilities; `score` says whether
+    they are a softmax over the labels or independent sigmoids (the model family's way)."""
 
     video: str
     labels: list[tuple[str, float]]
+    score: str = "softmax"
+
+
+def check_labels(labels: Sequence[str]) -> list[str]:
+    """The labels, refused when empty or when one is given twice (it would split its
+    probability between its copies)."""
+    labels = [label.strip() for label in labels if label.strip()]
+    if not labels:
+        raise ConfigError("give at least one label, e.g. 'riding a bike'", setting="labels")
+    repeated = sorted({label for label in labels if labels.count(label) > 1})
+    if repeated:
+        raise ConfigError(f"{', '.join(map(repr, repeated))} given more than once", setting="labels")
+    return labels
 
 
 def predict_videos(
@@ -171,26 +201,25 @@ def predict_videos(
     backend: Backend,
     sampler: SamplerConfig,
     *,
-    templates: Sequence[str] = ("a photo of a person {}.",),
+    templates: Sequence[str] = SEED_TEMPLATES,
     cache: FeatureCache | None = None,
     batch_size: int = 32,
     workers: int = 2,
     progress: bool = False,
 ) -> tuple[list[VideoPrediction], list[Failure]]:
-    """Rank `labels` for each video by CLIP's probabilities (softmax of the scaled cosines)."""
-    if not labels:
-        raise ValueError("give at least one label")
+    """Rank `labels` for each video by the model's probabilities of them."""
+    labels = check_labels(labels)
     paths = [str(video) for video in videos]
     extraction = extract_features(
         paths, backend, sampler, cache, batch_size=batch_size, workers=workers, progress=progress
     )
-    readable = [path for path in paths if path in extraction.features]
-    if not readable:
+    if not extraction.features:
         return [], extraction.failures
     text_features = class_text_features(backend, labels, templates, cache)
-    probabilities = score(video_embeddings(extraction, readable), text_features, backend.logit_scale).softmax(-1)
+    readable, logits = video_scores(backend, extraction, paths, text_features)
+    scoring = backend.scoring()
     predictions = []
-    for path, row in zip(readable, probabilities.tolist()):
+    for path, row in zip(readable, scoring.probabilities(logits).tolist()):
         ranked = sorted(zip(labels, row), key=lambda pair: -pair[1])
-        predictions.append(VideoPrediction(path, [(label, float(p)) for label, p in ranked]))
+        predictions.append(VideoPrediction(path, [(label, float(p)) for label, p in ranked], scoring.kind))
     return predictions, extraction.failures

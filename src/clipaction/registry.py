@@ -9,6 +9,8 @@ from __future__ import annotations
 import fnmatch
 from typing import Callable, Generic, TypeVar
 
+from clipaction.errors import ConfigError
+
 T = TypeVar("T")
 
 
@@ -33,7 +35,7 @@ class Registry(Generic[T]):
             return self._items[name]
         except KeyError:
             valid = ", ".join(sorted(self._items))
-            raise ValueError(f"unknown {self.kind} {name!r}; valid: {valid}") from None
+            raise ConfigError(f"unknown {self.kind} {name!r}; valid: {valid}") from None
 
     def names(self, pattern: str = "*") -> list[str]:
         return sorted(n for n in self._items if fnmatch.fnmatch(n, pattern))

@@ -17,6 +17,7 @@ from typing import Any, Sequence
 import numpy as np
 
 import clipaction
+from clipaction.errors import OutputError
 
 SCHEMA_VERSION = 1
 
@@ -64,9 +65,11 @@ def check_output_folder(path: str | Path) -> Path:
         existing = existing.parent
     if not existing.is_dir():
         where = "it is a file" if existing == out else f"{existing} is a file"
-        raise ValueError(f"cannot write results to {out}: {where}; give a folder you can write")
+        raise OutputError(f"cannot write results to {out}: {where}; give a folder you can write", setting="out")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"cannot write results to {out}: {existing} is not writable; give a folder you can write")
+        raise OutputError(
+            f"cannot write results to {out}: {existing} is not writable; give a folder you can write", setting="out"
+        )
     return out
 
 

@@ -1,4 +1,5 @@
-"""Zero-shot classification: prompts -> class text features; frame features -> video scores."""
+"""Zero-shot classification: prompts -> class text features; frame features -> video scores
+(scored the backend's way: see `clipaction.models.base.Scoring`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from clipaction.errors import ConfigError
 from clipaction.features.cache import FeatureCache
+from clipaction.features.extract import Extraction
+from clipaction.features.pooling import pool_frames
 from clipaction.models.base import Backend
 
 NAME_ONLY_TEMPLATES = ("{}",)
@@ -26,8 +30,11 @@ CLIP_TEMPLATES = tuple(
 TEMPLATE_SETS = {"name": NAME_ONLY_TEMPLATES, "seed": SEED_TEMPLATES, "clip": CLIP_TEMPLATES}
 
 
-class PromptError(ValueError):
+class PromptError(ConfigError):
     """A template set that is neither a known name nor a readable file of templates."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, setting="prompts.templates")
 
 
 def load_templates(spec: str) -> tuple[str, ...]:
@@ -67,13 +74,26 @@ def class_text_features(
 
 
 def video_embedding(frame_embeds: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """(F, E) normalised frame features -> (E,) their mean, normalised again."""
-    frames = torch.as_tensor(np.asarray(frame_embeds), dtype=torch.float32)
-    frames = frames / frames.norm(dim=-1, keepdim=True)
-    mean = frames.mean(dim=0)
-    return mean / mean.norm()
+    """(F, E) frame features -> (E,) the video's normalised embedding (`pool_frames`)."""
+    return pool_frames(frame_embeds)
 
 
-def score(video_embeds: torch.Tensor, text_features: torch.Tensor, logit_scale: float) -> torch.Tensor:
-    """(V, E) x (C, E) normalised features -> (V, C) logits: logit_scale x cosine."""
-    return logit_scale * video_embeds @ text_features.T
+def score(backend: Backend, video_embeds: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
+    """(V, E) x (C, E) normalised features -> (V, C) logits, the backend's way."""
+    return backend.scoring().logits(video_embeds, text_features)
+
+
+def video_embeddings(extraction: Extraction, videos: Sequence[str]) -> torch.Tensor:
+    """(V, E) normalised embeddings of `videos` (each must be in `extraction.features`)."""
+    return torch.stack([pool_frames(extraction.features[v].embeds) for v in videos])
+
+
+def video_scores(
+    backend: Backend, extraction: Extraction, videos: Sequence[str], text_features: torch.Tensor
+) -> tuple[list[str], torch.Tensor]:
+    """The videos of `videos` that were read (in order) and their (V, C) logits against the
+    (C, E) class features: "readable videos -> scores", for every caller."""
+    readable = [video for video in videos if video in extraction.features]
+    if not readable:
+        return [], torch.zeros(0, len(text_features))
+    return readable, score(backend, video_embeddings(extraction, readable), text_features)

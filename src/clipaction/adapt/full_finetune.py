@@ -20,8 +20,7 @@ log = logging.getLogger(__name__)
 
 
 def finetune_vision(
-    vision_model: torch.nn.Module,
-    visual_projection: torch.nn.Module,
+    tower: torch.nn.Module,
     pixels: torch.Tensor,
     labels: torch.Tensor,
     text_features: torch.Tensor,
@@ -30,18 +29,18 @@ def finetune_vision(
     *,
     device: torch.device | str = "cpu",
     progress: bool = False,
-) -> tuple[torch.nn.Module, torch.nn.Module, list[float]]:
-    """Train copies of the image tower and projection; the inputs are untouched.
+) -> tuple[torch.nn.Module, list[float]]:
+    """Train a copy of `tower` (pixels (N, 3, S, S) -> (N, E) embeddings, from the backend's
+    `image_tower()`); the input is untouched.
 
     pixels: (V, F, 3, S, S) preprocessed frames of the training videos; labels: (V,) indices into
-    the (C, E) normalised `text_features`. Returns the trained copies (eval mode) and the mean
+    the (C, E) normalised `text_features`. Returns the trained copy (eval mode) and the mean
     loss per epoch.
     """
     device = torch.device(device)
     # Trained in fp32 whatever the inference precision: fp16 weights do not train stably.
-    vision = copy.deepcopy(vision_model).float().to(device).train()
-    projection = copy.deepcopy(visual_projection).float().to(device).train()
-    parameters = [*vision.parameters(), *projection.parameters()]
+    tower = copy.deepcopy(tower).float().to(device).train()
+    parameters = list(tower.parameters())
     for parameter in parameters:
         parameter.requires_grad_(True)
     text_features = text_features.float().to(device)
@@ -49,12 +48,11 @@ def finetune_vision(
     videos, frames = pixels.shape[:2]
 
     def batch_loss(batch: torch.Tensor) -> torch.Tensor:
-        pooled = vision(pixel_values=pixels[batch].flatten(0, 1).to(device)).pooler_output
-        embeds = projection(pooled).reshape(len(batch), frames, -1)
+        embeds = tower(pixels[batch].flatten(0, 1).to(device)).reshape(len(batch), frames, -1)
         return torch.nn.functional.cross_entropy(
             video_logits(embeds, text_features, logit_scale), labels[batch.to(device)]
         )
 
     losses = minimise(parameters, batch_loss, videos, config, desc="full fine-tune", progress=progress)
     log.info("full fine-tuning: loss %.4f -> %.4f", losses[0], losses[-1])
-    return vision.eval(), projection.eval(), losses
+    return tower.eval(), losses

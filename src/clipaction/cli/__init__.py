@@ -1,14 +1,18 @@
 """Command line: `main(argv)` parses flags (`parser`), runs one command (`commands`) and turns
 errors into one line and an exit code: 0 all good; 1 finished, but some videos failed (results
-written); 2 bad input or usage, nothing written; 130 interrupted (finished work is kept)."""
+written); 2 bad input or usage (a `ClipactionError`), nothing written; 3 a bug in clipaction
+(the traceback is printed); 130 interrupted (finished work is kept)."""
 
 from __future__ import annotations
 
 import logging
+import os
+import traceback
 from typing import Sequence
 
-from clipaction.cli.commands import COMMANDS, EXIT_USAGE, error_line
-from clipaction.cli.parser import build_parser
+from clipaction.cli.commands import COMMANDS, EXIT_BUG, EXIT_USAGE, error_line
+from clipaction.cli.parser import build_parser, flag_for
+from clipaction.errors import ClipactionError
 
 __all__ = ["build_parser", "main"]
 
@@ -21,18 +25,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     if not args.verbose:  # transformers' notices (e.g. about torchvision) are noise to users
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-    from clipaction.data import DatasetError
-    from clipaction.models.hf_clip import ModelLoadError
-
+        # set through the environment: importing transformers here would cost every command
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        logging.getLogger("transformers").setLevel(logging.ERROR)
     try:
         return COMMANDS[args.command](args)
-    except (DatasetError, ModelLoadError, ValueError, OSError) as error:
-        error_line(str(error))
+    except ClipactionError as error:
+        where = flag_for(args.command, error.setting) if error.setting else None
+        error_line(f"{where}: {error.message}" if where else error.message)
         return EXIT_USAGE
     except KeyboardInterrupt:
         error_line("interrupted; finished videos are in the cache, run the same command again to resume")
         return 130
+    except Exception:  # anything else is a bug: say so, with what is needed to report it
+        traceback.print_exc()
+        error_line("this is a bug in clipaction; please report it with the traceback above")
+        return EXIT_BUG

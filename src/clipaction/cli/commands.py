@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from clipaction.cli.parser import RUN_OVERRIDES, SKIP_KEYS
+from clipaction.errors import ConfigError, DataError
 from clipaction.config import (
     DEFAULT_NUM_CLASSES,
     DatasetConfig,
@@ -19,7 +20,7 @@ from clipaction.config import (
     ZeroShotConfig,
 )
 
-EXIT_OK, EXIT_FAILURES, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
 
 #: `run` overrides given as text that the config expects as numbers.
 _INT_OVERRIDES = {"dataset.split", "model.batch_size", "workers"}
@@ -39,7 +40,7 @@ def _study_config(args: argparse.Namespace):
             try:
                 value = int(value)
             except ValueError:
-                raise ValueError(f"--{dest.split('.')[-1].replace('_', '-')} must be a number; got {value!r}") from None
+                raise ConfigError(f"must be a number; got {value!r}", setting=dest) from None
         elif dest == "dataset.classes":
             value = [name.strip() for name in value.split(",") if name.strip()]
         elif dest == "dataset.num_classes" and value != "all":
@@ -103,7 +104,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     try:
         batch_sizes = tuple(int(b) for b in args.batch_sizes.split(","))
     except ValueError:
-        raise ValueError(f"--batch-sizes must be comma-separated numbers; got {args.batch_sizes!r}") from None
+        raise ConfigError(f"must be comma-separated numbers; got {args.batch_sizes!r}", setting="batch_sizes") from None
     config = BenchConfig(
         videos=args.videos, model=args.model, device=args.device, workers=args.workers, batch_sizes=batch_sizes
     )
@@ -156,7 +157,7 @@ def _dataset_config(args: argparse.Namespace) -> DatasetConfig:
         try:
             num_classes = int(args.num_classes)
         except ValueError:
-            raise ValueError(f"--num-classes must be a number or 'all'; got {args.num_classes!r}") from None
+            raise ConfigError(f"must be a number or 'all'; got {args.num_classes!r}", setting="dataset.num_classes") from None
     return DatasetConfig(
         name=args.dataset,
         root=args.data_root,
@@ -170,9 +171,7 @@ def _dataset_config(args: argparse.Namespace) -> DatasetConfig:
 
 
 def _sampler_config(args: argparse.Namespace) -> SamplerConfig:
-    return SamplerConfig(
-        name=args.sampler, frames=args.frames, window=args.window, clips=args.clips if args.sampler == "multi-clip" else 1
-    )
+    return SamplerConfig(name=args.sampler, frames=args.frames, window=args.window, clips=args.clips)
 
 
 def _model_config(args: argparse.Namespace) -> ModelConfig:
@@ -246,20 +245,17 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 
 def _parse_labels(spec: str) -> list[str]:
+    """Comma-separated labels, or @FILE with one per line; checked by the library."""
+    from clipaction.pipeline import check_labels
+
     if spec.startswith("@"):
         path = Path(spec[1:]).expanduser()
         if not path.is_file():
-            raise ValueError(f"label file not found: {path}")
+            raise DataError(f"label file not found: {path}", setting="labels")
         items = path.read_text(encoding="utf-8").splitlines()
     else:
         items = spec.split(",")
-    labels = [item.strip() for item in items if item.strip()]
-    if not labels:
-        raise ValueError("--labels is empty: give comma-separated labels, e.g. --labels 'riding a bike,juggling'")
-    repeated = sorted({label for label in labels if labels.count(label) > 1})
-    if repeated:  # a repeated label would split its probability between its copies
-        raise ValueError(f"--labels lists {', '.join(map(repr, repeated))} more than once")
-    return labels
+    return check_labels(items)
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
@@ -286,7 +282,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     )
     if args.json:
         payload = [
-            {"video": p.video, "labels": [{"label": label, "probability": prob} for label, prob in p.labels]}
+            {
+                "video": p.video,
+                "score": p.score,  # "softmax": over the given labels; "sigmoid": independent
+                "labels": [{"label": label, "probability": prob} for label, prob in p.labels],
+            }
             for p in predictions
         ]
         print(json.dumps(payload, indent=2))

@@ -4,9 +4,64 @@ command's parser; `args.command` names the command for `clipaction.cli.commands.
 from __future__ import annotations
 
 import argparse
+from typing import get_args
 
 from clipaction import __version__
-from clipaction.config import DEFAULT_MODEL
+from clipaction.config import (
+    BenchConfig,
+    Device,
+    NameStyle,
+    Precision,
+    PromptConfig,
+    SamplerConfig,
+    Subset,
+    ZeroShotConfig,
+)
+
+# Every default below comes from these (one source of truth); tests/test_cli_defaults.py walks
+# every flag and compares. The one deliberate difference: --num-classes has no flag default
+# because it depends on --dataset (ucf101: the study's DatasetConfig.num_classes; others: all).
+_ZEROSHOT = ZeroShotConfig()
+_DATASET, _SAMPLER, _MODEL, _PROMPTS = _ZEROSHOT.dataset, _ZEROSHOT.sampler, _ZEROSHOT.model, _ZEROSHOT.prompts
+
+#: Config settings -> the flag that sets them, for error messages and the defaults test.
+SETTING_FLAGS = {
+    "dataset.name": "--dataset",
+    "dataset.root": "--data-root",
+    "dataset.splits_dir": "--splits-dir",
+    "dataset.manifest": "--manifest",
+    "dataset.split": "--split",
+    "dataset.subset": "--subset",
+    "dataset.classes": "--classes",
+    "dataset.num_classes": "--num-classes",
+    "sampler.name": "--sampler",
+    "sampler.frames": "--frames",
+    "sampler.window": "--window",
+    "sampler.clips": "--clips",
+    "model.name_or_path": "--model",
+    "model.revision": "--revision",
+    "model.device": "--device",
+    "model.batch_size": "--batch-size",
+    "model.precision": "--precision",
+    "prompts.templates": "--prompts",
+    "prompts.name_style": "--name-style",
+    "prompts.label_map": "--label-map",
+    "cache_dir": "--cache-dir",
+    "workers": "--workers",
+    "out": "--out",
+    "strict": "--strict",
+    "labels": "--labels",
+    "run_dir": "RUN_DIR",
+}
+
+
+def flag_for(command: str, setting: str) -> str:
+    """The flag of `command` that sets `setting`, or the setting itself (a TOML key) when the
+    command has no such flag (e.g. `run`'s stage settings, which come from --config)."""
+    flag = SETTING_FLAGS.get(setting)
+    if flag is None or (command in ("run", "benchmark") and flag not in _RUN_FLAGS):
+        return setting
+    return flag
 
 #: `run` flags -> dotted study-config paths (values are parsed by the config's own types).
 RUN_OVERRIDES = [
@@ -26,6 +81,7 @@ RUN_OVERRIDES = [
     ("--workers", "workers", "decoding threads"),
     ("--out", "out", "output directory"),
 ]
+_RUN_FLAGS = {flag for flag, _, _ in RUN_OVERRIDES} | {"RUN_DIR", "--out"}
 SKIP_KEYS = {
     "temporal": "temporal",
     "fewshot": "fewshot",
@@ -41,8 +97,15 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
 
 
 def _add_dataset_args(parser: argparse.ArgumentParser) -> None:
+    from clipaction.data import list_datasets
+
     group = parser.add_argument_group("dataset")
-    group.add_argument("--dataset", default="ucf101", help="ucf101, hmdb51 or folder (your own <root>/<label>/<video> tree)")
+    group.add_argument(
+        "--dataset",
+        default=_DATASET.name,
+        choices=list_datasets(),
+        help="ucf101, hmdb51 or folder (your own <root>/<label>/<video> tree or a CSV manifest)",
+    )
     group.add_argument("--data-root", help="UCF101: the UCF-101 folder with one folder per class; folder: the tree's root")
     group.add_argument(
         "--splits-dir",
@@ -50,46 +113,55 @@ def _add_dataset_args(parser: argparse.ArgumentParser) -> None:
         "HMDB51: the folder with <class>_test_split<N>.txt",
     )
     group.add_argument("--manifest", help="folder dataset: a CSV of path,label[,split] instead of a tree")
-    group.add_argument("--split", type=int, default=1, choices=(1, 2, 3))
-    group.add_argument("--subset", default="test", choices=("train", "test", "all"))
+    group.add_argument("--split", type=int, default=_DATASET.split, choices=(1, 2, 3))
+    group.add_argument("--subset", default=_DATASET.subset, choices=get_args(Subset))
     selection = group.add_mutually_exclusive_group()
     selection.add_argument("--classes", help="comma-separated class names to evaluate")
     selection.add_argument(
         "--num-classes",
         help="the first N classes of the class list (classInd.txt order), or 'all' "
-        "(default: the study's 15 for ucf101, all for folder)",
+        f"(default: the study's {_DATASET.num_classes} for ucf101, all for hmdb51 and folder)",
     )
 
 
 def _add_sampler_args(parser: argparse.ArgumentParser) -> None:
+    from clipaction.video.sampling import list_samplers, sampler_spec
+
     group = parser.add_argument_group("frames")
-    group.add_argument("--sampler", default="center-clip", choices=("middle", "center-clip", "uniform", "multi-clip"))
-    group.add_argument("--frames", type=int, default=8, help="frames per video (center-clip, uniform)")
-    group.add_argument("--window", type=float, default=3.0, help="center-clip/multi-clip window in seconds")
-    group.add_argument("--clips", type=int, default=3, help="multi-clip: clips spread over the video (1/4, 1/2, 3/4 for 3)")
+    samplers = "; ".join(f"{name}: {sampler_spec(name).summary}" for name in list_samplers())
+    group.add_argument("--sampler", default=_SAMPLER.name, choices=list_samplers(), help=samplers.replace("%", "%%"))
+    group.add_argument("--frames", type=int, default=_SAMPLER.frames, help="frames per video (or per clip)")
+    group.add_argument("--window", type=float, default=_SAMPLER.window, help="clip window in seconds")
+    group.add_argument("--clips", type=int, default=_SAMPLER.clips, help="multi-clip: clips spread over the video (1/4, 1/2, 3/4 for 3)")
 
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
-    group.add_argument("--model", default=DEFAULT_MODEL, help="hub id or a local directory saved with save_pretrained")
+    group.add_argument(
+        "--model",
+        default=_MODEL.name_or_path,
+        help="hub id or a local directory saved with save_pretrained; the family comes from its config.json",
+    )
     group.add_argument("--revision", help="hub revision (branch, tag or commit)")
-    group.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    group.add_argument("--batch-size", type=int, default=32, help="frames per model batch")
+    group.add_argument("--device", default=_MODEL.device, choices=get_args(Device))
+    group.add_argument("--batch-size", type=int, default=_MODEL.batch_size, help="frames per model batch")
     group.add_argument(
         "--precision",
-        default="fp32",
-        choices=("fp32", "int8", "fp16"),
+        default=_MODEL.precision,
+        choices=get_args(Precision),
         help="int8: quantized image encoder, 2-3x faster on a CPU (cosine > 0.99 to fp32); fp16: for GPUs",
     )
-    group.add_argument("--workers", type=int, default=2, help="decoding threads")
+    group.add_argument("--workers", type=int, default=_ZEROSHOT.workers, help="decoding threads")
     group.add_argument("--cache-dir", help="embedding cache (default ~/.cache/clipaction or $CLIPACTION_CACHE)")
     group.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def _add_prompt_args(parser: argparse.ArgumentParser, default_style: str = "raw") -> None:
+def _add_prompt_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("prompts")
-    group.add_argument("--prompts", default="seed", help="seed, clip (CLIP's 48 UCF101 templates) or a file, one template per line with {}")
-    group.add_argument("--name-style", default=default_style, choices=("raw", "spaced"), help="how class names become text")
+    group.add_argument(
+        "--prompts", default=_PROMPTS.templates, help="seed, clip (CLIP's 48 UCF101 templates) or a file, one template per line with {}"
+    )
+    group.add_argument("--name-style", default=_PROMPTS.name_style, choices=get_args(NameStyle), help="how class names become text")
     group.add_argument("--label-map", help="CSV (label,text) or JSON {label: text} overriding class texts")
 
 
@@ -137,9 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("videos", nargs="+", metavar="VIDEO", help="video files, or folders to search for videos")
     predict.add_argument("--labels", required=True, help="comma-separated labels, or @FILE with one label per line")
-    predict.add_argument("--prompts", default="seed", help="seed, clip or a template file")
+    predict.add_argument("--prompts", default=_PROMPTS.templates, help="seed, clip or a template file")
     predict.add_argument("--top", type=int, default=5, help="labels to print per video")
-    predict.add_argument("--json", action="store_true", help="print a JSON list, one object per video")
+    predict.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON list, one object per video, with each label's probability and whether "
+        "the probabilities are a softmax over the labels or independent sigmoids",
+    )
     _add_sampler_args(predict)
     _add_model_args(predict)
     run = commands.add_parser(
@@ -227,10 +304,15 @@ def build_parser() -> argparse.ArgumentParser:
         "the same for the fast (int8) encoder. Prints one JSON object.",
         formatter_class=_Formatter,
     )
-    bench.add_argument("--videos", type=int, default=24, help="number of generated videos")
+    bench_defaults = BenchConfig()
+    bench.add_argument("--videos", type=int, default=bench_defaults.videos, help="number of generated videos")
     bench.add_argument("--model", help="a saved model directory instead of a random ViT-B/32")
-    bench.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    bench.add_argument("--workers", type=int, default=2, help="decoding threads")
-    bench.add_argument("--batch-sizes", default="16,32,64", help="batch sizes to try for the image encoder")
+    bench.add_argument("--device", default=bench_defaults.device, choices=get_args(Device))
+    bench.add_argument("--workers", type=int, default=bench_defaults.workers, help="decoding threads")
+    bench.add_argument(
+        "--batch-sizes",
+        default=",".join(map(str, bench_defaults.batch_sizes)),
+        help="batch sizes to try for the image encoder",
+    )
     bench.add_argument("--out", help="also write the JSON to this file")
     return parser

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from clipaction.errors import DataError
+
 log = logging.getLogger(__name__)
 
 
-class DatasetError(Exception):
+class DatasetError(DataError):
     """A dataset cannot be read: a missing root or split file, a bad manifest, an unknown class.
 
     The message is one line a user can act on (it names the path or the valid values).

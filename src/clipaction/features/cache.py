@@ -24,6 +24,7 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from clipaction.config import stable_hash
+from clipaction.errors import OutputError
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +78,10 @@ class FeatureCache:
             if not description.exists():
                 _atomic_write_bytes(description, json.dumps(space, indent=2, default=str).encode())
         except OSError as error:
-            raise OSError(
+            raise OutputError(
                 f"cannot use {self.root} as the embedding cache: {error.strerror or error}; "
-                "give --cache-dir (or $CLIPACTION_CACHE) a folder you can write"
+                "give a folder you can write (or set $CLIPACTION_CACHE)",
+                setting="cache_dir",
             ) from None
         self._remove_stale_temp_files()
 

@@ -1,7 +1,17 @@
-"""CLIP backends."""
+"""Model families behind one protocol (`base.Backend`), one file each, registered by
+`model_type`."""
 
-from clipaction.models.base import Backend, FrameFeatures
+from clipaction.models.base import Backend, Capability, FrameFeatures, Scoring, missing
 from clipaction.models.registry import BACKENDS, list_backends, load_backend
-from clipaction.models import hf_clip  # noqa: F401  (registers "hf-clip")
+from clipaction.models import hf_clip  # noqa: F401  (registers "clip")
 
-__all__ = ["BACKENDS", "Backend", "FrameFeatures", "list_backends", "load_backend"]
+__all__ = [
+    "BACKENDS",
+    "Backend",
+    "Capability",
+    "FrameFeatures",
+    "Scoring",
+    "list_backends",
+    "load_backend",
+    "missing",
+]

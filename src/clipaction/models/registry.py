@@ -1,20 +1,43 @@
-"""The backend registry: name -> loader(ModelConfig) -> Backend."""
+"""The backend registry: model family (`model_type` in config.json) -> backend class.
+
+Adding a family is one file under `models/` with `@BACKENDS.register("<model_type>")` on a
+class taking `(ModelConfig, ModelSource)`, plus its import in `models/__init__.py`.
+"""
 
 from __future__ import annotations
 
 from typing import Callable
 
 from clipaction.config import ModelConfig
+from clipaction.errors import ModelLoadError
 from clipaction.models.base import Backend
 from clipaction.registry import Registry
 
-BACKENDS: Registry[Callable[[ModelConfig], Backend]] = Registry("backend")
+BACKENDS: Registry[Callable[..., Backend]] = Registry("model family")
+
+#: Names earlier versions wrote for `model.backend`.
+_ALIASES = {"hf-clip": "clip"}
 
 
 def load_backend(config: ModelConfig) -> Backend:
-    """Load the model `config` names with the registered backend `config.backend`."""
-    return BACKENDS.get(config.backend)(config)
+    """The backend for the model `config` names. Reads only its config files: weights load
+    when first needed. `config.backend` "auto" picks the family from config.json's
+    `model_type`; a family name forces it."""
+    from clipaction.models.hf_common import ModelSource
+
+    source = ModelSource(config.name_or_path, config.revision)
+    family = _ALIASES.get(config.backend, config.backend)
+    if family == "auto":
+        family = source.model_type
+    if family not in BACKENDS.names():
+        raise ModelLoadError(
+            f"{config.name_or_path} is a {family or 'unknown'!r} model; supported families: "
+            f"{', '.join(list_backends())}",
+            setting="model.name_or_path",
+        )
+    return BACKENDS.get(family)(config, source)
 
 
 def list_backends(pattern: str = "*") -> list[str]:
+    """Supported model families (their `model_type`s) matching a glob `pattern`."""
     return BACKENDS.names(pattern)

@@ -18,7 +18,8 @@ from clipaction.config import StudyConfig
 from clipaction.config_io import to_dict
 from clipaction.data import load_dataset
 from clipaction.data.names import load_label_map, prompt_names
-from clipaction.models import Backend, load_backend
+from clipaction.errors import ConfigError, DataError
+from clipaction.models import Backend, Capability, load_backend, missing
 from clipaction.pipeline import open_cache
 from clipaction.results import environment, now_iso, output_folder, to_jsonable, write_json
 from clipaction.study.adaptation import adapt_methods_stage, few_shot_plan, fewshot_stage, full_finetune_stage
@@ -33,16 +34,17 @@ __all__ = ["rebuild_report", "run_study", "write_study_outputs"]
 
 def prepare(config: StudyConfig, backend: Backend | None, progress: bool) -> Context:
     if config.full_finetune.enabled and config.model.precision == "int8":
-        raise ValueError(
+        raise ConfigError(
             "full fine-tuning trains the image tower, which int8 cannot: use precision fp32, "
-            "or switch the stage off (--skip full-finetune)"
+            "or switch the stage off (full_finetune.enabled = false)",
+            setting="model.precision",
         )
     dataset = config.dataset
     test = load_dataset(dataclasses.replace(dataset, subset="test"))
     needs_train = config.fewshot.enabled or config.full_finetune.enabled or config.adapt.enabled
     train = load_dataset(dataclasses.replace(dataset, subset="train")) if needs_train else None
     if train is not None and train.classes != test.classes:
-        raise ValueError("the train and test lists have different classes")
+        raise DataError("the train and test lists have different classes", setting="dataset.splits_dir")
     if train is not None and {r.path for r in train.records} & {r.path for r in test.records}:
         log.warning("some videos are in both the train and the test list: few-shot numbers are optimistic")
     label_map = load_label_map(config.prompts.label_map) if config.prompts.label_map else None
@@ -75,13 +77,14 @@ def run_study(config: StudyConfig, *, backend: Backend | None = None, progress: 
     main_extraction = ctx.extract(ctx.test.records, config.sampler)
     before = zero_shot_scores(ctx, ctx.test.records, main_extraction)
     stages: dict[str, Any] = {"zeroshot": zeroshot_stage(ctx, before)}
+    not_applicable = stages_not_applicable(ctx)
     if config.temporal.enabled:
         stages["temporal"] = temporal_stage(ctx, (config.sampler, main_extraction))
     if config.fewshot.enabled or config.full_finetune.enabled or config.adapt.enabled:
         plan = few_shot_plan(ctx, stages["zeroshot"]["metrics"])
-        if config.fewshot.enabled:
+        if config.fewshot.enabled and "fewshot" not in not_applicable:
             stages["fewshot"] = fewshot_stage(ctx, plan, main_extraction, before)
-        if config.full_finetune.enabled:
+        if config.full_finetune.enabled and "full_finetune" not in not_applicable:
             stages["full_finetune"] = full_finetune_stage(ctx, plan, before)
         if config.adapt.enabled and config.adapt.methods:
             stages["adapt_methods"] = adapt_methods_stage(ctx, plan, main_extraction, before)
@@ -90,8 +93,27 @@ def run_study(config: StudyConfig, *, backend: Backend | None = None, progress: 
     if config.ablations.enabled:
         stages["ablations"] = ablation_stage(ctx, main_extraction)
     results = study_results(ctx, stages)
+    results["not_applicable"] = {
+        **not_applicable,
+        **{f"adapt_methods.{m}": why for m, why in stages.get("adapt_methods", {}).get("not_applicable", {}).items()},
+    }
     write_study_outputs(results, ctx.out)
     return results
+
+
+#: The stages that need a capability the model family may lack.
+STAGE_NEEDS = {"fewshot": Capability.PROJECTION, "full_finetune": Capability.IMAGE_TOWER}
+
+
+def stages_not_applicable(ctx: Context) -> dict[str, str]:
+    """Enabled stages the backend cannot run, with the reason (reported, never a crash)."""
+    reasons = {}
+    for stage, capability in STAGE_NEEDS.items():
+        reason = missing(ctx.backend, capability)
+        if getattr(ctx.config, stage).enabled and reason:
+            log.warning("%s stage not applicable: %s", stage, reason)
+            reasons[stage] = reason
+    return reasons
 
 
 def study_results(ctx: Context, stages: dict[str, Any]) -> dict[str, Any]:
@@ -107,9 +129,7 @@ def study_results(ctx: Context, stages: dict[str, Any]) -> dict[str, Any]:
             "revision": config.model.revision,
             "device": str(backend.device),
             "precision": config.model.precision,
-            "logit_scale": backend.logit_scale,
-            "feature_dim": backend.feature_dim,
-            "embed_dim": backend.embed_dim,
+            **backend.describe(),
         },
         "dataset": {
             "name": ctx.test.name,
@@ -145,11 +165,11 @@ def rebuild_report(run_dir: Path) -> dict[str, Path]:
 
     path = Path(run_dir).expanduser() / "results.json"
     if not path.is_file():
-        raise ValueError(f"no results.json in {path.parent} (expected the --out folder of `clipaction run`)")
+        raise DataError(f"no results.json in {path.parent} (expected the out folder of `clipaction run`)", setting="run_dir")
     try:
         results = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: not valid JSON: {error}") from None
+        raise DataError(f"{path}: not valid JSON: {error}", setting="run_dir") from None
     if results.get("task") != "study":
-        raise ValueError(f"{path} is not the results of `clipaction run` (task: {results.get('task')!r})")
+        raise DataError(f"{path} is not the results of `clipaction run` (task: {results.get('task')!r})", setting="run_dir")
     return write_report(results, path.parent)

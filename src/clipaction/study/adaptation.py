@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from clipaction.errors import ConfigError
+
 from clipaction.adapt.full_finetune import finetune_vision
 from clipaction.adapt.projection import train_projection, video_logits
 from clipaction.adapt.selection import sample_shots, weakest_classes
@@ -18,10 +20,14 @@ from clipaction.data import VideoRecord, load_dataset
 from clipaction.data.names import load_label_map, prompt_names
 from clipaction.evaluate import compute_metrics
 from clipaction.features.extract import Extraction
-from clipaction.pipeline import video_embeddings
+from clipaction.models.base import Capability, missing
+from clipaction.pipeline import score_records
 from clipaction.study.context import Context, Scored, pooled_features, write_predictions, zero_shot_scores
 from clipaction.video.decode import VideoDecodeError, read_sampled_frames
-from clipaction.zeroshot import class_text_features, score
+from clipaction.zeroshot import class_text_features
+
+#: Few-shot methods that train the visual projection: they need Capability.PROJECTION.
+TRAINS_PROJECTION = frozenset({"projection", "wise-ft"})
 
 
 @dataclass
@@ -40,7 +46,7 @@ class FewShotPlan:
 def few_shot_plan(ctx: Context, zeroshot_metrics: dict[str, Any]) -> FewShotPlan:
     stage = ctx.config.fewshot
     if ctx.train is None:
-        raise ValueError("few-shot stages need the train list")
+        raise ConfigError("few-shot stages need the train list", setting="dataset.splits_dir")
     if stage.select_on == "train":
         # Only train videos and their labels are read here, so no test label leaks into training.
         train_extraction = ctx.extract(ctx.train.records, ctx.config.sampler)
@@ -106,18 +112,20 @@ def adaptation_result(
 def fewshot_stage(ctx: Context, plan: FewShotPlan, main: Extraction, before: Scored) -> dict[str, Any]:
     settings = ctx.config.fewshot.train
     pooled = pooled_features(plan.extraction, [str(r.path) for r in plan.records])
+    scoring = ctx.backend.scoring()
     weight, losses = train_projection(
         ctx.backend.projection_weight(),
         pooled,
         train_labels(plan),
         train_text(ctx, plan),
-        ctx.backend.logit_scale,
+        scoring.scale,
         settings,
         progress=ctx.progress,
     )
     test_pooled = pooled_features(main, before.videos)
     with torch.no_grad():
-        scores = video_logits(test_pooled @ weight.T, ctx.text_features, ctx.backend.logit_scale).numpy()
+        # + bias: the backend's logits (a constant shift per video: same ranking, same softmax)
+        scores = (video_logits(test_pooled @ weight.T, ctx.text_features, scoring.scale) + scoring.bias).numpy()
     after = Scored(before.records, before.labels, scores)
     training = {**dataclasses.asdict(settings), "loss_curve": losses, "trained": "visual projection"}
     result = adaptation_result(ctx, plan, "fewshot", before, after, training)
@@ -157,15 +165,19 @@ def adapt_methods_stage(ctx: Context, plan: FewShotPlan, main: Extraction, befor
     """Each few-shot method on the same shots: accuracy on the trained classes, the study's other
     classes and overall, before and after; for methods that change CLIP's projection, the
     zero-shot accuracy of classes outside the study."""
-    from clipaction.adapt.methods import FewShotData, fit_method, group_accuracy
+    from clipaction.adapt.methods import FewShotData, fit_method, group_accuracy, match_classes
 
     stage = ctx.config.adapt
+    has_projection = Capability.PROJECTION in ctx.backend.capabilities
+    # Without a linear projection the cached `pooled` features are the unnormalised
+    # embeddings (see FrameFeatures), so the identity stands in for the projection and the
+    # methods that would train it are not applicable.
     train = FewShotData(
         pooled=pooled_features(plan.extraction, [str(r.path) for r in plan.records]),
         labels=train_labels(plan),
         text_features=train_text(ctx, plan),
-        projection=ctx.backend.projection_weight(),
-        logit_scale=ctx.backend.logit_scale,
+        projection=ctx.backend.projection_weight() if has_projection else torch.eye(ctx.text_features.shape[1]),
+        logit_scale=ctx.backend.scoring().scale,
     )
     # the `projection` row is the few-shot stage itself: same shots, same training settings
     settings = dataclasses.replace(stage.settings, projection=ctx.config.fewshot.train)
@@ -176,8 +188,11 @@ def adapt_methods_stage(ctx: Context, plan: FewShotPlan, main: Extraction, befor
     if outside is not None:
         zs = video_logits(outside["pooled"] @ train.projection.T, outside["text"], train.logit_scale)
         zeroshot_outside = float((zs.argmax(1) == outside["labels"]).float().mean())
-    methods, trained_columns = {}, None
+    methods, trained_columns, not_applicable = {}, None, {}
     for name in stage.methods:
+        if name in TRAINS_PROJECTION and not has_projection:
+            not_applicable[name] = missing(ctx.backend, Capability.PROJECTION)
+            continue
         classifier = fit_method(name, train, settings)
         trained_columns = classifier.trained_columns(ctx.text_features)
         with torch.no_grad():
@@ -205,8 +220,11 @@ def adapt_methods_stage(ctx: Context, plan: FewShotPlan, main: Extraction, befor
             with torch.no_grad():
                 result["curve"] = classifier.curve(test_pooled, labels, ctx.text_features)
         methods[name] = result
+    if trained_columns is None:  # every method was not applicable
+        trained_columns = match_classes(ctx.text_features, train.text_features) >= 0
     zeroshot = group_accuracy(torch.from_numpy(before.scores), labels, trained_columns)
     return {
+        "not_applicable": not_applicable,
         "chosen_classes": plan.chosen,
         "train_classes": plan.train_classes,
         "shots_per_class": plan.shots_per_class,
@@ -237,25 +255,18 @@ def full_finetune_stage(ctx: Context, plan: FewShotPlan, before: Scored) -> dict
     settings = ctx.config.full_finetune.train
     records, pixels = training_pixels(ctx, plan.records)
     plan = dataclasses.replace(plan, records=records)
-    vision, projection, losses = finetune_vision(
-        ctx.backend.vision_model,
-        ctx.backend.visual_projection,
+    tower, losses = finetune_vision(
+        ctx.backend.image_tower(),
         pixels,
         train_labels(plan),
         train_text(ctx, plan),
-        ctx.backend.logit_scale,
+        ctx.backend.scoring().scale,
         settings,
         device=ctx.backend.device,
         progress=ctx.progress,
     )
-    tuned = ctx.backend.with_vision(vision, projection, tag="full-finetune")
+    tuned = ctx.backend.with_image_tower(tower, tag="full-finetune")
     extraction = ctx.extract(before.records, ctx.config.sampler, backend=tuned, cached=False)
-    readable = [r for r in before.records if str(r.path) in extraction.features]
-    embeds = video_embeddings(extraction, [str(r.path) for r in readable])
-    after = Scored(
-        readable,
-        np.array([r.label for r in readable], dtype=np.int64),
-        score(embeds, ctx.text_features, ctx.backend.logit_scale).numpy(),
-    )
+    after = score_records(tuned, before.records, extraction, ctx.text_features)
     training = {**dataclasses.asdict(settings), "loss_curve": losses, "trained": "whole image tower"}
     return adaptation_result(ctx, plan, "full_finetune", before, after, training)

@@ -14,9 +14,8 @@ from clipaction.data import VideoDataset, VideoRecord
 from clipaction.features.cache import FeatureCache
 from clipaction.features.extract import Extraction, extract_features
 from clipaction.models import Backend
-from clipaction.pipeline import open_cache, video_embeddings
+from clipaction.pipeline import Scored, open_cache, score_records
 from clipaction.results import write_predictions_csv
-from clipaction.zeroshot import score
 
 
 @dataclass
@@ -56,27 +55,9 @@ class Context:
         return extraction
 
 
-@dataclass
-class Scored:
-    """Scores of the readable videos of a record list: videos (paths), labels (V,), scores (V, C)."""
-
-    records: list[VideoRecord]
-    labels: np.ndarray
-    scores: np.ndarray
-
-    @property
-    def videos(self) -> list[str]:
-        return [str(r.path) for r in self.records]
-
-
 def zero_shot_scores(ctx: Context, records: Sequence[VideoRecord], extraction: Extraction) -> Scored:
-    readable = [r for r in records if str(r.path) in extraction.features]
-    labels = np.array([r.label for r in readable], dtype=np.int64)
-    if not readable:
-        return Scored([], labels, np.zeros((0, len(ctx.classes)), dtype=np.float32))
-    embeds = video_embeddings(extraction, [str(r.path) for r in readable])
-    return Scored(readable, labels, score(embeds, ctx.text_features, ctx.backend.logit_scale).numpy())
-
+    """The study's class texts scored against the readable videos of `records`."""
+    return score_records(ctx.backend, records, extraction, ctx.text_features)
 
 
 def write_predictions(ctx: Context, name: str, scored: Scored, classes: list[str]) -> str:
@@ -88,13 +69,7 @@ def write_predictions(ctx: Context, name: str, scored: Scored, classes: list[str
 
 
 def variant_name(sampler: SamplerConfig) -> str:
-    if sampler.name == "middle":
-        return "middle"
-    if sampler.name == "uniform":
-        return f"uniform-{sampler.frames}"
-    if sampler.name == "multi-clip":
-        return f"multi-clip-{sampler.clips}x{sampler.frames}x{sampler.window:g}s"
-    return f"center-clip-{sampler.frames}x{sampler.window:g}s"
+    return sampler.label
 
 
 def pooled_features(extraction: Extraction, videos: Sequence[str]) -> torch.Tensor:

@@ -12,10 +12,9 @@ from clipaction.config import SamplerConfig
 from clipaction.data.names import load_label_map, prompt_names
 from clipaction.evaluate import classification_report_text, compute_metrics
 from clipaction.features.extract import Extraction
-from clipaction.pipeline import video_embeddings
 from clipaction.results import write_text_atomic
 from clipaction.study.context import Context, Scored, summary, variant_name, write_predictions, zero_shot_scores
-from clipaction.zeroshot import class_text_features, load_templates, score
+from clipaction.zeroshot import class_text_features, load_templates, video_embeddings, video_scores
 
 
 def most_confused(metrics: dict[str, Any], top: int | None = None) -> list[dict[str, Any]]:
@@ -39,14 +38,16 @@ def most_confused(metrics: dict[str, Any], top: int | None = None) -> list[dict[
     ]
 
 
-def examples(scored: Scored, classes: list[str], limit: int = 6) -> list[dict[str, Any]]:
-    """The first video of the first few classes, with its top-5 probabilities."""
+def examples(ctx: Context, scored: Scored, limit: int = 6) -> list[dict[str, Any]]:
+    """The first video of the first few classes, with its top-5 probabilities (the model
+    family's: softmax over the classes or independent sigmoids)."""
+    classes = ctx.classes
     examples, seen = [], set()
     for record, row in zip(scored.records, scored.scores):
         if record.label in seen:
             continue
         seen.add(record.label)
-        probabilities = torch.as_tensor(row).softmax(-1).numpy()
+        probabilities = ctx.backend.scoring().probabilities(torch.as_tensor(row)).numpy()
         order = np.argsort(-probabilities, kind="stable")[:5]
         examples.append(
             {
@@ -71,7 +72,7 @@ def zeroshot_stage(ctx: Context, scored: Scored) -> dict[str, Any]:
         "metrics": metrics,
         "classification_report": report,
         "most_confused": most_confused(metrics),
-        "examples": examples(scored, ctx.classes),
+        "examples": examples(ctx, scored),
         "predictions_csv": write_predictions(ctx, "zeroshot", scored, ctx.classes),
     }
 
@@ -138,20 +139,15 @@ def ablation_stage(ctx: Context, main: Extraction) -> dict[str, Any]:
     with the study's prompts."""
     stage = ctx.config.ablations
     label_map = load_label_map(ctx.config.prompts.label_map) if ctx.config.prompts.label_map else None
-    videos = [r for r in ctx.test.records if str(r.path) in main.features]
-    labels = np.array([r.label for r in videos], dtype=np.int64)
-    embeds = video_embeddings(main, [str(r.path) for r in videos]) if videos else None
+    scored = zero_shot_scores(ctx, ctx.test.records, main)
     prompts = []
     for style in stage.name_styles:
         names = prompt_names(ctx.test.classes, style, label_map)
         for template_set in stage.template_sets:
             templates = load_templates(template_set)
-            if embeds is None:
-                scores = np.zeros((0, len(ctx.classes)), dtype=np.float32)
-            else:
-                text = class_text_features(ctx.backend, names, templates, ctx.cache)
-                scores = score(embeds, text, ctx.backend.logit_scale).numpy()
-            metrics = compute_metrics(scores, labels, ctx.classes)
+            text = class_text_features(ctx.backend, names, templates, ctx.cache) if scored.videos else None
+            scores = video_scores(ctx.backend, main, scored.videos, text)[1].numpy() if text is not None else scored.scores
+            metrics = compute_metrics(scores, scored.labels, ctx.classes)
             prompts.append(
                 {"name_style": style, "templates": template_set, "n_templates": len(templates), **summary(metrics)}
             )

@@ -49,6 +49,7 @@ import av.error
 import numpy as np
 
 from clipaction.config import SamplerConfig
+from clipaction.errors import DataError
 from clipaction.video.frames import MAX_SHORT_SIDE, check_max_short_side, to_rgb
 from clipaction.video.sampling import VideoMeta, sample_indices
 
@@ -64,7 +65,7 @@ def decode_settings(max_short_side: int | None = MAX_SHORT_SIDE) -> dict:
     return {"version": 2, "max_short_side": max_short_side, "autorotate": True}
 
 
-class VideoDecodeError(Exception):
+class VideoDecodeError(DataError):
     """A video cannot be read; `str()` is one line: `<path>: <reason>`."""
 
     def __init__(self, path: str | Path, reason: str) -> None:

@@ -2,7 +2,9 @@
 
 Indices are 0-based positions in the decoded frame sequence, always sorted, inside
 [0, num_frames - 1], and exactly as many as the sampler promises; a video with fewer frames
-than requested repeats indices. Adding a sampler is a new function with `@SAMPLERS.register`.
+than requested repeats indices. Adding a sampler is a new function with `@register_sampler`,
+naming the `SamplerConfig` fields it reads: `--sampler`, its help, validation, cache keys and
+variant names all follow from the registry.
 """
 
 from __future__ import annotations
@@ -10,15 +12,44 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
-from clipaction.config import SamplerConfig
+from clipaction.errors import ConfigError
 from clipaction.registry import Registry
 
-Sampler = Callable[..., list[int]]
-"""`(meta: VideoMeta, *, frames: int, window: float) -> list[int]`."""
+if TYPE_CHECKING:
+    from clipaction.config import SamplerConfig
 
-SAMPLERS: Registry[Sampler] = Registry("sampler")
+Sampler = Callable[..., list[int]]
+"""`(meta: VideoMeta, *, frames: int, window: float, clips: int) -> list[int]`."""
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """A registered sampler: its function and the `SamplerConfig` fields that change its
+    indices (in the order they appear in its short name)."""
+
+    pick: Sampler
+    uses: tuple[str, ...]
+    summary: str
+
+
+SAMPLERS: Registry[SamplerSpec] = Registry("sampler")
+
+
+def register_sampler(name: str, uses: tuple[str, ...]) -> Callable[[Sampler], Sampler]:
+    """Decorator: register `function` as sampler `name`; its docstring's first line is its help."""
+
+    def decorator(function: Sampler) -> Sampler:
+        summary = (function.__doc__ or name).strip().splitlines()[0]
+        SAMPLERS.register(name)(SamplerSpec(function, uses, summary))
+        return function
+
+    return decorator
+
+
+def sampler_spec(name: str) -> SamplerSpec:
+    return SAMPLERS.get(name)
 
 
 @dataclass(frozen=True)
@@ -48,16 +79,16 @@ class VideoMeta:
 
 def _check_frames(frames: int) -> None:
     if isinstance(frames, bool) or int(frames) != frames or frames < 1:
-        raise ValueError(f"frames must be an integer >= 1; got {frames!r}")
+        raise ConfigError(f"must be an integer >= 1; got {frames!r}", setting="sampler.frames")
 
 
-@SAMPLERS.register("middle")
+@register_sampler("middle", uses=())
 def middle(meta: VideoMeta, *, frames: int = 1, window: float = 0.0, clips: int = 1) -> list[int]:
     """The single middle frame, `[num_frames // 2]`; `frames` and `window` are ignored."""
     return [meta.num_frames // 2]
 
 
-@SAMPLERS.register("uniform")
+@register_sampler("uniform", uses=("frames",))
 def uniform(meta: VideoMeta, *, frames: int, window: float = 0.0, clips: int = 1) -> list[int]:
     """`frames` indices at the centres of equal segments: floor((k + 0.5) * num_frames / frames)."""
     _check_frames(frames)
@@ -69,11 +100,11 @@ def uniform(meta: VideoMeta, *, frames: int, window: float = 0.0, clips: int = 1
 def window_length(meta: VideoMeta, window: float) -> int:
     """Frames in a `window`-second clip, at least 1 and at most the whole video."""
     if not (math.isfinite(window) and window > 0):
-        raise ValueError(f"window must be > 0 seconds; got {window!r}")
+        raise ConfigError(f"must be > 0 seconds; got {window!r}", setting="sampler.window")
     return min(meta.num_frames, max(1, round(window * meta.fps)))
 
 
-@SAMPLERS.register("center-clip")
+@register_sampler("center-clip", uses=("frames", "window"))
 def center_clip(meta: VideoMeta, *, frames: int, window: float, clips: int = 1) -> list[int]:
     """`frames` indices spread over a `window`-second clip centred on the middle of the video.
 
@@ -91,7 +122,7 @@ def center_clip(meta: VideoMeta, *, frames: int, window: float, clips: int = 1) 
     ]
 
 
-@SAMPLERS.register("multi-clip")
+@register_sampler("multi-clip", uses=("clips", "frames", "window"))
 def multi_clip(meta: VideoMeta, *, frames: int, window: float, clips: int = 3) -> list[int]:
     """`clips` clips of `frames` frames, each spread over a `window`-second window, centred at
     (j + 1) / (clips + 1) of the video (j = 0..clips-1: with 3 clips at 1/4, 1/2 and 3/4, the
@@ -101,7 +132,7 @@ def multi_clip(meta: VideoMeta, *, frames: int, window: float, clips: int = 3) -
     """
     _check_frames(frames)
     if isinstance(clips, bool) or int(clips) != clips or clips < 1:
-        raise ValueError(f"clips must be an integer >= 1; got {clips!r}")
+        raise ConfigError(f"must be an integer >= 1; got {clips!r}", setting="sampler.clips")
     n = meta.num_frames
     length = window_length(meta, window)
     indices = []
@@ -121,8 +152,7 @@ def list_samplers(pattern: str = "*") -> list[str]:
 
 def sample_indices(meta: VideoMeta, config: SamplerConfig) -> list[int]:
     """The frame indices `config` picks from a video described by `meta` (sorted, in range)."""
-    sampler = SAMPLERS.get(config.name)
-    return sampler(meta, frames=config.frames, window=config.window, clips=config.clips)
+    return SAMPLERS.get(config.name).pick(meta, frames=config.frames, window=config.window, clips=config.clips)
 
 
 def indices_to_timestamps(indices: Sequence[int], fps: float) -> list[float]:
