@@ -83,9 +83,10 @@ def score(backend: Backend, video_embeds: torch.Tensor, text_features: torch.Ten
     return backend.scoring().logits(video_embeds, text_features)
 
 
-def video_embeddings(extraction: Extraction, videos: Sequence[str]) -> torch.Tensor:
-    """(V, E) normalised embeddings of `videos` (each must be in `extraction.features`)."""
-    return torch.stack([pool_frames(extraction.features[v].embeds) for v in videos])
+def video_embeddings(backend: Backend, extraction: Extraction, videos: Sequence[str]) -> torch.Tensor:
+    """(V, E) video features of `videos` (each must be in `extraction.features`), made from
+    their cached rows the backend's way (frame models: normalised mean of the frames)."""
+    return torch.stack([backend.video_embedding(torch.from_numpy(extraction.features[v].embeds)) for v in videos])
 
 
 def video_scores(
@@ -96,4 +97,4 @@ def video_scores(
     readable = [video for video in videos if video in extraction.features]
     if not readable:
         return [], torch.zeros(0, len(text_features))
-    return readable, score(backend, video_embeddings(extraction, readable), text_features)
+    return readable, score(backend, video_embeddings(backend, extraction, readable), text_features)

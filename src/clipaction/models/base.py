@@ -98,6 +98,11 @@ class Backend(Protocol):
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         """Texts -> (T, E) float32 L2-normalised text features on the CPU."""
 
+    def video_embedding(self, rows: torch.Tensor) -> torch.Tensor:
+        """A video's cached feature rows (F, E) -> its (E',) video feature, the input of
+        `scoring().logits`: frame models pool the frames (`features.pooling.pool_frames`);
+        clip models may pass their one clip row through or unpack what they stored."""
+
     def scoring(self) -> Scoring:
         """The family's scoring with this model's learned scale (and bias); cheap: it does not
         load the whole model when the scalars can be read from the weight file."""

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from clipaction.config import ModelConfig
+from clipaction.features.pooling import pool_frames
 from clipaction.models.base import Capability, FrameFeatures, Scoring
 from clipaction.models.hf_common import (
     ModelSource,
@@ -159,6 +160,9 @@ class HFClipBackend:
         if not outputs:
             return torch.empty(0, self.embed_dim)
         return torch.cat(outputs)
+
+    def video_embedding(self, rows: torch.Tensor) -> torch.Tensor:
+        return pool_frames(rows)
 
     def scoring(self) -> Scoring:
         if self._scoring is None:

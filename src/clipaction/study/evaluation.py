@@ -120,7 +120,7 @@ def embedding_stage(ctx: Context, main: Extraction, scored: Scored) -> dict[str,
     result: dict[str, Any] = {"text_similarity": similarity.tolist()}
     count = len(scored.records)
     if count >= 4:
-        embeds = video_embeddings(main, scored.videos).numpy()
+        embeds = video_embeddings(ctx.backend, main, scored.videos).numpy()
         perplexity = float(min(stage.perplexity, (count - 1) / 3))  # t-SNE needs perplexity < n
         points = TSNE(
             n_components=2, perplexity=perplexity, random_state=stage.seed, init="pca", metric="cosine"
