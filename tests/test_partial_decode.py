@@ -8,6 +8,7 @@ report lists it. Whole videos get no warning.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import av
@@ -200,3 +201,66 @@ def test_report_lists_videos_that_decoded_only_partly(tmp_path: Path) -> None:
 
     for empty in ({**results, "warnings": []}, {k: v for k, v in results.items() if k != "warnings"}):
         assert "decoded only partly" not in render_markdown(build_document(empty, {}, []))
+
+
+# --- end to end: results.json, the summary line, --strict ---------------------------------------
+
+
+@pytest.fixture(scope="module")
+def folder(videos, tmp_path_factory) -> Path:
+    """A folder dataset: two whole videos per label, plus the truncated and the short video."""
+    root = tmp_path_factory.mktemp("folder") / "videos"
+    for label, pattern in (("jump", 0), ("swim", 1)):
+        for k in range(2):
+            write_video(root / label / f"{label}_{k}.mp4", SyntheticVideo(num_frames=30, pattern=pattern, seed=k))
+    (root / "jump" / "cut.avi").write_bytes(videos["cut"].read_bytes())
+    (root / "swim" / "short.mp4").write_bytes(videos["short"].read_bytes())
+    return root
+
+
+def _common(folder: Path, model_dir: Path, cache: Path, out: Path) -> list[str]:
+    return ["--dataset", "folder", "--data-root", str(folder), "--model", str(model_dir), "--device", "cpu",
+            "--cache-dir", str(cache), "--no-progress", "--out", str(out)]  # fmt: skip
+
+
+def _listed(results: dict) -> dict[str, str]:
+    return {Path(item["path"]).name: item["warning"] for item in results["warnings"]}
+
+
+LISTED = {
+    "cut.avi": "decoded 3 of 8 requested frames: stream ends at 0.12 s of 3.2 s declared",
+    "short.mp4": "video is 0.2 s, shorter than the 3 s window: frames repeated to fill 8",
+}
+
+
+def test_zeroshot_lists_partial_videos_and_strict_refuses_them(folder, tiny_model_dir, tmp_path: Path, capsys) -> None:
+    from clipaction.cli import main
+
+    sampler = ["--sampler", "center-clip", "--frames", "8", "--window", "3"]
+    for attempt in ("first", "cached"):
+        out = tmp_path / attempt
+        assert main(["zeroshot", *_common(folder, tiny_model_dir, tmp_path / "cache", out), *sampler]) == 0
+        results = json.loads((out / "results.json").read_text())
+        assert results["failures"] == [] and results["dataset"]["n_evaluated"] == 6  # used, not refused
+        assert _listed(results) == LISTED and len(results["warnings"]) == 2
+        assert "2 video(s) decoded only partly: see results.json" in capsys.readouterr().out
+    assert results["cache"] == {"cached": 6, "encoded": 0}
+
+    strict = tmp_path / "strict"
+    assert main(["zeroshot", *_common(folder, tiny_model_dir, tmp_path / "cache", strict), *sampler, "--strict"]) == 2
+    assert "2 video(s) decoded only partly (--strict)" in capsys.readouterr().err
+    assert not (strict / "results.json").exists()
+
+
+def test_run_lists_partial_videos_in_results_and_report(folder, tiny_model_dir, tmp_path: Path, capsys) -> None:
+    from clipaction.cli import main
+
+    skips = [arg for stage in ("temporal", "fewshot", "full-finetune", "adapt", "embeddings", "ablations")
+             for arg in ("--skip", stage)]  # fmt: skip
+    out = tmp_path / "study"
+    assert main(["run", *_common(folder, tiny_model_dir, tmp_path / "cache", out), *skips]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert _listed(results) == LISTED and len(results["warnings"]) == 2
+    assert "2 video(s) decoded only partly: see results.json" in capsys.readouterr().out
+    report = (out / "report.md").read_text()
+    assert "### Videos that decoded only partly" in report and LISTED["cut.avi"] in report

@@ -149,10 +149,19 @@ def zeroshot_results(run: ZeroShotRun) -> dict[str, Any]:
         },
         "metrics": run.metrics,
         "failures": [dataclasses.asdict(failure) for failure in run.failures],
+        "warnings": [{"path": path, "warning": warning} for path, warning in partial_videos(run.extraction).items()],
         "cache": {"cached": run.extraction.n_cached, "encoded": run.extraction.n_encoded},
         "env": environment(run.device),
         "created_at": now_iso(),
     }
+
+
+def partial_videos(extraction: Extraction) -> dict[str, str]:
+    """The videos used although they decoded only partly: path -> its first warning."""
+    found: dict[str, str] = {}
+    for item in extraction.warnings:
+        found.setdefault(item.path, item.warning)
+    return found
 
 
 def write_zeroshot_outputs(run: ZeroShotRun, out_dir: str | Path) -> dict[str, Path]:

@@ -77,7 +77,13 @@ def _print_study_summary(results: dict, out: Path) -> None:
             print(f"{title}: top-1 {_pct(stages[key]['zeroshot_metrics']['top1'])} -> {_pct(after)}")
     if results["failures"]:
         print(f"{len(results['failures'])} video(s) missing or unreadable: see results.json")
+    _print_partial(results.get("warnings") or [])
     print(f"report: {out / 'report.html'}")
+
+
+def _print_partial(warnings: Sequence) -> None:
+    if warnings:
+        print(f"{len(warnings)} video(s) decoded only partly: see results.json")
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -197,7 +203,7 @@ def _zeroshot_config(args: argparse.Namespace) -> ZeroShotConfig:
 
 
 def _cmd_zeroshot(args: argparse.Namespace) -> int:
-    from clipaction.pipeline import run_zeroshot, write_zeroshot_outputs
+    from clipaction.pipeline import partial_videos, run_zeroshot, write_zeroshot_outputs
     from clipaction.results import check_output_folder
 
     config = _zeroshot_config(args)
@@ -206,6 +212,11 @@ def _cmd_zeroshot(args: argparse.Namespace) -> int:
     if run.failures and config.strict:
         error_line(f"{len(run.failures)} video(s) failed (--strict): first: {run.failures[0].path}: {run.failures[0].error}")
         return EXIT_USAGE
+    partial = partial_videos(run.extraction)
+    if partial and config.strict:
+        path, warning = next(iter(partial.items()))
+        error_line(f"{len(partial)} video(s) decoded only partly (--strict): first: {path}: {warning}")
+        return EXIT_USAGE
     paths = write_zeroshot_outputs(run, args.out)
     metrics = run.metrics
     print(
@@ -213,6 +224,7 @@ def _cmd_zeroshot(args: argparse.Namespace) -> int:
         f"top-5 {_pct(metrics['top5'])}, mean class accuracy {_pct(metrics['mean_class_accuracy'])}"
     )
     print(f"encoded {run.extraction.n_encoded}, from cache {run.extraction.n_cached}, failed {len(run.failures)}")
+    _print_partial(list(partial))
     print(f"results: {paths['results']}")
     return _failures_exit(run.failures)
 

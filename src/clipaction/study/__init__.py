@@ -140,6 +140,7 @@ def study_results(ctx: Context, stages: dict[str, Any]) -> dict[str, Any]:
             "root": config.dataset.root,
         },
         "failures": [{"path": path, "error": error} for path, error in ctx.failures.items()],
+        "warnings": [{"path": path, "warning": warning} for path, warning in ctx.warnings.items()],
         "prompts": {
             "templates": list(ctx.templates),
             "name_style": config.prompts.name_style,

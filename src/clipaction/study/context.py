@@ -20,7 +20,8 @@ from clipaction.results import write_predictions_csv
 
 @dataclass
 class Context:
-    """What every stage shares: the config, model, datasets, class texts and failures so far."""
+    """What every stage shares: the config, model, datasets, class texts, and the failures and
+    partly decoded videos (path -> first reason) found so far."""
 
     config: StudyConfig
     backend: Backend
@@ -33,6 +34,7 @@ class Context:
     progress: bool
     cache: FeatureCache  # frame and text features of `backend`
     failures: dict[str, str] = field(default_factory=dict)
+    warnings: dict[str, str] = field(default_factory=dict)
 
     @property
     def classes(self) -> list[str]:
@@ -52,6 +54,8 @@ class Context:
         )
         for failure in extraction.failures:
             self.failures.setdefault(failure.path, failure.error)
+        for item in extraction.warnings:
+            self.warnings.setdefault(item.path, item.warning)
         return extraction
 
 
