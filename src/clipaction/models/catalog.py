@@ -1,0 +1,137 @@
+"""Facts about each model family, for `clipaction models` and the README's "Models" table.
+
+This is data, not code: recommended hub ids, the frames and input size each takes, how it
+scores, and published zero-shot UCF101/HMDB51 top-1 with where it was published. Only numbers
+with a citable source go in; where none is published the field stays None and the CLI prints
+"not published" (never a number measured here with random weights).
+
+How to add a family: append one `Family(...)` to `FAMILIES` below, with `family` equal to the
+`model_type` its backend registers (`@BACKENDS.register("<model_type>")`), one `HubModel` per
+recommended checkpoint, and a `Published` only where a paper or model card gives the number
+(say which in `source`, and under which protocol in `protocol`). `clipaction models` lists every
+registered family, and tells when a registered one has no entry here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class Published:
+    """Zero-shot top-1 (percent) reported by the model's authors or a cited paper."""
+
+    ucf101: float | None
+    hmdb51: float | None
+    #: paper or model card the numbers come from
+    source: str
+    #: how they were measured (frames, classes, splits), as the source says
+    protocol: str = ""
+
+
+@dataclass(frozen=True)
+class HubModel:
+    hub_id: str
+    #: side of the square model input in pixels, or a description for variable-size models
+    input_size: int | str
+    #: frames per video: "any" for frame models (frames are encoded one by one and pooled),
+    #: the count(s) the model takes for clip models
+    frames: str = "any"
+    published: Published | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Family:
+    #: the `model_type` in config.json, as registered in `models.registry.BACKENDS`
+    family: str
+    title: str
+    transformers_class: str
+    kind: Literal["frame", "clip"]
+    #: how scores become probabilities, in words
+    scores: str
+    models: tuple[HubModel, ...]
+    #: which to pick for what, and why
+    pick: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_CLIP_PAPER = "Radford et al. 2021, Learning Transferable Visual Models From Natural Language Supervision (zero-shot table)"
+
+FAMILIES: list[Family] = [
+    Family(
+        family="clip",
+        title="CLIP",
+        transformers_class="CLIPModel",
+        kind="frame",
+        scores="softmax(scale·cos) over the labels",
+        models=(
+            HubModel(
+                "openai/clip-vit-base-patch32",
+                224,
+                published=Published(64.0, None, _CLIP_PAPER, "single middle frame, all 101 classes; about 64%"),
+            ),
+            HubModel(
+                "openai/clip-vit-base-patch16",
+                224,
+                published=Published(68.5, None, _CLIP_PAPER, "single middle frame, all 101 classes; about 68.5%"),
+            ),
+            HubModel(
+                "openai/clip-vit-large-patch14",
+                224,
+                published=Published(76.0, None, _CLIP_PAPER, "single middle frame, all 101 classes; about 76%"),
+            ),
+        ),
+        pick="The reference point: the study this tool reproduces uses ViT-B/32. Projection "
+        "fine-tuning, WiSE-FT and full fine-tuning all apply.",
+    ),
+    Family(
+        family="metaclip_2",
+        title="MetaCLIP 2",
+        transformers_class="MetaClip2Model",
+        kind="frame",
+        scores="softmax(scale·cos) over the labels",
+        models=(HubModel("facebook/metaclip-2-worldwide-huge-quickgelu", 224),),
+        pick="CLIP's architecture trained on worldwide (multilingual) data: labels in other "
+        "languages than English; same capabilities as CLIP. No published UCF101/HMDB51 figure.",
+        notes=("Its end-of-text token id differs from OpenAI CLIP's: loading it as CLIP pools the text at the wrong token.",),
+    ),
+    Family(
+        family="siglip",
+        title="SigLIP",
+        transformers_class="SiglipModel",
+        kind="frame",
+        scores="sigmoid(scale·cos + bias), independent per label",
+        models=(HubModel("google/siglip-base-patch16-224", 224),),
+        pick="Independent per-label probabilities: a video may match none or several labels "
+        "(open-set sorting of your own footage). No visual projection, so projection "
+        "fine-tuning and WiSE-FT do not apply.",
+    ),
+    Family(
+        family="siglip2",
+        title="SigLIP 2",
+        transformers_class="Siglip2Model",
+        kind="frame",
+        scores="sigmoid(scale·cos + bias), independent per label",
+        models=(
+            HubModel("google/siglip2-base-patch16-224", 224),
+            HubModel(
+                "google/siglip2-base-patch16-naflex",
+                "native aspect ratio, up to max_num_patches patches of 16 px",
+                note="naflex: keeps the frame's aspect ratio; the saved max_num_patches is used",
+            ),
+        ),
+        pick="The strongest image-text model of its size here (about ten points over CLIP of the "
+        "same size on ImageNet zero-shot, per issue 11); independent sigmoid scores like SigLIP. "
+        "No visual projection.",
+    ),
+]
+
+
+def family_info(family: str) -> Family | None:
+    """The catalog entry of a registered family (`model_type`), or None."""
+    return next((entry for entry in FAMILIES if entry.family == family), None)
