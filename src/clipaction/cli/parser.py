@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(zeroshot)
     _add_prompt_args(zeroshot)
     zeroshot.add_argument("--out", required=True, help="output directory")
-    zeroshot.add_argument("--strict", action="store_true", help="exit non-zero before writing results if any video failed")
+    zeroshot.add_argument("--strict", action="store_true", help="exit 2 before writing results if any video failed or decoded only partly")
 
     extract = commands.add_parser(
         "extract",

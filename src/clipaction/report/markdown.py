@@ -128,7 +128,11 @@ def build_document(
     blocks += model_section(results)
     blocks += setup_section(results)
     blocks += zeroshot_section(stages.get("zeroshot"), figures)
+    not_applicable = results.get("not_applicable") or {}
     for key, title in (("fewshot", "Few-shot fine-tuning"), ("full_finetune", "Full fine-tuning ablation")):
+        if key in not_applicable:
+            blocks += [Heading(2, title), para(f"Not applicable to this model: {not_applicable[key]}.")]
+            continue
         blocks += finetune_section(stages.get(key), classes, figures, key, title)
     blocks += methods_section(stages.get("adapt_methods"), figures)
     blocks += embeddings_section(stages.get("embeddings"), classes, figures)
@@ -160,13 +164,23 @@ def model_section(results: Mapping[str, Any]) -> list[Block]:
         ("Revision", model.get("revision") or "default"),
         ("Device", model.get("device")),
         ("Precision", model.get("precision")),
+        ("Family", model.get("family")),
+        ("Scores", _score_text(model.get("score"))),
         ("Logit scale", number(model.get("logit_scale")) if model.get("logit_scale") is not None else None),
+        ("Logit bias", number(model.get("logit_bias")) if model.get("logit_bias") else None),
         ("Image feature size", model.get("feature_dim")),
         ("Embedding size", model.get("embed_dim")),
     ]
     if env:
         rows.append(("Software", ", ".join(f"{key} {value}" for key, value in sorted(env.items()))))
     return [Heading(2, "Model"), TableBlock(settings_table(rows))]
+
+
+def _score_text(kind: str | None) -> str | None:
+    return {
+        "softmax": "softmax over the classes of scale x cosine",
+        "sigmoid": "independent sigmoid per class of scale x cosine + bias",
+    }.get(kind or "", kind)
 
 
 def setup_section(results: Mapping[str, Any]) -> list[Block]:

@@ -422,6 +422,8 @@ def methods_table(stage: Mapping[str, Any]) -> Table:
         if result.get("outside_unchanged") and outside_cell != NA:
             outside_cell += " (unchanged)"
         rows.append([name, *cells, outside_cell, _chosen_values(result.get("info") or {})])
+    for name, reason in (stage.get("not_applicable") or {}).items():
+        rows.append([name, NA, NA, NA, NA, f"not applicable: {reason}"])
     return Table.make(
         ["Method", "Trained classes", "Other study classes", "All study classes", "Classes outside the study", "Chosen on held-out shots"],
         rows,

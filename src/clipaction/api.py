@@ -1,0 +1,82 @@
+"""The promised Python API, for notebooks and scripts (re-exported by `clipaction`).
+
+    import clipaction
+    backend = clipaction.load_model("openai/clip-vit-base-patch32")
+    ranked = clipaction.predict(["clip.mp4"], ["riding a bike", "juggling"], model=backend)
+    run = clipaction.zeroshot(clipaction.ZeroShotConfig(dataset=clipaction.DatasetConfig(root=..., splits_dir=...)))
+    results = clipaction.run_study(clipaction.StudyConfig(...))
+
+Everything else in the package stays importable but may change between versions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+from clipaction.config import DEFAULT_MODEL, ModelConfig, SamplerConfig, StudyConfig, ZeroShotConfig
+
+if TYPE_CHECKING:
+    from clipaction.models.base import Backend
+    from clipaction.pipeline import VideoPrediction, ZeroShotRun
+
+
+def load_model(
+    name_or_path: str = DEFAULT_MODEL, *, device: str = "auto", precision: str = "fp32", batch_size: int = 32
+) -> "Backend":
+    """A model of any supported family (hub id or a folder saved with `save_pretrained`); the
+    family comes from its config.json. Weights load when first needed."""
+    from clipaction.models import load_backend
+
+    return load_backend(ModelConfig(name_or_path=name_or_path, device=device, precision=precision, batch_size=batch_size))
+
+
+def predict(
+    videos: Sequence[str | Path],
+    labels: Sequence[str],
+    *,
+    model: "str | Backend" = DEFAULT_MODEL,
+    sampler: SamplerConfig | None = None,
+    templates: str = "seed",
+    cache_dir: str | None = None,
+    workers: int = 2,
+    progress: bool = False,
+) -> list["VideoPrediction"]:
+    """Rank `labels` for each readable video (files; unreadable ones are skipped with a logged
+    warning). `model` is a hub id, a folder or a loaded backend; `templates` is `seed`, `clip`
+    or a template file. Each prediction's `labels` are (label, probability) best first, and
+    its `score` says "softmax" (over these labels) or "sigmoid" (independent)."""
+    from clipaction.models import load_backend
+    from clipaction.pipeline import open_cache, predict_videos
+    from clipaction.zeroshot import load_templates
+
+    backend = load_backend(ModelConfig(name_or_path=model)) if isinstance(model, str) else model
+    predictions, _failures = predict_videos(
+        videos,
+        labels,
+        backend,
+        sampler or SamplerConfig(),
+        templates=load_templates(templates),
+        cache=open_cache(cache_dir, backend),
+        batch_size=getattr(getattr(backend, "config", None), "batch_size", 32),
+        workers=workers,
+        progress=progress,
+    )
+    return predictions
+
+
+def zeroshot(config: ZeroShotConfig, *, progress: bool = False) -> "ZeroShotRun":
+    """Zero-shot evaluation of the dataset `config` describes: `.metrics`, `.scores` (V, C),
+    `.labels`, `.videos`, `.failures`, and `.extraction.warnings` (partly decoded videos). Write the files with
+    `clipaction.pipeline.write_zeroshot_outputs(run, out_dir)`."""
+    from clipaction.pipeline import run_zeroshot
+
+    return run_zeroshot(config, progress=progress)
+
+
+def run_study(config: StudyConfig, *, progress: bool = False) -> dict[str, Any]:
+    """The whole study (`clipaction run`): writes results.json and the report into
+    `config.out` and returns the results."""
+    from clipaction.study import run_study as run
+
+    return run(config, progress=progress)
