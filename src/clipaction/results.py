@@ -42,14 +42,16 @@ def to_jsonable(value: Any) -> Any:
 
 
 def environment(device: str) -> dict[str, str]:
+    from importlib.metadata import version
+
     import torch
-    import transformers
 
     return {
         "clipaction": clipaction.__version__,
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "transformers": transformers.__version__,
+        # from the installed metadata: importing transformers costs seconds a warm run need not pay
+        "transformers": version("transformers"),
         "device": device,
         "torch_threads": str(torch.get_num_threads()),
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 from typing import Any, Sequence
 
 import numpy as np
@@ -71,6 +72,7 @@ class HFClipBackend:
         self._processor: Any = None
         self._tower: ImageTower | None = None
         self._scoring: Scoring | None = None
+        self._loading = threading.RLock()
         self._input_dtype = torch.float16 if config.precision == "fp16" else torch.float32
 
     # -- lazy loading ---------------------------------------------------------------------
@@ -78,6 +80,10 @@ class HFClipBackend:
     @property
     def model(self) -> Any:
         """The transformers model, loaded (and quantized for int8) on first use."""
+        with self._loading:
+            return self._load_model()
+
+    def _load_model(self) -> Any:
         if self._model is None:
             import transformers
 
@@ -93,11 +99,14 @@ class HFClipBackend:
 
     @property
     def processor(self) -> Any:
-        if self._processor is None:
-            from transformers import AutoProcessor
+        # Decoding threads preprocess: the first of them loads the processor, the others wait
+        # (importing transformers from two threads at once fails half-way).
+        with self._loading:
+            if self._processor is None:
+                from transformers import AutoProcessor
 
-            self._processor = load_pretrained(AutoProcessor, self.source, "processor")
-        return self._processor
+                self._processor = load_pretrained(AutoProcessor, self.source, "processor")
+            return self._processor
 
     @property
     def tower(self) -> ImageTower:
