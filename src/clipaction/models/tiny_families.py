@@ -1,0 +1,234 @@
+"""Random-weight models of the other frame families, built offline and saved like downloads.
+
+`build_random_model(out_dir, family)` writes a tiny random model of one family with its own
+processor and a tokenizer of the kind its hub checkpoints ship, built from a fixed vocabulary
+(never trained, so every build is the same byte for byte):
+
+- "metaclip_2": `MetaClip2Model` + `CLIPProcessor` with an XLM-R (Unigram) tokenizer whose
+  end-of-text id is 2, as in the released weights (CLIP's text model would pool elsewhere).
+- "siglip": `SiglipModel` + `SiglipProcessor` with a SentencePiece `SiglipTokenizer` (the
+  spiece.model is written from a ModelProto, not trained).
+- "siglip2": a fixed-resolution SigLIP 2 as the hub ships them: `SiglipModel` (model_type
+  "siglip") with a Gemma (BPE, byte fallback) tokenizer.
+- "siglip2-naflex": `Siglip2Model` + `Siglip2Processor` with a Gemma tokenizer and a saved
+  `max_num_patches` smaller than the processor's own default.
+
+A random model's numbers mean nothing about actions.
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from clipaction.models.tiny import _WHOLE_WORDS
+
+#: Extra words the tests' labels use, so they are whole tokens too.
+_EXTRA_WORDS = "juggling soccer ball shooting riding bike"
+_SIDE = 32  # input side of the fixed-resolution tiny models
+_PATCH = 8
+_TEXT_POSITIONS = 64  # SigLIP's text length (and Siglip2Processor's max_length)
+
+_TEXT = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
+_VISION = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
+
+
+def _words() -> list[str]:
+    return sorted(set(_WHOLE_WORDS.split()) | set(_EXTRA_WORDS.split()))
+
+
+def _characters() -> list[str]:
+    return list(string.ascii_lowercase + string.ascii_uppercase + string.digits + string.punctuation)
+
+
+def _unigram_pieces() -> list[tuple[str, float]]:
+    """Word pieces (likely) and single characters (unlikely), SentencePiece style ("▁" starts a
+    word): whole words win, anything else ASCII is spelled out."""
+    pieces = [("▁" + word, -1.0) for word in _words()]
+    pieces += [("▁", -4.0)] + [(char, -8.0) for char in _characters()]
+    return pieces
+
+
+def xlmr_tokenizer():
+    """An XLM-R style Unigram tokenizer (MetaCLIP 2's kind): <s>=0, <pad>=1, </s>=2."""
+    from transformers import XLMRobertaTokenizer
+
+    specials = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
+    vocab = [*specials, *_unigram_pieces(), ("<mask>", 0.0)]
+    return XLMRobertaTokenizer(vocab=vocab, model_max_length=_TEXT_POSITIONS)
+
+
+def write_sentencepiece_model(path: Path) -> Path:
+    """A SentencePiece Unigram model (unk=0, </s>=1) written from a ModelProto."""
+    from sentencepiece import sentencepiece_model_pb2 as sp_model
+
+    proto = sp_model.ModelProto()
+    piece_type = sp_model.ModelProto.SentencePiece.Type
+    for piece, score, kind in [("<unk>", 0.0, piece_type.UNKNOWN), ("</s>", 0.0, piece_type.CONTROL)]:
+        proto.pieces.add(piece=piece, score=score, type=kind)
+    for piece, score in _unigram_pieces():
+        proto.pieces.add(piece=piece, score=score, type=piece_type.NORMAL)
+    trainer = proto.trainer_spec
+    trainer.model_type = sp_model.TrainerSpec.UNIGRAM
+    trainer.vocab_size = len(proto.pieces)
+    trainer.unk_id, trainer.eos_id, trainer.bos_id, trainer.pad_id = 0, 1, -1, -1
+    normalizer = proto.normalizer_spec
+    normalizer.name = "identity"
+    normalizer.add_dummy_prefix = True
+    normalizer.remove_extra_whitespaces = True
+    normalizer.escape_whitespaces = True
+    path.write_bytes(proto.SerializeToString())
+    return path
+
+
+def siglip_tokenizer(work_dir: Path):
+    """SigLIP's SentencePiece tokenizer over a written spiece.model (pad = eos = </s>)."""
+    from transformers import SiglipTokenizer
+
+    model_file = write_sentencepiece_model(work_dir / "spiece.model")
+    return SiglipTokenizer(vocab_file=str(model_file), model_max_length=_TEXT_POSITIONS)
+
+
+def gemma_tokenizer():
+    """A Gemma style BPE tokenizer (SigLIP 2's kind): <pad>=0, <eos>=1, <bos>=2, <unk>=3, byte
+    fallback for any character, merges that spell the vocabulary's words ("▁" marks a space)."""
+    from transformers import GemmaTokenizer
+
+    tokens = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>"]
+    tokens += [f"<0x{byte:02X}>" for byte in range(256)]
+    tokens += ["▁", *_characters()]
+    merges: list[tuple[str, str]] = []
+    for word in _words():
+        for spelled in (word, "▁" + word):
+            prefix = spelled[0]
+            for char in spelled[1:]:
+                merges.append((prefix, char))
+                prefix += char
+                tokens.append(prefix)
+    tokens = list(dict.fromkeys(tokens))
+    return GemmaTokenizer(
+        vocab={token: i for i, token in enumerate(tokens)},
+        merges=list(dict.fromkeys(merges)),
+        model_max_length=_TEXT_POSITIONS,
+    )
+
+
+def _seeded(build: Callable[[], torch.nn.Module], seed: int) -> torch.nn.Module:
+    """Build a model with weights from the global RNG seeded with `seed`, and put the RNG back."""
+    state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        return build().eval()
+    finally:
+        torch.random.set_rng_state(state)
+
+
+def _metaclip_2(out_dir: Path, seed: int) -> tuple[Any, Any]:
+    from transformers import CLIPImageProcessorPil, CLIPProcessor, MetaClip2Config, MetaClip2Model
+
+    tokenizer = xlmr_tokenizer()
+    config = MetaClip2Config(
+        text_config={
+            **_TEXT,
+            "vocab_size": len(tokenizer),
+            "max_position_embeddings": 77,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+        },
+        vision_config={**_VISION, "image_size": _SIDE, "patch_size": _PATCH},
+        projection_dim=24,
+    )
+    model = _seeded(lambda: MetaClip2Model(config), seed)
+    with torch.no_grad():
+        model.logit_scale.fill_(float(torch.log(torch.tensor(100.0))))
+    images = CLIPImageProcessorPil(size={"shortest_edge": _SIDE}, crop_size={"height": _SIDE, "width": _SIDE})
+    return model, CLIPProcessor(image_processor=images, tokenizer=tokenizer)
+
+
+def _siglip_config(tokenizer: Any, vocab_size: int) -> dict[str, Any]:
+    return {
+        "text_config": {
+            **_TEXT,
+            "vocab_size": vocab_size,
+            "max_position_embeddings": _TEXT_POSITIONS,
+            "pad_token_id": tokenizer.pad_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+        },
+        "vision_config": {**_VISION, "image_size": _SIDE, "patch_size": _PATCH},
+    }
+
+
+def _set_scale_and_bias(model: Any) -> None:
+    # SigLIP's released weights have a large scale and a negative bias; random init gives
+    # scale exp(N(0,1)). Values of that shape keep sigmoid probabilities away from 0 and 1 here.
+    with torch.no_grad():
+        model.logit_scale.fill_(float(torch.log(torch.tensor(10.0))))
+        model.logit_bias.fill_(-1.0)
+
+
+def _siglip(out_dir: Path, seed: int) -> tuple[Any, Any]:
+    from transformers import SiglipConfig, SiglipImageProcessorPil, SiglipModel, SiglipProcessor
+
+    tokenizer = siglip_tokenizer(out_dir)
+    config = SiglipConfig(**_siglip_config(tokenizer, len(tokenizer)))
+    model = _seeded(lambda: SiglipModel(config), seed)
+    _set_scale_and_bias(model)
+    images = SiglipImageProcessorPil(size={"height": _SIDE, "width": _SIDE})
+    return model, SiglipProcessor(image_processor=images, tokenizer=tokenizer)
+
+
+def _siglip2_fixed(out_dir: Path, seed: int) -> tuple[Any, Any]:
+    from transformers import SiglipConfig, SiglipImageProcessorPil, SiglipModel, SiglipProcessor
+
+    tokenizer = gemma_tokenizer()
+    config = SiglipConfig(**_siglip_config(tokenizer, len(tokenizer)))
+    model = _seeded(lambda: SiglipModel(config), seed)
+    _set_scale_and_bias(model)
+    images = SiglipImageProcessorPil(size={"height": _SIDE, "width": _SIDE})
+    return model, SiglipProcessor(image_processor=images, tokenizer=tokenizer)
+
+
+#: The naflex model's saved patch budget: smaller than Siglip2Processor's default of 256, the
+#: case where trusting the processor's default would change the inputs.
+NAFLEX_MAX_PATCHES = 16
+
+
+def _siglip2_naflex(out_dir: Path, seed: int) -> tuple[Any, Any]:
+    from transformers import Siglip2Config, Siglip2ImageProcessorPil, Siglip2Model, Siglip2Processor
+
+    tokenizer = gemma_tokenizer()
+    base = _siglip_config(tokenizer, len(tokenizer))
+    vision = {**_VISION, "patch_size": _PATCH, "num_patches": NAFLEX_MAX_PATCHES}
+    config = Siglip2Config(text_config=base["text_config"], vision_config=vision)
+    model = _seeded(lambda: Siglip2Model(config), seed)
+    _set_scale_and_bias(model)
+    images = Siglip2ImageProcessorPil(patch_size=_PATCH, max_num_patches=NAFLEX_MAX_PATCHES)
+    return model, Siglip2Processor(image_processor=images, tokenizer=tokenizer)
+
+
+_BUILDERS: dict[str, Callable[[Path, int], tuple[Any, Any]]] = {
+    "metaclip_2": _metaclip_2,
+    "siglip": _siglip,
+    "siglip2": _siglip2_fixed,
+    "siglip2-naflex": _siglip2_naflex,
+}
+
+#: What `build_random_model` can build.
+TINY_FAMILIES = tuple(_BUILDERS)
+
+
+def build_random_model(out_dir: str | Path, family: str, seed: int = 0) -> Path:
+    """Write a tiny random model of `family` (one of TINY_FAMILIES) and its processor to
+    `out_dir` with `save_pretrained`; returns `out_dir`. Deterministic for a given seed."""
+    if family not in _BUILDERS:
+        raise ValueError(f"family must be one of {', '.join(TINY_FAMILIES)}; got {family!r}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model, processor = _BUILDERS[family](out_dir, seed)
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    return out_dir
