@@ -222,3 +222,23 @@ def test_tiny_builds_are_identical(tmp_path, family_dirs):
 def test_unknown_tiny_family_is_refused(tmp_path):
     with pytest.raises(ValueError, match="family must be one of"):
         build_random_model(tmp_path / "x", "flava")
+
+
+def test_models_command_lists_every_registered_family(capsys):
+    import json
+
+    from clipaction.cli import main
+    from clipaction.models import list_backends
+    from clipaction.models.catalog import FAMILIES
+
+    assert {entry.family for entry in FAMILIES} <= set(list_backends())  # no entry for a family we lack
+    assert main(["models"]) == 0
+    text = capsys.readouterr().out
+    for family in list_backends():
+        assert family in text
+    assert "google/siglip2-base-patch16-naflex" in text and "not published" in text
+    assert main(["models", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [item["family"] for item in listed] == list_backends()
+    siglip = next(item for item in listed if item["family"] == "siglip")
+    assert siglip["scores"].startswith("sigmoid") and siglip["models"][0]["published"] is None

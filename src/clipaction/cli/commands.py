@@ -318,6 +318,15 @@ def _pct(value: float) -> str:
     return "n/a" if value != value else f"{value:.2%}"
 
 
+def _cmd_models(args: argparse.Namespace) -> int:
+    from clipaction.models import list_backends
+    from clipaction.models.catalog import catalog_json, catalog_text
+
+    families = list_backends()
+    print(json.dumps(catalog_json(families), indent=2) if args.json else catalog_text(families))
+    return EXIT_OK
+
+
 def _failures_exit(failures: Sequence) -> int:
     return EXIT_FAILURES if failures else EXIT_OK
 
@@ -336,4 +345,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "download": _cmd_download,
     "benchmark": _cmd_benchmark,
     "bench": _cmd_bench,
+    "models": _cmd_models,
 }

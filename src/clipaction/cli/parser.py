@@ -315,4 +315,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="batch sizes to try for the image encoder",
     )
     bench.add_argument("--out", help="also write the JSON to this file")
+
+    models = commands.add_parser(
+        "models",
+        help="list the model families, their checkpoints and published zero-shot results",
+        description="List the supported model families (any of them goes to --model as a hub id or a "
+        "saved folder; the family is read from its config.json): recommended hub ids, frames per "
+        "video, input size, how scores become probabilities, and the published zero-shot UCF101/HMDB51 "
+        "top-1 with its source ('not published' where none is).",
+        formatter_class=_Formatter,
+    )
+    models.add_argument("--json", action="store_true", help="print the catalog as JSON")
     return parser

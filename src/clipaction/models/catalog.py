@@ -60,7 +60,8 @@ class Family:
         return asdict(self)
 
 
-_CLIP_PAPER = "Radford et al. 2021, Learning Transferable Visual Models From Natural Language Supervision (zero-shot table)"
+_CLIP_PAPER = "CLIP paper (Radford et al. 2021), zero-shot results"
+_CLIP_PROTOCOL = "single middle frame, all 101 classes; rounded"
 
 FAMILIES: list[Family] = [
     Family(
@@ -73,17 +74,17 @@ FAMILIES: list[Family] = [
             HubModel(
                 "openai/clip-vit-base-patch32",
                 224,
-                published=Published(64.0, None, _CLIP_PAPER, "single middle frame, all 101 classes; about 64%"),
+                published=Published(64.0, None, _CLIP_PAPER, _CLIP_PROTOCOL),
             ),
             HubModel(
                 "openai/clip-vit-base-patch16",
                 224,
-                published=Published(68.5, None, _CLIP_PAPER, "single middle frame, all 101 classes; about 68.5%"),
+                published=Published(68.5, None, _CLIP_PAPER, _CLIP_PROTOCOL),
             ),
             HubModel(
                 "openai/clip-vit-large-patch14",
                 224,
-                published=Published(76.0, None, _CLIP_PAPER, "single middle frame, all 101 classes; about 76%"),
+                published=Published(76.0, None, _CLIP_PAPER, _CLIP_PROTOCOL),
             ),
         ),
         pick="The reference point: the study this tool reproduces uses ViT-B/32. Projection "
@@ -102,32 +103,40 @@ FAMILIES: list[Family] = [
     ),
     Family(
         family="siglip",
-        title="SigLIP",
+        title="SigLIP, and SigLIP 2 at a fixed resolution",
         transformers_class="SiglipModel",
         kind="frame",
         scores="sigmoid(scale·cos + bias), independent per label",
-        models=(HubModel("google/siglip-base-patch16-224", 224),),
+        models=(
+            HubModel("google/siglip-base-patch16-224", 224),
+            HubModel(
+                "google/siglip2-base-patch16-224",
+                224,
+                note="SigLIP 2 at a fixed resolution: the hub ships it as a SiglipModel (model_type "
+                "'siglip') with a Gemma tokenizer, so it loads as this family",
+            ),
+        ),
         pick="Independent per-label probabilities: a video may match none or several labels "
-        "(open-set sorting of your own footage). No visual projection, so projection "
+        "(sorting your own footage with labels that need not cover everything). SigLIP 2 is "
+        "about ten points above CLIP ViT-B/16 on ImageNet zero-shot at the same size (SigLIP 2 "
+        "paper, Tschannen et al. 2025): the first to try. No visual projection, so projection "
         "fine-tuning and WiSE-FT do not apply.",
     ),
     Family(
         family="siglip2",
-        title="SigLIP 2",
+        title="SigLIP 2 NaFlex",
         transformers_class="Siglip2Model",
         kind="frame",
         scores="sigmoid(scale·cos + bias), independent per label",
         models=(
-            HubModel("google/siglip2-base-patch16-224", 224),
             HubModel(
                 "google/siglip2-base-patch16-naflex",
-                "native aspect ratio, up to max_num_patches patches of 16 px",
-                note="naflex: keeps the frame's aspect ratio; the saved max_num_patches is used",
+                "native aspect ratio, up to max_num_patches (saved with the model) patches of 16 px",
             ),
         ),
-        pick="The strongest image-text model of its size here (about ten points over CLIP of the "
-        "same size on ImageNet zero-shot, per issue 11); independent sigmoid scores like SigLIP. "
-        "No visual projection.",
+        pick="SigLIP 2 that keeps each frame's aspect ratio instead of squashing it to a square "
+        "(320x240 UCF101 frames, wide footage). The checkpoint's saved max_num_patches is used, "
+        "not the processor's default. No visual projection.",
     ),
 ]
 
@@ -135,3 +144,46 @@ FAMILIES: list[Family] = [
 def family_info(family: str) -> Family | None:
     """The catalog entry of a registered family (`model_type`), or None."""
     return next((entry for entry in FAMILIES if entry.family == family), None)
+
+
+def _top1(value: float | None) -> str:
+    return f"{value:g}" if value is not None else "not published"
+
+
+def catalog_json(registered: list[str]) -> list[dict[str, Any]]:
+    """One JSON object per registered family (its catalog entry, or a note that it has none)."""
+    out: list[dict[str, Any]] = []
+    for name in registered:
+        entry = family_info(name)
+        out.append(entry.to_json() if entry else {"family": name, "note": "no catalog entry"})
+    return out
+
+
+def catalog_text(registered: list[str]) -> str:
+    """The catalog as text for `clipaction models`: a block per registered family."""
+    blocks = []
+    for name in registered:
+        entry = family_info(name)
+        if entry is None:
+            blocks.append(f"{name}\n  (registered; no catalog entry yet)")
+            continue
+        lines = [f"{entry.family}: {entry.title} ({entry.transformers_class}), {entry.kind} model, scores {entry.scores}"]
+        for model in entry.models:
+            published = model.published
+            top1 = (
+                f"UCF101 {_top1(published.ucf101)}, HMDB51 {_top1(published.hmdb51)}"
+                if published
+                else "UCF101 not published, HMDB51 not published"
+            )
+            lines.append(f"  {model.hub_id}")
+            lines.append(f"    frames: {model.frames}; input: {model.input_size}; zero-shot top-1: {top1}")
+            if published:
+                protocol = f" ({published.protocol})" if published.protocol else ""
+                lines.append(f"    source: {published.source}{protocol}")
+            if model.note:
+                lines.append(f"    note: {model.note}")
+        if entry.pick:
+            lines.append(f"  pick it for: {entry.pick}")
+        lines.extend(f"  note: {note}" for note in entry.notes)
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
