@@ -1,4 +1,5 @@
-"""Videos x sampler x backend -> per-frame features, through the cache.
+"""Videos x sampler x backend -> per-frame features, through the cache (clip-level backends:
+one feature per clip, see `clipaction.features.clips`).
 
 The cache holds, per video, the features of every frame ever encoded for it (keyed by frame
 index), so a sampler whose frames coincide with an earlier one's encodes only the new frames:
@@ -189,7 +190,16 @@ def extract_features(
     where present, else encoded (and stored). Videos that cannot be read are skipped with a
     warning and listed in `failures`; videos that decode only partly are used and listed in
     `warnings`. With `keep=False` (filling the cache only) no features are held, so memory does
-    not grow with the number of videos."""
+    not grow with the number of videos.
+
+    Clip-level backends (`backend.kind == "clip"`) encode each clip of `sampler.frames` frames
+    together, one row per clip: see `clipaction.features.clips`."""
+    if backend.kind == "clip":
+        from clipaction.features.clips import extract_clips
+
+        return extract_clips(
+            paths, backend, sampler, cache, batch_size=batch_size, workers=workers, progress=progress, keep=keep
+        )
     result = Extraction()
     todo: list[tuple[str, str, CachedVideo | None]] = []
     bar = tqdm(total=len(paths), unit="video", desc="extract", disable=not progress, dynamic_ncols=True)

@@ -4,6 +4,8 @@
 from clipaction.models.base import Backend, Capability, FrameFeatures, Scoring, missing
 from clipaction.models.registry import BACKENDS, list_backends, load_backend
 from clipaction.models import hf_clip  # noqa: F401  (registers "clip")
+from clipaction.models import videoprism  # noqa: F401  (registers "videoprism")
+from clipaction.models import xclip  # noqa: F401  (registers "xclip")
 from clipaction.models import metaclip2  # noqa: F401  (registers "metaclip_2")
 from clipaction.models import siglip  # noqa: F401  (registers "siglip", "siglip2")
 

@@ -1,0 +1,178 @@
+"""X-CLIP through transformers: `XCLIPModel` and its processor (CLIP's image processor applied to
+each frame, CLIP's tokenizer).
+
+Clip-level: the frames of a clip go through the vision transformer together (cross-frame
+message tokens), the multi-frame integration transformer (MIT) pools them into the video
+embedding, and the text is conditioned on the video by the prompt generator (cross-attention
+from the label texts to the clip's patch features) before the softmax over the labels of
+scale x cosine. So text features cannot be scored alone: the cache holds what the video side
+produces, and the small prompt generator runs at scoring time (`XCLIPScoring`), exactly as
+`XCLIPModel.forward` does.
+
+Layouts (P = projection_dim, L = patches per frame):
+
+- a clip row (`embeds`): (P + L * P,) = [MIT video embedding (unnormalised), the clip's patch
+  features after `prompts_visual_layernorm` and `prompts_visual_projection`, averaged over
+  frames, flattened]; `pooled` is the MIT video embedding alone.
+- a text row: (P + 1,) = [text_projection output, TEXT_MARK], L2-normalised as the protocol
+  asks. The prompt generator is not invariant to the text's scale, so the scale must survive
+  the normalisation (and `zeroshot.class_text_features`' template averaging): the direction
+  keeps it, and `text[:P] * TEXT_MARK / text[P]` gives the projection output back (for
+  several templates, their mean weighted by each template's 1 / norm).
+
+No optional capabilities: X-CLIP's visual projection is followed by the MIT, so it is not a
+linear map from pooled features to the video embedding, and its image tower is not a
+frame-by-frame tower.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from clipaction.features.pooling import normalise
+from clipaction.models.base import FrameFeatures, Scoring
+from clipaction.models.hf_common import load_pretrained
+from clipaction.models.hf_video import TEXT_BATCH, ClipLevelBackend
+from clipaction.models.registry import BACKENDS
+
+#: The constant appended to every text feature before normalising (see the module docstring);
+#: small, so cosines between text rows are those of the projection outputs to about 1e-6.
+TEXT_MARK = 1e-3
+#: Videos per prompt-generator call at scoring time (bounds memory: V x C x P activations).
+SCORE_BATCH = 64
+
+
+def unpack_text(text: torch.Tensor) -> torch.Tensor:
+    """(C, P + 1) text rows -> (C, P) text_projection outputs (see the module docstring)."""
+    return text[:, :-1] * (TEXT_MARK / text[:, -1:])
+
+
+def unpack_video(video: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(V, P + L * P) packed clip rows -> (V, P) video embeddings, (V, L, P) patch features."""
+    return video[:, :dim], video[:, dim:].reshape(len(video), -1, dim)
+
+
+@dataclass(frozen=True)
+class XCLIPScoring(Scoring):
+    """softmax over the labels of scale x cos(video, prompt-conditioned text), as
+    XCLIPModel.forward computes logits_per_video. `prompt_generator` returns the model's
+    `prompts_generator` (loaded on first use: a fully cached run loads the weights only here)."""
+
+    prompt_generator: Callable[[], torch.nn.Module] | None = field(default=None, compare=False, repr=False)
+
+    @torch.no_grad()
+    def logits(self, video_embeds: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
+        """(V, P + L * P) packed video features x (C, P + 1) text rows -> (V, C) logits."""
+        assert self.prompt_generator is not None, "XCLIPScoring needs the model's prompt generator"
+        generator = self.prompt_generator()
+        parameter = next(generator.parameters())
+        text = unpack_text(text_features.float())
+        dim = text.shape[1]
+        outputs = []
+        for start in range(0, len(video_embeds), SCORE_BATCH):
+            chunk = video_embeds[start : start + SCORE_BATCH].float()
+            video, patches = unpack_video(chunk, dim)
+            texts = text.unsqueeze(0).expand(len(chunk), -1, -1).to(parameter.device, parameter.dtype)
+            texts = texts + generator(texts, patches.to(parameter.device, parameter.dtype))
+            texts = normalise(texts.float().cpu())
+            video = normalise(video)
+            outputs.append(torch.einsum("bd,bkd->bk", video, self.scale * texts))
+        if not outputs:
+            return torch.zeros(0, len(text_features))
+        return torch.cat(outputs) + self.bias if self.bias else torch.cat(outputs)
+
+
+@BACKENDS.register("xclip")
+class XCLIPBackend(ClipLevelBackend):
+    """XCLIPModel + its processor, in eval mode. See `clipaction.models.hf_video`."""
+
+    family = "xclip"
+    model_class = "XCLIPModel"
+    video_tower_attribute = "vision_model"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._processor: Any = None
+
+    @property
+    def processor(self) -> Any:
+        if self._processor is None:
+            from transformers import AutoProcessor
+
+            self._processor = load_pretrained(AutoProcessor, self.source, "processor")
+        return self._processor
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.source.config.get("projection_dim", 512))
+
+    def preprocess(self, frames: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
+        """One clip's uint8 frames (F, H, W, 3) -> (F, 3, S, S): X-CLIP's processor sends video
+        frames through its CLIP image processor one by one (resize, centre crop, normalise)."""
+        images = [np.asarray(frame) for frame in frames]
+        return self.processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
+
+    @torch.no_grad()
+    def encode_pixels(self, pixels: torch.Tensor) -> FrameFeatures:
+        """(B, F, 3, S, S) clips -> pooled (B, P) video embeddings (unnormalised) and embeds
+        (B, P + L * P) packed rows; the steps of XCLIPModel.forward's video side."""
+        model = self.model
+        batch, frames = pixels.shape[:2]
+        flat = self._to_device(pixels.reshape(batch * frames, *pixels.shape[2:]))
+        vision = model.vision_model(pixel_values=flat)
+        cls_features = model.visual_projection(vision.pooler_output).view(batch, frames, -1)
+        video = model.mit(cls_features).pooler_output
+        patches = model.prompts_visual_layernorm(vision.last_hidden_state[:, 1:, :])
+        patches = patches @ model.prompts_visual_projection
+        patches = patches.view(batch, frames, -1, video.shape[-1]).mean(dim=1)
+        video, patches = video.float().cpu(), patches.float().cpu()
+        return FrameFeatures(pooled=video, embeds=torch.cat([video, patches.flatten(1)], dim=1))
+
+    @torch.no_grad()
+    def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        """Texts -> (T, P + 1) L2-normalised rows carrying the text_projection output (see the
+        module docstring; `unpack_text` gives it back)."""
+        model, tokenizer = self.model, self.processor.tokenizer
+        max_tokens = int(model.config.text_config.max_position_embeddings)
+        outputs = []
+        for start in range(0, len(texts), TEXT_BATCH):
+            # padding to the longest text of the chunk: the features depend only on the tokens
+            # up to end-of-text (causal mask, pooled at EOT)
+            tokens = tokenizer(
+                list(texts[start : start + TEXT_BATCH]),
+                padding=True,
+                truncation=True,
+                max_length=max_tokens,
+                return_tensors="pt",
+            ).to(self.device)
+            embeds = model.text_projection(model.text_model(**tokens).pooler_output).float().cpu()
+            mark = torch.full((len(embeds), 1), TEXT_MARK)
+            outputs.append(normalise(torch.cat([embeds, mark], dim=1)))
+        if not outputs:
+            return torch.empty(0, self.embed_dim + 1)
+        return torch.cat(outputs)
+
+    def video_embedding(self, rows: torch.Tensor) -> torch.Tensor:
+        """A video's (R, P + L * P) clip rows -> its (P + L * P,) packed feature: one clip
+        passes through; several clips (multi-clip) average their normalised video embeddings
+        and their patch features (the model itself averages patch features over frames)."""
+        rows = torch.as_tensor(rows).float()
+        if len(rows) == 1:
+            return rows[0]
+        video, patches = unpack_video(rows, self.embed_dim)
+        return torch.cat([normalise(normalise(video).mean(dim=0)), patches.mean(dim=0).flatten()])
+
+    def scoring(self) -> Scoring:
+        if self._scoring is None:
+            stored = self.source.read_tensor("logit_scale") if self._model is None else None
+            log_scale = stored if stored is not None else self.model.logit_scale.detach().cpu()
+            self._scoring = XCLIPScoring(
+                scale=float(log_scale.float().exp()),
+                kind="softmax",
+                prompt_generator=lambda: self.model.prompts_generator,
+            )
+        return self._scoring
