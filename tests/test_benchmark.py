@@ -356,3 +356,34 @@ def test_a_wrong_path_fails_before_the_model_loads(data, tiny_model_dir, tmp_pat
     with pytest.raises(DatasetError, match="splits dir not found: .*nowhere"):
         run_benchmark(dataclasses.replace(config, datasets=(config.datasets[0], wrong)), progress=False)
     assert not Path(config.out).exists()
+
+
+def test_several_models_share_splits_frames_and_prompts_and_get_one_table(data, tiny_model_dir, tmp_path):
+    from clipaction.models.tiny import build_random_clip
+
+    other = build_random_clip(tmp_path / "other-model", "tiny", seed=5, logit_scale=50.0)
+    config = make_config(data, tiny_model_dir, tmp_path, models=(str(tiny_model_dir), str(other)))
+    results = run_benchmark(config, progress=False)
+    runs = results["models"]
+    assert [r["model"]["name_or_path"] for r in runs] == [str(tiny_model_dir), str(other)]
+    assert runs[1]["model"]["logit_scale"] == pytest.approx(50.0, rel=1e-5)
+    # the same test videos for each model
+    for first, second in zip(runs[0]["datasets"], runs[1]["datasets"]):
+        assert [s["n_videos"] for s in first["splits"]] == [s["n_videos"] for s in second["splits"]]
+    # the first model alone gives exactly its numbers in the comparison
+    alone = run_benchmark(make_config(data, tiny_model_dir, tmp_path, out="alone"), progress=False)
+    def numbers(datasets):
+        return [(d["name"], [(s["split"], s["metrics"]) for s in d["splits"]], d["summary"]) for d in datasets]
+
+    assert numbers(alone["datasets"]) == numbers(runs[0]["datasets"]) == numbers(results["datasets"])
+    assert numbers(runs[0]["datasets"]) != numbers(runs[1]["datasets"])  # two models, two answers
+    table = (Path(config.out) / "benchmark.md").read_text()
+    section = table[table.index("## Models compared") :]
+    rows = [line for line in section.splitlines() if line.startswith("| `")]
+    assert len(rows) == 2 and str(other) in rows[1] and "softmax" in rows[1]
+    for run, row in zip(runs, rows):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        top1 = run["datasets"][0]["summary"]["top1"]
+        assert cells[3] == f"{100 * top1['mean']:.2f} ± {100 * top1['std']:.2f}"
+    with pytest.raises(ValueError, match="listed twice"):
+        make_config(data, tiny_model_dir, tmp_path, models=(str(other), str(other)))

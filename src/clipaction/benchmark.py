@@ -116,6 +116,9 @@ class BenchmarkConfig:
 
     datasets: tuple[BenchmarkDataset, ...] = field(default_factory=_default_datasets)
     model: ModelConfig = field(default_factory=ModelConfig)
+    #: Models compared on the same splits, frames and prompts; empty: `model` alone. Each is
+    #: `model` with another name_or_path (device, batch size and precision shared).
+    models: tuple[str, ...] = ()
     sampler: SamplerConfig = field(default_factory=lambda: SamplerConfig(name="middle"))
     templates: str = "clip"
     cache_dir: str | None = None
@@ -131,6 +134,15 @@ class BenchmarkConfig:
             raise ConfigError(f"each dataset may appear once; got {', '.join(names)}")
         if self.workers < 1:
             raise ConfigError(f"workers must be >= 1; got {self.workers}")
+        object.__setattr__(self, "models", tuple(self.models))
+        if len(set(self.models)) != len(self.models):
+            raise ConfigError(f"a model is listed twice: {', '.join(self.models)}", setting="models")
+
+    def model_configs(self) -> tuple[ModelConfig, ...]:
+        """The models to evaluate, in order."""
+        if not self.models:
+            return (self.model,)
+        return tuple(dataclasses.replace(self.model, name_or_path=name) for name in self.models)
 
     def zeroshot_config(self, dataset: BenchmarkDataset, split: int) -> ZeroShotConfig:
         return ZeroShotConfig(
@@ -201,24 +213,49 @@ def summarize(values: Sequence[float]) -> dict[str, float]:
 def run_benchmark(
     config: BenchmarkConfig, *, backend: Backend | None = None, progress: bool = True
 ) -> dict[str, Any]:
-    """Zero-shot on every dataset and split of `config`; writes results.json and benchmark.md
-    into `config.out` and returns the content of results.json.
+    """Zero-shot on every dataset and split of `config`, for each of its models; writes
+    results.json and benchmark.md into `config.out` and returns the content of results.json.
+    The top-level `model` and `datasets` are the first model's; `models` lists every model's.
 
     Every dataset and split is listed and `out` checked first (cheap), so a wrong path fails
-    before the model loads.
+    before a model loads. `backend` (tests, notebooks) stands for the first model.
     """
     for dataset in config.datasets:
         for split in dataset.splits:
             listed = load_dataset(dataset.dataset_config(split))
             log.info("benchmark: %s split %d lists %d test videos", dataset.name, split, len(listed.records))
     out = output_folder(config.out)
-    backend = backend or load_backend(config.model)
+    runs = []
+    for index, model in enumerate(config.model_configs()):
+        model_backend = backend if (backend is not None and index == 0) else load_backend(model)
+        runs.append(_benchmark_model(config, model, model_backend, progress))
+        del model_backend  # one model in memory at a time
+    first = runs[0]
+    results = {
+        "task": "benchmark",
+        "std": "numpy std over the splits, ddof=0 (population)",
+        "model": first["model"],
+        "sampler": dataclasses.asdict(config.sampler),
+        "prompts": {"templates": config.templates},
+        "datasets": first["datasets"],
+        "models": runs,
+        "env": environment(first["model"]["device"]),
+        "created_at": now_iso(),
+    }
+    write_json(out / "results.json", results)
+    write_text_atomic(out / "benchmark.md", benchmark_markdown(results))
+    return results
+
+
+def _benchmark_model(config: BenchmarkConfig, model: ModelConfig, backend: Backend, progress: bool) -> dict[str, Any]:
+    """Every dataset and split of `config` with one model."""
+    model_config = dataclasses.replace(config, model=model, models=())
     datasets = []
     for dataset in config.datasets:
         splits = []
         for split in dataset.splits:
-            log.info("benchmark: %s split %d", dataset.name, split)
-            result = _evaluate_split(config, dataset, split, backend, progress)
+            log.info("benchmark: %s, %s split %d", model.name_or_path, dataset.name, split)
+            result = _evaluate_split(model_config, dataset, split, backend, progress)
             log.info(
                 "benchmark: %s split %d: top-1 %.4f on %d videos (%d encoded, %d failed)",
                 dataset.name, split, result["metrics"]["top1"], result["n_videos"],
@@ -233,19 +270,11 @@ def run_benchmark(
                 "summary": {m: summarize([s["metrics"][m] for s in splits]) for m in METRICS},
             }
         )
-    results = {
-        "task": "benchmark",
-        "std": "numpy std over the splits, ddof=0 (population)",
-        "model": {**dataclasses.asdict(config.model), "device": str(backend.device)},
-        "sampler": dataclasses.asdict(config.sampler),
-        "prompts": {"templates": config.templates},
+    description = backend.describe()
+    return {
+        "model": {**dataclasses.asdict(model), **description, "device": str(backend.device)},
         "datasets": datasets,
-        "env": environment(str(backend.device)),
-        "created_at": now_iso(),
     }
-    write_json(out / "results.json", results)
-    write_text_atomic(out / "benchmark.md", benchmark_markdown(results))
-    return results
 
 
 def _evaluate_split(
@@ -289,7 +318,8 @@ def benchmark_markdown(results: dict[str, Any]) -> str:
     lines = [
         "# Zero-shot benchmark",
         "",
-        f"- Model: `{model['name_or_path']}` ({model['precision']}, {model['device']})",
+        f"- Model: `{model['name_or_path']}` ({model['precision']}, {model['device']})"
+        + (f"; {len(results['models'])} models compared below" if len(results.get("models") or []) > 1 else ""),
         f"- Frames: {sampler['name']}{frames}{window}; video feature = mean of normalised frame features",
         f"- Prompts: `{results['prompts']['templates']}` templates",
     ]
@@ -316,7 +346,23 @@ def benchmark_markdown(results: dict[str, Any]) -> str:
         summary = dataset["summary"]
         cells = [dataset["name"], "mean ± std"] + [_pm(summary[m]) for m in METRICS] + ["", ""]
         lines.append("| " + " | ".join(cells) + " |")
+    runs = results.get("models") or []
+    if len(runs) > 1:
+        lines += ["", "## Models compared", "", *models_table(runs)]
     failed = sum(s["n_failures"] for d in results["datasets"] for s in d["splits"])
     if failed:
         lines += ["", f"{failed} listed video(s) were missing or unreadable; see results.json."]
     return "\n".join(lines) + "\n"
+
+
+def models_table(runs: Sequence[dict[str, Any]]) -> list[str]:
+    """Markdown lines: one row per model, top-1 mean ± std over the splits per dataset."""
+    names = [d["name"] for d in runs[0]["datasets"]]
+    header = ["Model", "Family", "Scores", *(f"{name} top-1 (%)" for name in names)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * len(names)) + "|"]
+    for run in runs:
+        model = run["model"]
+        cells = [f"`{model['name_or_path']}`", str(model.get("family", "")), str(model.get("score", ""))]
+        cells += [_pm(d["summary"]["top1"]) for d in run["datasets"]]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines

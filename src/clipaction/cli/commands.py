@@ -129,13 +129,17 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     config = load_benchmark_config(args.config) if args.config else BenchmarkConfig()
     if args.out:
         config = dataclasses.replace(config, out=args.out)
+    if args.models:
+        config = dataclasses.replace(config, models=tuple(m.strip() for m in args.models.split(",") if m.strip()))
     if args.print_config:
         print(benchmark_config_to_toml(config), end="")
         return EXIT_OK
     results = run_benchmark(config, progress=not args.no_progress)
-    for dataset in results["datasets"]:
-        top1, splits = dataset["summary"]["top1"], [str(s["split"]) for s in dataset["splits"]]
-        print(f"{dataset['name']}: top-1 {_pct(top1['mean'])} ± {_pct(top1['std'])} over splits {', '.join(splits)}")
+    for run in results["models"]:
+        prefix = f"{run['model']['name_or_path']}: " if len(results["models"]) > 1 else ""
+        for dataset in run["datasets"]:
+            top1, splits = dataset["summary"]["top1"], [str(s["split"]) for s in dataset["splits"]]
+            print(f"{prefix}{dataset['name']}: top-1 {_pct(top1['mean'])} ± {_pct(top1['std'])} over splits {', '.join(splits)}")
     failures = [f for d in results["datasets"] for s in d["splits"] for f in s["failures"]]
     if failures:
         print(f"{len(failures)} listed video(s) missing or unreadable: see results.json")

@@ -294,6 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_argument("--config", help="a TOML benchmark file (write one with --print-config)")
     benchmark.add_argument("--print-config", action="store_true", help="print the effective settings as TOML and exit")
     benchmark.add_argument("--out", help="output directory (replaces the config's out)")
+    benchmark.add_argument(
+        "--models",
+        help="comma-separated hub ids or folders to compare on the same splits, frames and prompts "
+        "(replaces the config's models; each may be of any family)",
+    )
     benchmark.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     bench = commands.add_parser(
