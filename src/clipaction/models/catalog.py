@@ -138,6 +138,44 @@ FAMILIES: list[Family] = [
         "(320x240 UCF101 frames, wide footage). The checkpoint's saved max_num_patches is used, "
         "not the processor's default. No visual projection.",
     ),
+    Family(
+        family="xclip",
+        title="X-CLIP",
+        transformers_class="XCLIPModel",
+        kind="clip",
+        scores="softmax(scale·cos) over the labels, the text conditioned on the video by the prompt generator",
+        models=(
+            HubModel("microsoft/xclip-base-patch32", 224, frames="8", note="trained on Kinetics-400"),
+            HubModel(
+                "microsoft/xclip-base-patch16-zero-shot",
+                224,
+                frames="32",
+                published=Published(
+                    72.0,
+                    44.6,
+                    "microsoft/VideoX README (X-CLIP zero-shot table)",
+                    "X-CLIP B/16, 32 frames, trained on Kinetics-400, zero-shot on all classes",
+                ),
+            ),
+        ),
+        pick="Trained on video with text: its zero-shot figure (72.0 on UCF101 with B/16) is above "
+        "CLIP B/16's single frame. The frames of a clip are encoded together, so a model takes "
+        "exactly the frame count it was trained with. Text features depend on the video (the "
+        "prompt generator runs per video at scoring time): scoring many labels costs more than "
+        "with CLIP. No visual projection over pooled features, no frame tower.",
+    ),
+    Family(
+        family="videoprism",
+        title="VideoPrism (video-text)",
+        transformers_class="VideoPrismClipModel",
+        kind="clip",
+        scores="softmax(cos) over the labels (no learned scale; the model's forward applies no temperature)",
+        models=(HubModel("google/videoprism-lvt-base-f16r288", 288, frames="16"),),
+        pick="A video foundation encoder (factorised space-time transformer) with a text tower: "
+        "clips of 16 frames at 288 px. No published UCF101/HMDB51 zero-shot figure here. Its "
+        "probabilities are flat (cosines without a temperature) but the ranking, and so the "
+        "accuracy, is the model's. No visual projection, no frame tower.",
+    ),
 ]
 
 
