@@ -154,7 +154,7 @@ FAMILIES: list[Family] = [
                     72.0,
                     44.6,
                     "microsoft/VideoX README (X-CLIP zero-shot table)",
-                    "X-CLIP B/16, 32 frames, trained on Kinetics-400, zero-shot on all classes",
+                    "X-CLIP B/16, 32 frames, trained on Kinetics-400",
                 ),
             ),
         ),
