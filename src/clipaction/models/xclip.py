@@ -124,9 +124,10 @@ class XCLIPBackend(ClipLevelBackend):
         batch, frames = pixels.shape[:2]
         flat = self._to_device(pixels.reshape(batch * frames, *pixels.shape[2:]))
         vision = model.vision_model(pixel_values=flat)
-        cls_features = model.visual_projection(vision.pooler_output).view(batch, frames, -1)
+        # .float(): with fp16 only the vision transformer is halved (a no-op in fp32)
+        cls_features = model.visual_projection(vision.pooler_output.float()).view(batch, frames, -1)
         video = model.mit(cls_features).pooler_output
-        patches = model.prompts_visual_layernorm(vision.last_hidden_state[:, 1:, :])
+        patches = model.prompts_visual_layernorm(vision.last_hidden_state[:, 1:, :].float())
         patches = patches @ model.prompts_visual_projection
         patches = patches.view(batch, frames, -1, video.shape[-1]).mean(dim=1)
         video, patches = video.float().cpu(), patches.float().cpu()
