@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 
 import numpy as np
+import pytest
 
 from clipaction.features.cache import CachedVideo, FeatureCache, video_key
 
@@ -52,17 +54,35 @@ def test_damaged_entry_is_detected(tmp_path):
     assert cache.load("abcd") is None
 
 
-def test_video_key_changes_when_the_file_changes(tmp_path):
+def test_video_key_changes_when_the_content_changes(tmp_path):
     video = tmp_path / "v.avi"
     video.write_bytes(b"1234")
     before = video_key(video)
     assert video_key(video) == before
-    video.write_bytes(b"12345")
+    video.write_bytes(b"12345")  # longer
     assert video_key(video) != before
-    stat = video.stat()
     after_size = video_key(video)
-    os.utime(video, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    video.write_bytes(b"12346")  # same size, one byte edited in place
     assert video_key(video) != after_size
+
+
+def test_video_key_follows_the_bytes_not_the_path_or_mtime(tmp_path):
+    """A dataset copied, moved or mounted elsewhere keeps its keys."""
+    video = tmp_path / "a" / "v.avi"
+    video.parent.mkdir()
+    video.write_bytes(bytes(range(256)) * 5000)  # more than one read chunk
+    key = video_key(video)
+    copy = tmp_path / "b" / "renamed.avi"
+    copy.parent.mkdir()
+    shutil.copyfile(video, copy)
+    assert video_key(copy) == key
+    moved = tmp_path / "moved.avi"
+    video.rename(moved)
+    stat = moved.stat()
+    os.utime(moved, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert video_key(moved) == key
+    with pytest.raises(OSError):
+        video_key(tmp_path / "absent.avi")
 
 
 def test_stale_temp_files_of_killed_writers_are_removed(tmp_path):

@@ -112,13 +112,32 @@ def test_changed_video_is_encoded_again(tiny_backend, tmp_path):
     cache = FeatureCache(tmp_path / "cache", cache_space(tiny_backend))
     first = extract_features([path], tiny_backend, SAMPLER, cache, progress=False)
     key = video_key(path)
-    write_video(path, SyntheticVideo(pattern=7, seed=3))
+    write_video(path, SyntheticVideo(pattern=7, seed=3))  # edited in place: same path
     assert video_key(path) != key
     second = extract_features([path], tiny_backend, SAMPLER, cache, progress=False)
     assert second.n_encoded == 1
     assert not torch.allclose(
         torch.from_numpy(first.features[str(path)].embeds), torch.from_numpy(second.features[str(path)].embeds)
     )
+
+
+def test_a_copied_or_moved_dataset_finds_its_cache(videos, tiny_backend, tmp_path):
+    """Entries are keyed by content: the same files in another folder (another mount point,
+    another machine) are read from the cache, under their new paths."""
+    import shutil
+
+    cache = FeatureCache(tmp_path / "cache", cache_space(tiny_backend))
+    first = extract_features(videos, tiny_backend, SAMPLER, cache, progress=False)
+    copies = []
+    for path in videos:
+        copy = tmp_path / "elsewhere" / "sub dir" / path.name
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, copy)  # new path, new inode, new mtime
+        copies.append(copy)
+    again = extract_features(copies, tiny_backend, SAMPLER, cache, progress=False)
+    assert (again.n_cached, again.n_encoded, again.n_frames_encoded) == (len(videos), 0, 0)
+    for path, copy in zip(videos, copies):
+        np.testing.assert_array_equal(again.features[str(copy)].embeds, first.features[str(path)].embeds)
 
 
 def test_decoding_runs_a_bounded_number_of_videos_ahead(monkeypatch):

@@ -2,7 +2,10 @@
 
 Layout: `<cache_dir>/<space>/<kk>/<video_key>.safetensors`, where `space` hashes everything about
 the model, preprocessing and sampler that changes the numbers (described in `<space>/space.json`)
-and `video_key` hashes the video's absolute path, size and mtime, so an edited video is a miss.
+and `video_key` hashes the video's content (its size and a SHA-256 of its bytes), never its path
+or modification time: a dataset moved, copied or mounted elsewhere finds its entries, and a
+video edited in place is a miss. (Entries written under the older path-and-mtime keys are
+simply never found again and get encoded once more.)
 Entries carry a SHA-256 of their arrays, so a damaged file is detected and re-encoded. No pickle:
 arrays go through safetensors, descriptions through JSON.
 """
@@ -50,11 +53,38 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("CLIPACTION_CACHE", DEFAULT_CACHE_DIR)).expanduser()
 
 
+#: Bytes read per step while hashing a video: big enough that the per-call overhead vanishes,
+#: small enough that memory stays flat for any file size.
+_CHUNK = 1 << 20
+#: Content digests already computed in this process, by what identifies a file's state on its
+#: file system (device, inode, size, mtime, ctime). A run hashes each video once although
+#: several steps ask for its key; the key itself never contains any of these.
+_DIGESTS: dict[tuple[int, ...], str] = {}
+_DIGESTS_MAX = 1 << 17
+
+
+def content_digest(path: str | Path) -> str:
+    """SHA-256 (hex) of the file's bytes, read in 1 MiB chunks. OSError when unreadable."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def video_key(path: str | Path) -> str:
-    """Hash of the absolute path, size and mtime: a changed file gets a new key."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    return stable_hash({"path": str(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}, 32)
+    """Hash of the video's size and the SHA-256 of its bytes: the same bytes anywhere (another
+    folder, machine or mount point) give the same key, and any change to them gives a new one.
+    Raises OSError when the file cannot be read."""
+    stat = os.stat(path)
+    state = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+    digest = _DIGESTS.get(state)
+    if digest is None:
+        digest = content_digest(path)
+        if len(_DIGESTS) >= _DIGESTS_MAX:
+            _DIGESTS.clear()
+        _DIGESTS[state] = digest
+    return stable_hash({"size": stat.st_size, "sha256": digest}, 32)
 
 
 def _checksum(arrays: dict[str, np.ndarray]) -> str:
