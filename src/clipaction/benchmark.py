@@ -20,6 +20,7 @@ import numpy as np
 
 from clipaction.config import (
     DatasetConfig,
+    EngineConfig,
     ModelConfig,
     NameStyle,
     PromptConfig,
@@ -124,6 +125,7 @@ class BenchmarkConfig:
     cache_dir: str | None = None
     workers: int = 2
     out: str = "runs/benchmark"
+    engine: EngineConfig = field(default_factory=EngineConfig)  # where extraction runs
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "datasets", tuple(self.datasets))
@@ -152,6 +154,7 @@ class BenchmarkConfig:
             prompts=PromptConfig(templates=self.templates, name_style=dataset.name_style),
             cache_dir=self.cache_dir,
             workers=self.workers,
+            engine=self.engine,
         )
 
 

@@ -18,6 +18,7 @@ Subset = Literal["train", "test", "all"]
 Device = Literal["auto", "cpu", "cuda"]
 NameStyle = Literal["raw", "spaced"]
 Precision = Literal["fp32", "int8", "fp16"]
+EngineName = Literal["local", "ray"]
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
 DEFAULT_NUM_CLASSES = 15
@@ -153,6 +154,7 @@ class ZeroShotConfig:
     cache_dir: str | None = None
     workers: int = 2
     strict: bool = False
+    engine: "EngineConfig" = field(default_factory=lambda: EngineConfig())
 
 
 def canonical_json(value: Any) -> str:
@@ -370,3 +372,36 @@ class StudyConfig:
     cache_dir: str | None = None
     workers: int = 2
     synthetic: bool = False
+    engine: "EngineConfig" = field(default_factory=lambda: EngineConfig())
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Where extraction runs; it changes no number (every engine writes the same cache entries).
+
+    `local`: in this process, with decoding threads. `ray`: on a Ray cluster
+    (`clipaction.features.engines.ray_engine`; `pip install "clipaction[ray]"`): decoding as
+    CPU tasks, the model in `workers` actors with `gpus_per_worker` GPUs and `cpus_per_worker`
+    CPUs each (torch threads: `threads_per_worker`, by default the CPUs rounded, at least 1).
+    `ray_address` None: $RAY_ADDRESS, else a local Ray instance is started. `workers` None: one
+    actor per `gpus_per_worker` GPUs of the cluster, or without GPUs one per
+    `cpus_per_worker` + 1 CPUs (the one for decoding).
+    """
+
+    name: EngineName = "local"
+    ray_address: str | None = None
+    workers: int | None = None
+    gpus_per_worker: float = 0.0
+    cpus_per_worker: float = 1.0
+    threads_per_worker: int | None = None
+
+    def __post_init__(self) -> None:
+        check_choice("engine.name", self.name, EngineName)
+        if self.workers is not None and (isinstance(self.workers, bool) or self.workers < 1):
+            raise ConfigError(f"must be >= 1; got {self.workers!r}", setting="engine.workers")
+        if not self.gpus_per_worker >= 0:
+            raise ConfigError(f"must be >= 0; got {self.gpus_per_worker!r}", setting="engine.gpus_per_worker")
+        if not self.cpus_per_worker > 0:
+            raise ConfigError(f"must be > 0; got {self.cpus_per_worker!r}", setting="engine.cpus_per_worker")
+        if self.threads_per_worker is not None and self.threads_per_worker < 1:
+            raise ConfigError(f"must be >= 1; got {self.threads_per_worker!r}", setting="engine.threads_per_worker")

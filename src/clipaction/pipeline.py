@@ -18,6 +18,7 @@ from clipaction.data.names import load_label_map, prompt_names
 from clipaction.errors import ConfigError
 from clipaction.evaluate import classification_report_text, compute_metrics
 from clipaction.features.cache import FeatureCache
+from clipaction.features.engines import extract
 from clipaction.features.extract import Extraction, Failure, cache_space, extract_features
 from clipaction.models import Backend, load_backend
 from clipaction.results import (
@@ -95,7 +96,7 @@ def run_zeroshot(
     backend = backend or load_backend(config.model)
     cache = open_cache(config.cache_dir, backend)
     paths = [str(record.path) for record in dataset.records]
-    extraction = extract_features(
+    extraction = extract(
         paths,
         backend,
         config.sampler,
@@ -103,6 +104,7 @@ def run_zeroshot(
         batch_size=config.model.batch_size,
         workers=config.workers,
         progress=progress,
+        engine=config.engine,
     )
     text_features = class_text_features(backend, names, templates, cache)
     scored = score_records(backend, dataset.records, extraction, text_features)

@@ -23,7 +23,40 @@ from clipaction.config import (
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
 
 #: `run` overrides given as text that the config expects as numbers.
-_INT_OVERRIDES = {"dataset.split", "model.batch_size", "workers"}
+_INT_OVERRIDES = {"dataset.split", "model.batch_size", "workers", "engine.workers"}
+_FLOAT_OVERRIDES = {"engine.gpus_per_worker", "engine.cpus_per_worker"}
+
+
+def _number(dest: str, value: str, kind: type) -> int | float:
+    try:
+        return kind(value)
+    except ValueError:
+        raise ConfigError(f"must be a number; got {value!r}", setting=dest) from None
+
+
+def engine_overrides(args: argparse.Namespace) -> dict:
+    """The engine flags given to `run` or `benchmark` (text), as dotted config overrides."""
+    from clipaction.cli.parser import ENGINE_OVERRIDES
+
+    changes: dict = {}
+    for _, dest, _ in ENGINE_OVERRIDES:
+        value = getattr(args, dest, None)
+        if value is not None:
+            kind = int if dest in _INT_OVERRIDES else float if dest in _FLOAT_OVERRIDES else str
+            changes[dest] = value if kind is str else _number(dest, value, kind)
+    return changes
+
+
+def _engine_config(args: argparse.Namespace):
+    from clipaction.config import EngineConfig
+
+    return EngineConfig(
+        name=args.engine,
+        ray_address=args.ray_address,
+        workers=args.ray_workers,
+        gpus_per_worker=args.ray_gpus_per_worker,
+        cpus_per_worker=args.ray_cpus_per_worker,
+    )
 
 
 def _study_config(args: argparse.Namespace):
@@ -37,10 +70,9 @@ def _study_config(args: argparse.Namespace):
         if value is None:
             continue
         if dest in _INT_OVERRIDES:
-            try:
-                value = int(value)
-            except ValueError:
-                raise ConfigError(f"must be a number; got {value!r}", setting=dest) from None
+            value = _number(dest, value, int)
+        elif dest in _FLOAT_OVERRIDES:
+            value = _number(dest, value, float)
         elif dest == "dataset.classes":
             value = [name.strip() for name in value.split(",") if name.strip()]
         elif dest == "dataset.num_classes" and value != "all":
@@ -131,6 +163,11 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, out=args.out)
     if args.models:
         config = dataclasses.replace(config, models=tuple(m.strip() for m in args.models.split(",") if m.strip()))
+    engine = engine_overrides(args)
+    if engine:
+        from clipaction.config_io import merge
+
+        config = merge(config, engine)
     if args.print_config:
         print(benchmark_config_to_toml(config), end="")
         return EXIT_OK
@@ -203,6 +240,7 @@ def _zeroshot_config(args: argparse.Namespace) -> ZeroShotConfig:
         cache_dir=args.cache_dir,
         workers=args.workers,
         strict=args.strict,
+        engine=_engine_config(args),
     )
 
 
@@ -235,16 +273,22 @@ def _cmd_zeroshot(args: argparse.Namespace) -> int:
 
 def _cmd_extract(args: argparse.Namespace) -> int:
     from clipaction.data import load_dataset
-    from clipaction.features.extract import extract_features
+    from clipaction.features.engines import extract
+    from clipaction.features.shard import parse_shard, select_shard
     from clipaction.models import load_backend
     from clipaction.pipeline import open_cache
 
     dataset = load_dataset(_dataset_config(args))
     sampler = _sampler_config(args)
     backend = load_backend(_model_config(args))
+    engine = _engine_config(args)
+    shard = parse_shard(args.shard) if args.shard else None
     cache = open_cache(args.cache_dir, backend)
-    extraction = extract_features(
-        [str(record.path) for record in dataset.records],
+    paths = [str(record.path) for record in dataset.records]
+    if shard is not None:
+        paths = select_shard(paths, shard.index, shard.count)
+    extraction = extract(
+        paths,
         backend,
         sampler,
         cache,
@@ -252,9 +296,11 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         workers=args.workers,
         progress=not args.no_progress,
         keep=False,
+        engine=engine,
     )
+    share = f" (shard {shard}: {len(paths)} of {len(dataset.records)})" if shard is not None else ""
     print(
-        f"{len(dataset.records)} videos: encoded {extraction.n_encoded}, from cache {extraction.n_cached}, "
+        f"{len(dataset.records)} videos{share}: encoded {extraction.n_encoded}, from cache {extraction.n_cached}, "
         f"failed {len(extraction.failures)}, missing {len(dataset.missing)}; cache: {cache.dir}"
     )
     return _failures_exit(extraction.failures or dataset.missing)

@@ -52,6 +52,12 @@ SETTING_FLAGS = {
     "strict": "--strict",
     "labels": "--labels",
     "run_dir": "RUN_DIR",
+    "engine.name": "--engine",
+    "engine.ray_address": "--ray-address",
+    "engine.workers": "--ray-workers",
+    "engine.gpus_per_worker": "--ray-gpus-per-worker",
+    "engine.cpus_per_worker": "--ray-cpus-per-worker",
+    "shard": "--shard",
 }
 
 
@@ -80,7 +86,14 @@ RUN_OVERRIDES = [
     ("--cache-dir", "cache_dir", "embedding cache"),
     ("--workers", "workers", "decoding threads"),
     ("--out", "out", "output directory"),
+    ("--engine", "engine.name", "local or ray: where extraction runs"),
+    ("--ray-address", "engine.ray_address", "Ray cluster address (else $RAY_ADDRESS, else a local instance)"),
+    ("--ray-workers", "engine.workers", "model actors; unset: one per GPU asked for, else one per cpus-per-worker + 1 CPUs"),
+    ("--ray-gpus-per-worker", "engine.gpus_per_worker", "GPUs per model actor"),
+    ("--ray-cpus-per-worker", "engine.cpus_per_worker", "CPUs per model actor (also its torch threads)"),
 ]
+#: Flags that set the extraction engine (`EngineConfig`), for the commands with a config file.
+ENGINE_OVERRIDES = [item for item in RUN_OVERRIDES if item[1].startswith("engine.")]
 _RUN_FLAGS = {flag for flag, _, _ in RUN_OVERRIDES} | {"RUN_DIR", "--out"}
 SKIP_KEYS = {
     "temporal": "temporal",
@@ -165,6 +178,31 @@ def _add_prompt_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--label-map", help="CSV (label,text) or JSON {label: text} overriding class texts")
 
 
+def _add_engine_args(parser: argparse.ArgumentParser, shard: bool = False) -> None:
+    from clipaction.config import EngineName
+
+    engine = _ZEROSHOT.engine
+    group = parser.add_argument_group("engine (where extraction runs; every engine writes the same cache)")
+    group.add_argument(
+        "--engine",
+        default=engine.name,
+        choices=get_args(EngineName),
+        help="ray: decoding as Ray tasks and the model in Ray actors, on a cluster (pip install -e \".[ray]\"); "
+        "the cache folder must be on storage every node sees",
+    )
+    group.add_argument("--ray-address", default=engine.ray_address, help="the cluster to join (default $RAY_ADDRESS, else a local Ray instance)")
+    group.add_argument("--ray-workers", type=int, default=engine.workers, help="model actors; unset: one per GPU asked for, else one per cpus-per-worker + 1 CPUs")
+    group.add_argument("--ray-gpus-per-worker", type=float, default=engine.gpus_per_worker, help="GPUs per model actor")
+    group.add_argument("--ray-cpus-per-worker", type=float, default=engine.cpus_per_worker, help="CPUs per model actor (also its torch threads)")
+    if shard:
+        group.add_argument(
+            "--shard",
+            metavar="I/N",
+            help="only the I-th of N shares of the videos, chosen by content, e.g. 2/8 in a SLURM array; "
+            "N shards into one cache folder give the cache one run gives",
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clipaction",
@@ -186,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampler_args(zeroshot)
     _add_model_args(zeroshot)
     _add_prompt_args(zeroshot)
+    _add_engine_args(zeroshot)
     zeroshot.add_argument("--out", required=True, help="output directory")
     zeroshot.add_argument("--strict", action="store_true", help="exit 2 before writing results if any video failed or decoded only partly")
 
@@ -199,6 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_dataset_args(extract)
     _add_sampler_args(extract)
     _add_model_args(extract)
+    _add_engine_args(extract, shard=True)
 
     predict = commands.add_parser(
         "predict",
@@ -299,6 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated hub ids or folders to compare on the same splits, frames and prompts "
         "(replaces the config's models; each may be of any family)",
     )
+    benchmark_engine = benchmark.add_argument_group("engine (each replaces the config's)")
+    for flag, dest, help_text in ENGINE_OVERRIDES:
+        benchmark_engine.add_argument(flag, dest=dest, default=None, metavar=flag.lstrip("-").replace("-", "_").upper(), help=help_text)
     benchmark.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     bench = commands.add_parser(

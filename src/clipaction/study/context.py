@@ -12,7 +12,8 @@ import torch
 from clipaction.config import SamplerConfig, StudyConfig
 from clipaction.data import VideoDataset, VideoRecord
 from clipaction.features.cache import FeatureCache
-from clipaction.features.extract import Extraction, extract_features
+from clipaction.features.engines import LOCAL, extract
+from clipaction.features.extract import Extraction
 from clipaction.models import Backend
 from clipaction.pipeline import Scored, open_cache, score_records
 from clipaction.results import write_predictions_csv
@@ -43,7 +44,7 @@ class Context:
     def extract(self, records: Sequence[VideoRecord], sampler: SamplerConfig, backend: Backend | None = None,
                 cached: bool = True) -> Extraction:
         backend = backend or self.backend
-        extraction = extract_features(
+        extraction = extract(
             [str(r.path) for r in records],
             backend,
             sampler,
@@ -51,6 +52,8 @@ class Context:
             batch_size=self.config.model.batch_size,
             workers=self.config.workers,
             progress=self.progress,
+            # the ray engine rebuilds the study's model on its workers, not a fine-tuned one
+            engine=self.config.engine if backend is self.backend and cached else LOCAL,
         )
         for failure in extraction.failures:
             self.failures.setdefault(failure.path, failure.error)

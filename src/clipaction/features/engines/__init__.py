@@ -1,0 +1,121 @@
+"""Engines: where extraction runs. Both write the same cache entries, keyed by content.
+
+- `local` (the default): `clipaction.features.extract.extract_features` in this process, with
+  decoding threads.
+- `ray`: the same steps on a Ray cluster (`ray_engine`, imported only when asked for): the
+  driver lists the videos and drops those already cached, decoding runs as CPU tasks, the
+  model in a pool of actors that write the shared cache. Then the local path reads the cache,
+  so what callers get is computed by the same code whichever engine filled it.
+
+`extract` is what callers use: `extract_features`'s arguments plus the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from clipaction.config import EngineConfig, ModelConfig, SamplerConfig
+from clipaction.errors import ConfigError
+from clipaction.features.cache import FeatureCache
+from clipaction.features.extract import Extraction, extract_features, select_frames, stored_declared, stored_meta
+from clipaction.models.base import Backend
+from clipaction.video.decode import partial_warnings
+from clipaction.video.sampling import sample_indices
+
+LOCAL = EngineConfig()
+
+
+def extract(
+    paths: Sequence[str | Path],
+    backend: Backend,
+    sampler: SamplerConfig,
+    cache: FeatureCache | None,
+    *,
+    engine: EngineConfig = LOCAL,
+    model: ModelConfig | None = None,
+    batch_size: int = 32,
+    workers: int = 2,
+    progress: bool = True,
+    keep: bool = True,
+) -> Extraction:
+    """`extract_features` run by `engine`. The ray engine rebuilds the backend on its workers
+    from `model` (default: the config `backend` was built from), fills `cache` (required, and
+    shared by every node), then, with `keep`, the local path reads the features back; without
+    `keep` (filling the cache only) the engine's own account is returned. Counts say what the
+    engine encoded; failures and warnings are those of the videos as the local path finds them."""
+    if engine.name == "local":
+        return extract_features(
+            paths, backend, sampler, cache, batch_size=batch_size, workers=workers, progress=progress, keep=keep
+        )
+    if cache is None:
+        raise ConfigError("the ray engine writes its features to the cache; give a cache folder", setting="engine.name")
+    model = model or getattr(backend, "config", None)
+    if not isinstance(model, ModelConfig):
+        raise ConfigError("the ray engine rebuilds the model on its workers and needs its ModelConfig", setting="engine.name")
+    from clipaction.features.engines.ray_engine import fill_cache
+
+    filled = fill_cache(
+        [str(p) for p in paths], backend, model, sampler, cache,
+        engine=engine, batch_size=batch_size, workers=workers, progress=progress,
+    )  # fmt: skip
+    if not keep:
+        return filled
+    failed = {failure.path for failure in filled.failures}
+    read = extract_features(
+        [p for p in paths if str(p) not in failed], backend, sampler, cache,
+        batch_size=batch_size, workers=workers, progress=progress, keep=True,
+    )  # fmt: skip
+    order = {str(p): i for i, p in enumerate(paths)}
+    read.failures = sorted(filled.failures + read.failures, key=lambda f: order.get(f.path, len(order)))
+    # The read found in the cache what the engine had just written: count that as encoded.
+    read.n_cached -= min(read.n_cached, filled.n_encoded)
+    read.n_encoded += filled.n_encoded
+    read.n_frames_encoded += filled.n_frames_encoded
+    return read
+
+
+@dataclass
+class Lookup:
+    """What the cache holds for one video under a sampler: `hit` (every sampled frame, or the
+    clip, is there; `warnings` then are the video's partial-decoding warnings), else `have`,
+    the frame indices already encoded (frame models only)."""
+
+    hit: bool
+    have: list[int] = field(default_factory=list)
+    warnings: tuple[str, ...] = ()
+
+
+def lookup(cache: FeatureCache, key: str, sampler: SamplerConfig, backend: Backend) -> Lookup:
+    """The check `extract_features` (and `extract_clips`) make before decoding a video."""
+    entry = cache.load(key)
+    meta = stored_meta(entry) if entry is not None else None
+    if backend.kind == "clip":
+        from clipaction.features.clips import clip_key, clip_length
+
+        if meta is None:
+            return Lookup(False)
+        indices = sample_indices(meta, sampler)
+        clip = cache.load(clip_key(key, indices, clip_length(backend, sampler)))
+        if clip is None or [int(i) for i in clip.indices] != [int(i) for i in indices]:
+            return Lookup(False)
+        return Lookup(True, warnings=tuple(partial_warnings(meta, sampler, indices, stored_declared(entry))))
+    if meta is not None and "declared_duration" in entry.info:
+        indices = sample_indices(meta, sampler)
+        if select_frames(entry, indices) is not None:
+            return Lookup(True, warnings=tuple(partial_warnings(meta, sampler, indices, stored_declared(entry))))
+    return Lookup(False, have=[int(i) for i in entry.indices] if entry is not None else [])
+
+
+def complete(cache: FeatureCache, key: str, indices: Sequence[int], backend: Backend, clip_frames: int = 0) -> bool:
+    """Whether the cache now holds every sampled frame (or the clip) of this video, as a hit
+    needs: a retried batch or another shard wrote it since the driver looked, and it is not
+    written again."""
+    if backend.kind == "clip":
+        from clipaction.features.clips import clip_key
+
+        clip = cache.load(clip_key(key, indices, clip_frames))
+        return clip is not None and [int(i) for i in clip.indices] == [int(i) for i in indices]
+    entry = cache.load(key)
+    return entry is not None and "declared_duration" in entry.info and select_frames(entry, indices) is not None

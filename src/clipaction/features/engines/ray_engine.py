@@ -1,0 +1,413 @@
+"""The `ray` engine: extraction as a Ray Data pipeline that fills the shared cache.
+
+1. The driver hashes the videos (content keys, in threads) and drops those already cached
+   (the same check as the local path: `engines.lookup`); one row per distinct content.
+2. Decoding + preprocessing: `map_batches` over a function, as Ray tasks on CPUs, streaming
+   (a video's pixels exist only between its decoding task and the actor that encodes it).
+   Ray Data's `read_videos` is not used: it decodes every frame into rows, and clipaction needs
+   a few exact frames per video from its own decoder.
+3. The model: `map_batches` over a callable class, a pool of `workers` actors (each with
+   `gpus_per_worker` GPUs when asked), the weights loaded once per actor. Each actor writes
+   its videos' entries into the shared cache with the cache's atomic writes (temp file +
+   rename), after checking the entry is not already complete, and returns one row per video:
+   encoded, cached or failed (with its one-line reason).
+4. A lost actor is restarted and its batch retried (`max_restarts`, `max_task_retries`);
+   videos of that batch already written are found complete and not written again, and a
+   half-written entry never exists (rename), so nothing is written twice or half.
+
+The cache must be on storage every node sees at the same path (NFS, Lustre, a cloud file
+system); features never travel back to the driver. Ray's own object transport carries rows
+between tasks; nothing is pickled to disk. Only this module imports ray.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Sequence
+
+import numpy as np
+
+from clipaction.config import EngineConfig, ModelConfig, SamplerConfig, stable_hash
+from clipaction.errors import ConfigError
+from clipaction.features.cache import CachedVideo, FeatureCache, video_key
+from clipaction.features.engines import complete, lookup
+from clipaction.features.extract import Extraction, Failure, VideoWarning, merge_frames
+from clipaction.models.base import Backend
+
+log = logging.getLogger(__name__)
+
+#: Restarts of a lost actor and retries of its batch, and retries of a lost decoding task.
+RETRIES = 3
+
+
+@dataclass(frozen=True)
+class FaultHooks:
+    """For the fault tests only. `crash_once_on`: a video's file name; the actor that is about
+    to store it calls os._exit(1) the first time (a marker file in `marker_dir` remembers
+    that). `write_log`: a file getting one line per entry written (its key). `delay_s`: a pause
+    per video in the actor, so a test can kill the driver mid-run."""
+
+    crash_once_on: str | None = None
+    marker_dir: str | None = None
+    write_log: str | None = None
+    delay_s: float = 0.0
+
+
+def connect(engine: EngineConfig) -> float:
+    """Join the Ray cluster at `engine.ray_address` (else $RAY_ADDRESS, else start a local
+    instance), unless this process already has; returns the seconds it took."""
+    import ray
+
+    if ray.is_initialized():
+        return 0.0
+    start = time.perf_counter()
+    address = engine.ray_address or os.environ.get("RAY_ADDRESS") or None
+    try:
+        if address:
+            ray.init(address=address, logging_level=logging.WARNING)
+        else:
+            ray.init(include_dashboard=False, logging_level=logging.WARNING)
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        raise ConfigError(f"cannot reach the Ray cluster at {address}: {error}", setting="engine.ray_address") from None
+    return time.perf_counter() - start
+
+
+def actor_count(engine: EngineConfig, resources: dict[str, float]) -> int:
+    """`engine.workers`, or as many actors as the cluster's GPUs (or CPUs, one per actor's
+    CPUs plus one for decoding) allow; a ConfigError when it has fewer GPUs than one needs."""
+    gpus = resources.get("GPU", 0.0)
+    if engine.gpus_per_worker > 0 and gpus < engine.gpus_per_worker:
+        raise ConfigError(
+            f"asks {engine.gpus_per_worker:g} GPU(s) per worker but the cluster has {gpus:g}",
+            setting="engine.gpus_per_worker",
+        )
+    if engine.workers is not None:
+        return engine.workers
+    if engine.gpus_per_worker > 0:
+        return max(1, int(gpus // engine.gpus_per_worker))
+    return max(1, int(resources.get("CPU", 1.0) // (engine.cpus_per_worker + 1)))
+
+
+def fill_cache(
+    paths: Sequence[str],
+    backend: Backend,
+    model: ModelConfig,
+    sampler: SamplerConfig,
+    cache: FeatureCache,
+    *,
+    engine: EngineConfig,
+    batch_size: int = 32,
+    workers: int = 2,
+    progress: bool = True,
+    hooks: FaultHooks | None = None,
+) -> Extraction:
+    """Encode into `cache` every video of `paths` it lacks, on the Ray cluster. The returned
+    Extraction holds no features: counts, failures and warnings (in the order of `paths`)."""
+    import ray
+
+    from clipaction.models import load_backend
+
+    if load_backend(model).fingerprint != backend.fingerprint:
+        raise ConfigError(
+            "the ray engine rebuilds the model from its settings on every worker, and they do not "
+            "describe this backend (e.g. a fine-tuned image tower): use the local engine",
+            setting="engine.name",
+        )
+    frames = 0
+    if backend.kind == "clip":
+        from clipaction.features.clips import clip_length
+
+        frames = clip_length(backend, sampler)  # a wrong frame count fails here, not per video
+    result = Extraction()
+    rows, duplicates = _plan(paths, backend, sampler, cache, workers, result)
+    if not rows:
+        return _ordered(result, paths)
+    connect(engine)
+    from ray.data import DataContext
+
+    context = DataContext.get_current()
+    context.enable_progress_bars = progress
+    videos_per_batch = max(1, math.ceil(batch_size / max(1, sampler.frames_per_video)))
+    dataset = ray.data.from_items(rows, override_num_blocks=max(1, math.ceil(len(rows) / videos_per_batch)))
+    with warnings.catch_warnings():
+        # Ray 2.5x deprecates passing retries as keyword arguments without naming a
+        # replacement; explicit, bounded retries matter more here than the warning.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        encoded = _pipeline(dataset, model, sampler, cache, engine, batch_size, videos_per_batch, frames, hooks,
+                            actor_count(engine, ray.cluster_resources()))  # fmt: skip
+    for row in encoded.iter_rows():
+        _account(result, row, duplicates.get(row["key"], []))
+    return _ordered(result, paths)
+
+
+def _pipeline(dataset: Any, model: ModelConfig, sampler: SamplerConfig, cache: FeatureCache, engine: EngineConfig,
+              batch_size: int, videos_per_batch: int, frames: int, hooks: FaultHooks | None, n_actors: int) -> Any:
+    """decode (tasks) -> encode and store (actors), as a lazy Ray dataset of result rows."""
+    from ray.data import ActorPoolStrategy
+
+    threads = engine.threads_per_worker or max(1, round(engine.cpus_per_worker))
+    decoded = dataset.map_batches(
+        _decode_rows,
+        fn_kwargs={"model": model, "sampler": sampler},
+        batch_size=1,
+        batch_format="pandas",
+        num_cpus=1,
+        max_retries=RETRIES,
+    )
+    encoded = decoded.map_batches(
+        _Encoder,
+        fn_constructor_kwargs={
+            "model": _worker_model(model, engine),
+            "sampler": sampler,
+            "cache_root": str(cache.root),
+            "space": cache.space,
+            "batch_size": batch_size,
+            "threads": threads,
+            "clip_frames": frames,
+            "hooks": asdict(hooks or FaultHooks()),
+        },
+        batch_size=videos_per_batch,
+        batch_format="pandas",
+        compute=ActorPoolStrategy(size=n_actors),
+        num_cpus=engine.cpus_per_worker,
+        num_gpus=engine.gpus_per_worker or None,
+        max_restarts=RETRIES,
+        max_task_retries=RETRIES,
+    )
+    return encoded
+
+
+def _worker_model(model: ModelConfig, engine: EngineConfig) -> ModelConfig:
+    # Without GPUs asked for, an actor must not take one it was not given.
+    return replace(model, device="cpu") if engine.gpus_per_worker == 0 and model.device == "auto" else model
+
+
+def _plan(
+    paths: Sequence[str], backend: Backend, sampler: SamplerConfig, cache: FeatureCache, workers: int, result: Extraction
+) -> tuple[list[dict[str, str]], dict[str, list[str]]]:
+    """The rows to encode (one per distinct content) and the other paths with the same content;
+    cached videos are counted (with their warnings) and unreadable ones failed in `result`."""
+
+    def key_of(path: str) -> str | OSError:
+        try:
+            return video_key(path)
+        except OSError as error:
+            return error
+
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="hash") as pool:
+        keys = list(pool.map(key_of, paths))
+    rows: list[dict[str, str]] = []
+    duplicates: dict[str, list[str]] = {}
+    for path, key in zip(paths, keys):
+        if isinstance(key, OSError):
+            result.failures.append(Failure(path, f"cannot read file: {key.strerror or key}"))
+            continue
+        if key in duplicates:
+            duplicates[key].append(path)
+            continue
+        found = lookup(cache, key, sampler, backend)
+        if found.hit:
+            result.n_cached += 1
+            result.warnings += [VideoWarning(path, warning) for warning in found.warnings]
+            continue
+        duplicates[key] = []
+        rows.append({"path": path, "key": key, "have": json.dumps(found.have)})
+    return rows, duplicates
+
+
+def _account(result: Extraction, row: dict[str, Any], same: list[str]) -> None:
+    status, path = row["status"], row["path"]
+    for one in [path, *same]:
+        if status == "failed":
+            result.failures.append(Failure(one, row["error"]))
+            continue
+        result.warnings += [VideoWarning(one, warning) for warning in json.loads(row["warnings"])]
+        if status == "encoded" and one == path:
+            result.n_encoded += 1
+            result.n_frames_encoded += int(row["frames"])
+        else:
+            result.n_cached += 1
+
+
+def _ordered(result: Extraction, paths: Sequence[str]) -> Extraction:
+    order = {path: i for i, path in enumerate(paths)}
+    result.failures.sort(key=lambda f: order.get(f.path, len(order)))
+    result.warnings.sort(key=lambda w: order.get(w.path, len(order)))
+    return result
+
+
+# --- on the workers ---------------------------------------------------------------------------
+
+#: Backends built in this worker process, by their ModelConfig: decoding tasks reuse the
+#: process, and building one reads the model's config files.
+_BACKENDS: dict[str, Backend] = {}
+
+
+def _backend(model: ModelConfig) -> Backend:
+    from clipaction.models import load_backend
+
+    name = stable_hash(model)
+    if name not in _BACKENDS:
+        _BACKENDS[name] = load_backend(model)
+    return _BACKENDS[name]
+
+
+def _decode_rows(batch: Any, model: ModelConfig, sampler: SamplerConfig) -> Any:
+    """A Ray task: decode and preprocess the rows' videos (only frames not yet cached). A video
+    that cannot be decoded becomes a row with its reason, never an exception."""
+    import pandas as pd
+
+    from clipaction.features.extract import _decode, _one_line
+    from clipaction.video.decode import VideoDecodeError
+
+    backend = _backend(replace(model, device="cpu"))  # preprocessing only: never the weights
+    out = []
+    for path, key, have in zip(batch["path"], batch["key"], batch["have"]):
+        row = {"path": path, "key": key, "error": "", "indices": "[]", "new_indices": "[]", "info": "{}",
+               "warnings": "[]", "pixels": b"", "shape": "[0]"}  # fmt: skip
+        try:
+            indices, new_indices, info, pixels, warnings = _decode(path, sampler, backend, frozenset(json.loads(have)))
+        except (VideoDecodeError, OSError, ValueError, RuntimeError) as error:
+            row["error"] = _one_line(error)
+        else:
+            array = np.ascontiguousarray(pixels.numpy(), dtype=np.float32)
+            row.update(indices=json.dumps(indices.tolist()), new_indices=json.dumps(new_indices.tolist()),
+                       info=json.dumps(info), warnings=json.dumps(list(warnings)), pixels=array.tobytes(),
+                       shape=json.dumps(list(array.shape)))  # fmt: skip
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+class _Encoder:
+    """A Ray actor: the model, loaded once, encoding batches of decoded videos into the cache."""
+
+    def __init__(self, model: ModelConfig, sampler: SamplerConfig, cache_root: str, space: dict, batch_size: int,
+                 threads: int, clip_frames: int, hooks: dict) -> None:  # fmt: skip
+        import torch
+
+        torch.set_num_threads(threads)
+        self.backend = _backend(model)
+        self.sampler = sampler
+        self.cache = FeatureCache(cache_root, space)
+        self.batch_size = batch_size
+        self.clip_frames = clip_frames
+        self.hooks = FaultHooks(**hooks)
+        # Another model on this node (other files at the same path) would mix features into
+        # the space of the driver's: refuse every video instead.
+        self.mismatch = "" if space.get("model") == self.backend.fingerprint else (
+            f"this worker's model at {model.name_or_path} differs from the driver's; put the model "
+            "folder on shared storage or use a hub id"
+        )
+
+    def __call__(self, batch: Any) -> Any:
+        import pandas as pd
+        import torch
+
+        rows, todo = [], []
+        for record in batch.to_dict("records"):
+            row = {"path": record["path"], "key": record["key"], "status": "failed", "error": record["error"],
+                   "warnings": record["warnings"], "frames": 0}  # fmt: skip
+            rows.append(row)
+            if row["error"] or self.mismatch:
+                row["error"] = row["error"] or self.mismatch
+                continue
+            indices = np.asarray(json.loads(record["indices"]), dtype=np.int64)
+            if complete(self.cache, record["key"], indices, self.backend, self.clip_frames):
+                row["status"] = "cached"  # a retried batch, or another shard, wrote it already
+                continue
+            shape = json.loads(record["shape"])
+            pixels = torch.from_numpy(np.frombuffer(record["pixels"], dtype=np.float32).reshape(shape).copy())
+            todo.append((row, record, indices, pixels))
+        try:
+            features = self._encode([self._model_input(record, indices, pixels) for _, record, indices, pixels in todo])
+        except Exception as error:  # the batch's videos fail, the job goes on
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            for row, *_ in todo:
+                row["error"] = f"encoding failed: {reason}"
+            return pd.DataFrame(rows)
+        for (row, record, indices, pixels), (pooled, embeds) in zip(todo, features):
+            self._hooks_before_store(row["path"])
+            try:
+                row["status"] = self._store(record, indices, pooled, embeds)
+                row["frames"] = int(len(pooled) * (self.clip_frames or 1))
+            except Exception as error:
+                row["error"] = f"cannot store its features: {str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}"
+        return pd.DataFrame(rows)
+
+    def _model_input(self, record: dict, indices: np.ndarray, pixels: Any) -> Any:
+        if not self.clip_frames:
+            return pixels
+        # the decoder preprocessed each distinct frame once; clips repeat them as sampled
+        position = {int(index): row for row, index in enumerate(json.loads(record["new_indices"]))}
+        clips = pixels[[position[int(i)] for i in indices]]
+        return clips.reshape(len(indices) // self.clip_frames, self.clip_frames, *clips.shape[1:])
+
+    def _encode(self, inputs: list[Any]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each video's (pooled, embeds) rows, the model run on about `batch_size` frames at a
+        time across videos."""
+        import torch
+
+        per_item = self.clip_frames or 1
+        step = max(1, self.batch_size // per_item)
+        flat = [x for x in inputs if len(x)]
+        if not flat:
+            return [(np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)) for _ in inputs]
+        stacked = torch.cat(flat)
+        pooled, embeds = [], []
+        for start in range(0, len(stacked), step):
+            out = self.backend.encode_pixels(stacked[start : start + step])
+            pooled.append(out.pooled.float().numpy())
+            embeds.append(out.embeds.float().numpy())
+        pooled_all, embeds_all = np.concatenate(pooled), np.concatenate(embeds)
+        results, start = [], 0
+        for x in inputs:
+            stop = start + len(x)
+            results.append((pooled_all[start:stop], embeds_all[start:stop]))
+            start = stop
+        return results
+
+    def _store(self, record: dict, indices: np.ndarray, pooled: np.ndarray, embeds: np.ndarray) -> str:
+        info = json.loads(record["info"])
+        key = record["key"]
+        if self.clip_frames:
+            from clipaction.features.clips import _meta_entry, clip_key
+
+            old = self.cache.load(key)
+            if old is None or {k: v for k, v in old.info.items() if k != "sha256"} != info:
+                self._write(key, _meta_entry(info))
+            entry = CachedVideo(indices, pooled, embeds, {**info, "clip_frames": str(self.clip_frames)})
+            self._write(clip_key(key, indices, self.clip_frames), entry)
+            return "encoded"
+        new_indices = np.asarray(json.loads(record["new_indices"]), dtype=np.int64)
+        old = self.cache.load(key)  # now, not when the driver looked: another writer may have added frames
+        if len(new_indices):
+            self._write(key, merge_frames(old, CachedVideo(new_indices, pooled, embeds, info)))
+            return "encoded"
+        if old is None:
+            raise RuntimeError("nothing decoded and nothing cached")
+        if {k: v for k, v in old.info.items() if k != "sha256"} != info:  # every frame cached; new metadata
+            self._write(key, replace(old, info=info))
+        return "cached"
+
+    def _write(self, key: str, entry: CachedVideo) -> None:
+        self.cache.store(key, entry)
+        if self.hooks.write_log:
+            with open(self.hooks.write_log, "a", encoding="utf-8") as log_file:
+                log_file.write(key + "\n")
+
+    def _hooks_before_store(self, path: str) -> None:
+        hooks = self.hooks
+        if hooks.delay_s:
+            time.sleep(hooks.delay_s)
+        if hooks.crash_once_on and os.path.basename(path) == hooks.crash_once_on and hooks.marker_dir:
+            marker = os.path.join(hooks.marker_dir, "crashed-" + hooks.crash_once_on)
+            if not os.path.exists(marker):
+                open(marker, "w").close()
+                os._exit(1)  # the actor dies as a lost node's would: no cleanup, no exception

@@ -1,0 +1,93 @@
+"""--shard I/N: a deterministic share of the videos by content; N shards fill one cache exactly
+as one run does, and a later zeroshot encodes nothing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+from clipaction.cli import main
+from clipaction.data.synthetic import SyntheticVideo, make_folder_dataset
+from clipaction.errors import ConfigError
+from clipaction.features.cache import video_key
+from clipaction.features.shard import Shard, parse_shard, select_shard, shard_of
+
+
+def test_parse_shard():
+    assert parse_shard("2/8") == Shard(2, 8) and str(parse_shard(" 1 / 1 ")) == "1/1"
+    for bad in ("0/2", "3/2", "1/0", "1", "a/b", "-1/2", ""):
+        with pytest.raises(ConfigError) as error:
+            parse_shard(bad)
+        assert error.value.setting == "shard"
+
+
+def test_shard_of_is_deterministic_in_range_and_balanced():
+    keys = [f"{i:032x}" for i in range(4000)]
+    shards = [shard_of(key, 4) for key in keys]
+    assert shards == [shard_of(key, 4) for key in keys]
+    counts = np.bincount(shards, minlength=5)[1:]
+    assert counts.min() > 800 and counts.max() < 1200  # 1000 each, +-6 sigma
+    assert all(shard_of(key, 1) == 1 for key in keys[:50])
+
+
+def test_shards_partition_the_videos_by_content(tmp_path):
+    files = []
+    for i in range(12):
+        path = tmp_path / f"v{i}.bin"
+        path.write_bytes(bytes([i]) * (100 + i))
+        files.append(path)
+    twin = tmp_path / "elsewhere" / "twin.bin"  # same bytes as v3: same shard, whatever its name
+    twin.parent.mkdir()
+    shutil.copy(files[3], twin)
+    missing = tmp_path / "missing.bin"
+    paths = [*files, twin, missing]
+    shares = [select_shard(paths, i, 3) for i in (1, 2, 3)]
+    assert sorted(map(str, sum(shares, []))) == sorted(map(str, paths))  # each path exactly once
+    for share in shares:
+        assert share == [p for p in paths if p in share]  # in the given order
+    assert [files[3] in share for share in shares] == [twin in share for share in shares]
+    assert all(shard_of(video_key(p), 3) == i for i, share in zip((1, 2, 3), shares) for p in share if p != missing)
+    assert select_shard(paths, 1, 1) == paths
+
+
+def _entries(cache: Path) -> dict[str, dict[str, np.ndarray]]:
+    return {
+        path.name: load_file(str(path))
+        for path in sorted(cache.rglob("*.safetensors"))
+        if path.parent.name != "texts"
+    }
+
+
+def test_n_shards_fill_the_cache_one_run_fills(tiny_model_dir, tmp_path, capsys):
+    root = make_folder_dataset(tmp_path / "videos", ["a", "b", "c"], videos_per_label=3, spec=SyntheticVideo(num_frames=16))
+    common = ["--dataset", "folder", "--data-root", str(root), "--model", str(tiny_model_dir), "--device", "cpu",
+              "--no-progress", "--sampler", "uniform", "--frames", "3"]  # fmt: skip
+    assert main(["extract", *common, "--cache-dir", str(tmp_path / "whole")]) == 0
+    capsys.readouterr()
+    printed = []
+    for shard in ("1/2", "2/2"):
+        assert main(["extract", *common, "--cache-dir", str(tmp_path / "shared"), "--shard", shard]) == 0
+        printed.append(capsys.readouterr().out)
+    encoded = [int(text.split("encoded ")[1].split(",")[0]) for text in printed]
+    assert sum(encoded) == 9 and all(n > 0 for n in encoded), printed  # each did a real share
+    whole, shared = _entries(tmp_path / "whole"), _entries(tmp_path / "shared")
+    assert sorted(whole) == sorted(shared) and len(whole) == 9
+    for name, arrays in whole.items():
+        for array in ("indices", "pooled", "embeds"):
+            np.testing.assert_allclose(shared[name][array], arrays[array], atol=1e-6)
+    # zeroshot needs every video: it finds them all in the shards' cache
+    out = tmp_path / "out"
+    assert main(["zeroshot", *common, "--cache-dir", str(tmp_path / "shared"), "--out", str(out)]) == 0
+    assert json.loads((out / "results.json").read_text())["cache"] == {"cached": 9, "encoded": 0}
+
+
+def test_a_bad_shard_names_its_flag(tiny_model_dir, tmp_path, capsys):
+    root = make_folder_dataset(tmp_path / "videos", ["a"], videos_per_label=1, spec=SyntheticVideo(num_frames=8))
+    code = main(["extract", "--dataset", "folder", "--data-root", str(root), "--model", str(tiny_model_dir),
+                 "--cache-dir", str(tmp_path / "c"), "--shard", "3/2"])  # fmt: skip
+    assert code == 2 and "--shard" in capsys.readouterr().err
