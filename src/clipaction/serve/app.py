@@ -1,0 +1,279 @@
+"""The Gradio page of `clipaction serve` (the only module that imports Gradio).
+
+Files: everything the page writes (Gradio's uploads, previews, download files) lives in one
+private work folder (`GRADIO_TEMP_DIR` while the server runs), deleted when the server closes.
+An upload is deleted once the session is done with it: when the next video of that session
+is analysed, when the browser session ends, and at the latest when the server closes. It is
+kept until then so that new labels on the same video need no second upload; its frame
+features are in the cache (keyed by content), so that request only encodes the labels.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+from clipaction.data.folder import VIDEO_EXTENSIONS
+from clipaction.errors import ClipactionError, DataError
+from clipaction.serve.analysis import Analysis, Analyzer, score_note
+from clipaction.serve.picker import list_videos, resolve_choice
+from clipaction.serve.presets import list_presets, parse_labels, preset_labels
+from clipaction.serve.settings import ServeConfig
+
+log = logging.getLogger(__name__)
+
+try:
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from the server
+    import gradio as gr
+except ImportError:  # pragma: no cover - depends on the environment
+    raise ClipactionError('the web page needs the ui extra: pip install -e ".[ui]"') from None
+
+#: Seconds a browser session's files are kept after its last request.
+SESSION_TTL_S = 3600
+
+
+class Session:
+    """One browser session's files: its current upload and its request folders."""
+
+    def __init__(self, workdir: Path, uploads: Path) -> None:
+        self.folder = workdir / "sessions" / uuid.uuid4().hex
+        self.uploads = uploads
+        self.upload: Path | None = None
+        self.requests = 0
+
+    def own_upload(self, path: Path) -> None:
+        """Make `path` (a Gradio upload) this session's video, deleting the previous one."""
+        if self.upload is not None and self.upload != path:
+            self._delete_upload()
+        self.upload = path
+
+    def next_request_folder(self) -> Path:
+        self.requests += 1
+        return self.folder / f"request-{self.requests:04d}"
+
+    def _delete_upload(self) -> None:
+        # Only ever a file in Gradio's upload folder: a picked server video is never deleted.
+        if self.upload is not None and _inside(self.upload, self.uploads):
+            self.upload.unlink(missing_ok=True)
+            try:
+                self.upload.parent.rmdir()  # Gradio puts each upload in a folder of its own
+            except OSError:
+                pass
+        self.upload = None
+
+    def close(self) -> None:
+        self._delete_upload()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    real, root = os.path.realpath(path), os.path.realpath(folder)
+    return os.path.commonpath([real, root]) == root
+
+
+def _readable(error: ClipactionError) -> str:
+    return error.message
+
+
+class Page:
+    """The app: a Gradio Blocks over an `Analyzer`, started with `start()`."""
+
+    def __init__(self, config: ServeConfig, analyzer: Analyzer | None = None) -> None:
+        self.config = config
+        self.videos_dir = Path(config.videos_dir).expanduser() if config.videos_dir else None
+        if self.videos_dir is not None and not self.videos_dir.is_dir():
+            raise DataError(f"not a folder: {self.videos_dir}", setting="videos_dir")
+        self.analyzer = analyzer or Analyzer(config)
+        self.workdir = Path(tempfile.mkdtemp(prefix="clipaction-serve-"))
+        self._old_temp = os.environ.get("GRADIO_TEMP_DIR")
+        # Gradio reads its upload/cache folder from here when components and the app are made.
+        os.environ["GRADIO_TEMP_DIR"] = str(self.workdir)
+        self.uploads = self.workdir
+        self._lock = threading.Lock()
+        self.demo = self._build()
+        self.url: str | None = None
+
+    # -- the request ------------------------------------------------------------------------
+
+    def _video(self, upload: str | None, picked: str | None, session: Session) -> tuple[Path, str]:
+        """(path to analyse, the name the user knows it by)."""
+        if upload:
+            path = Path(upload)
+            if not _inside(path, self.uploads):  # never a path the browser made up
+                raise DataError("upload the video again", setting="video")
+            if not path.is_file():
+                raise DataError("the uploaded file is gone (the server removed it); upload it again", setting="video")
+            size = path.stat().st_size
+            if size > self.config.max_upload_bytes:
+                path.unlink(missing_ok=True)
+                raise DataError(
+                    f"{path.name} is {size / 1e6:.1f} MB, over this server's upload limit of "
+                    f"{self.config.max_upload_mb:g} MB (--max-upload-mb)",
+                    setting="video",
+                )
+            if path.suffix.lower() not in VIDEO_EXTENSIONS:
+                raise DataError(
+                    f"{path.name} is not a video file (expected one of {', '.join(sorted(VIDEO_EXTENSIONS))})",
+                    setting="video",
+                )
+            session.own_upload(path)
+            return path, path.name
+        if picked:
+            if self.videos_dir is None:
+                raise DataError("this server has no video folder (--videos)", setting="video")
+            return resolve_choice(self.videos_dir, picked), picked
+        raise DataError("upload a video or pick one from the folder", setting="video")
+
+    def analyse(self, upload, picked, labels_text, session, progress=gr.Progress(track_tqdm=True)):
+        session = session or Session(self.workdir, self.uploads)
+        try:
+            labels = parse_labels(labels_text)
+            video, name = self._video(upload, picked, session)
+            with self._lock:  # one model, one request at a time
+                result = self.analyzer.analyse(
+                    video,
+                    labels,
+                    session.next_request_folder(),
+                    name=name,
+                    progress=lambda fraction, desc: progress(fraction, desc=desc),
+                )
+        except ClipactionError as error:
+            raise gr.Error(_readable(error), print_exception=False) from None
+        return (*self._outputs(result), session)
+
+    def _outputs(self, result: Analysis) -> tuple[Any, ...]:
+        prediction = result.prediction
+        top, prob = result.top
+        confidences = {label: p for label, p in prediction.labels}
+        summary = (
+            f"### Top label: {top} ({prob:.1%})\n"
+            f"{result.name}: {len(prediction.labels)} labels ranked in {result.seconds:.1f} s. "
+            f"Scores: **{prediction.score}**, {score_note(prediction.score, len(prediction.labels))}."
+        )
+        table = [[rank, label, round(p, 6)] for rank, (label, p) in enumerate(prediction.labels, 1)]
+        video = gr.Video(value=str(result.preview), subtitles=str(result.subtitles) if result.subtitles else None)
+        downloads = [
+            gr.DownloadButton(value=str(result.files[kind]), visible=kind in result.files)
+            if kind in result.files
+            else gr.DownloadButton(value=None, visible=False)
+            for kind in ("json", "csv", "vtt")
+        ]
+        timeline = gr.Image(value=str(result.timeline_png), visible=True) if result.timeline_png else gr.Image(visible=False)
+        segments = (
+            gr.Dataframe(value=[list(row.values()) for row in result.segments], headers=list(result.segments[0]), visible=True)
+            if result.segments
+            else gr.Dataframe(visible=False)
+        )
+        return (video, summary, confidences, table, timeline, segments, *downloads)
+
+    # -- the page ---------------------------------------------------------------------------
+
+    def _model_line(self) -> str:
+        m = self.analyzer.describe()
+        return (
+            f"Model `{m['name_or_path']}`: family **{m['family']}**, precision **{m['precision']}**, "
+            f"device {m['device']}, frames: {m['sampler']}, scores: **{m['score']}** "
+            f"({'one softmax over the labels' if m['score'] == 'softmax' else 'an independent sigmoid per label'})."
+        )
+
+    def _build(self) -> "gr.Blocks":
+        # System fonts only: the default theme would make every browser fetch fonts from the web.
+        theme = gr.themes.Default(
+            font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
+        )
+        with gr.Blocks(title="clipaction", analytics_enabled=False, delete_cache=(600, SESSION_TTL_S)) as demo:
+            self._theme = theme
+            gr.Markdown("# clipaction: which action is in this video?")
+            gr.Markdown(self._model_line(), elem_id="model-line")
+            session = gr.State(None, time_to_live=SESSION_TTL_S, delete_callback=lambda s: s and s.close())
+            with gr.Row():
+                with gr.Column(scale=1):
+                    upload = gr.File(
+                        label="Upload a video", file_types=sorted(VIDEO_EXTENSIONS), elem_id="upload"
+                    )
+                    picked = gr.Dropdown(
+                        choices=list_videos(self.videos_dir) if self.videos_dir else [],
+                        value=None,
+                        label=f"...or pick one from {self.videos_dir.name}/" if self.videos_dir else "Server folder",
+                        visible=self.videos_dir is not None,
+                        elem_id="picked",
+                    )
+                    preset = gr.Dropdown(choices=list_presets(), value=None, label="Preset labels", elem_id="preset")
+                    labels = gr.Textbox(
+                        label="Labels (one per line, or comma-separated)",
+                        lines=6,
+                        placeholder="riding a bike\njuggling balls\nplaying the guitar",
+                        elem_id="labels",
+                    )
+                    button = gr.Button("Rank the labels", variant="primary", elem_id="run")
+                with gr.Column(scale=2):
+                    video = gr.Video(label="Video", interactive=False, elem_id="video")
+                    summary = gr.Markdown(elem_id="summary")
+                    ranking = gr.Label(label="Ranking", num_top_classes=10, elem_id="ranking")
+                    table = gr.Dataframe(headers=["rank", "label", "probability"], label="All labels", elem_id="table")
+                    with gr.Row():
+                        json_button = gr.DownloadButton("JSON", visible=False, elem_id="download-json")
+                        csv_button = gr.DownloadButton("CSV", visible=False, elem_id="download-csv")
+                        vtt_button = gr.DownloadButton("Subtitles (VTT)", visible=False, elem_id="download-vtt")
+            timeline = gr.Image(label="Timeline", visible=False, interactive=False, elem_id="timeline")
+            segments = gr.Dataframe(label="Segments", visible=False, elem_id="segments")
+
+            preset.change(lambda name: "\n".join(preset_labels(name)) if name else gr.skip(), preset, labels, api_name=False)
+            button.click(
+                self.analyse,
+                [upload, picked, labels, session],
+                [video, summary, ranking, table, timeline, segments, json_button, csv_button, vtt_button, session],
+                api_name="analyse",
+            )
+        return demo
+
+    # -- the server -------------------------------------------------------------------------
+
+    def start(self, *, block: bool = False, quiet: bool = True) -> str:
+        """Serve the page; returns its URL (when `block`, after the server stops)."""
+        if self.config.public:
+            log.warning(
+                "listening on %s: anyone who can reach port %d can use this page and its model",
+                self.config.host,
+                self.config.port,
+            )
+        _, url, _ = self.demo.launch(
+            server_name=self.config.host,
+            server_port=self.config.port or None,
+            prevent_thread_lock=True,
+            max_file_size=self.config.max_upload_bytes,
+            allowed_paths=[],
+            quiet=quiet,
+            show_error=True,
+            ssr_mode=False,
+            theme=self._theme,
+        )
+        self.url = url
+        if block:
+            try:
+                self.demo.block_thread()
+            finally:
+                self.close()
+        return url
+
+    def close(self) -> None:
+        try:
+            self.demo.close()
+        finally:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            if self._old_temp is None:
+                os.environ.pop("GRADIO_TEMP_DIR", None)
+            else:
+                os.environ["GRADIO_TEMP_DIR"] = self._old_temp
+
+    def __enter__(self) -> "Page":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,47 @@
+"""The settings of `clipaction serve` (no Gradio here: the CLI builds these without it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from clipaction.config import ModelConfig, SamplerConfig
+from clipaction.errors import ConfigError
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """What the page runs on and what it accepts.
+
+    `videos_dir`: a server-side folder whose videos the page offers (None: uploads only);
+    `max_upload_mb`: the largest upload accepted, in MB (10**6 bytes); `templates`: seed, clip
+    or a template file, as for `predict`.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 7860
+    videos_dir: str | None = None
+    max_upload_mb: float = 500.0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    templates: str = "seed"
+    cache_dir: str | None = None
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:  # 0: any free port
+            raise ConfigError(f"must be 0-65535; got {self.port}", setting="port")
+        if not self.max_upload_mb > 0:
+            raise ConfigError(f"must be > 0; got {self.max_upload_mb}", setting="max_upload_mb")
+        if self.workers < 1:
+            raise ConfigError(f"must be >= 1; got {self.workers}", setting="workers")
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1_000_000)
+
+    @property
+    def public(self) -> bool:
+        """Whether the server listens beyond this machine's loopback address."""
+        return self.host not in LOOPBACK_HOSTS and not self.host.startswith("127.")
