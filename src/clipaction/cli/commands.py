@@ -377,6 +377,24 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from clipaction.serve import ServeConfig, start_page
+
+    config = ServeConfig(
+        host=args.host,
+        port=args.port,
+        videos_dir=args.videos,
+        max_upload_mb=args.max_upload_mb,
+        model=_model_config(args),
+        sampler=_sampler_config(args),
+        templates=args.prompts,
+        cache_dir=args.cache_dir,
+        workers=args.workers,
+    )
+    start_page(config, block=True, quiet=False)  # Gradio prints the URL; Ctrl-C stops it
+    return EXIT_OK
+
+
 def _failures_exit(failures: Sequence) -> int:
     return EXIT_FAILURES if failures else EXIT_OK
 
@@ -396,4 +414,5 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "benchmark": _cmd_benchmark,
     "bench": _cmd_bench,
     "models": _cmd_models,
+    "serve": _cmd_serve,
 }

@@ -58,6 +58,9 @@ SETTING_FLAGS = {
     "engine.gpus_per_worker": "--ray-gpus-per-worker",
     "engine.cpus_per_worker": "--ray-cpus-per-worker",
     "shard": "--shard",
+    "videos_dir": "--videos",
+    "port": "--port",
+    "max_upload_mb": "--max-upload-mb",
 }
 
 
@@ -374,4 +377,24 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
     )
     models.add_argument("--json", action="store_true", help="print the catalog as JSON")
+
+    from clipaction.serve.settings import ServeConfig
+
+    serve_defaults = ServeConfig()
+    serve = commands.add_parser(
+        "serve",
+        help="a web page: drop a video, type labels, see the ranking",
+        description="Serve a web page (Gradio; needs pip install -e \".[ui]\") where a video, uploaded or "
+        "picked from --videos DIR, and your labels give the ranked labels, the video with its labels "
+        "as subtitles and files to download. The model loads once; frame features are cached, so new "
+        "labels on the same video are fast. Listens on this machine only unless --host says otherwise.",
+        formatter_class=_Formatter,
+    )
+    serve.add_argument("--host", default=serve_defaults.host, help="address to listen on; any other than 127.0.0.1 lets anyone who reaches the port use the page")
+    serve.add_argument("--port", type=int, default=serve_defaults.port, help="port to listen on")
+    serve.add_argument("--videos", metavar="DIR", help="a folder whose videos the page offers (the page cannot leave it)")
+    serve.add_argument("--max-upload-mb", type=float, default=serve_defaults.max_upload_mb, help="largest upload accepted, in MB")
+    serve.add_argument("--prompts", default=serve_defaults.templates, help="seed, clip or a template file")
+    _add_sampler_args(serve)
+    _add_model_args(serve)
     return parser
