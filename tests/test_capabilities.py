@@ -30,7 +30,7 @@ class EmbeddingsOnly:
     features are the unnormalised embeddings (as FrameFeatures documents for such families)."""
 
     family = "embeddings-only"
-    capabilities = frozenset()
+    capabilities = frozenset({Capability.EMBEDDINGS})
 
     def __init__(self, inner) -> None:
         self._inner = inner

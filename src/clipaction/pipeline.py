@@ -18,6 +18,7 @@ from clipaction.data.names import load_label_map, prompt_names
 from clipaction.errors import ConfigError
 from clipaction.evaluate import classification_report_text, compute_metrics
 from clipaction.features.cache import FeatureCache
+from clipaction.features.clips import sampler_for
 from clipaction.features.engines import extract
 from clipaction.features.extract import Extraction, Failure, cache_space, extract_features
 from clipaction.models import Backend, load_backend
@@ -53,6 +54,7 @@ class ZeroShotRun:
     failures: list[Failure]
     extraction: Extraction
     device: str
+    sampler: SamplerConfig  # the sampler used: a clip model's own frame count when it differs
     model: dict[str, Any]  # the backend's description: family, score kind, scale, sizes
 
 
@@ -94,12 +96,13 @@ def run_zeroshot(
     names = prompt_names(dataset.classes, config.prompts.name_style, label_map)
     templates = load_templates(config.prompts.templates)
     backend = backend or load_backend(config.model)
+    sampler = sampler_for(backend, config.sampler)
     cache = open_cache(config.cache_dir, backend)
     paths = [str(record.path) for record in dataset.records]
     extraction = extract(
         paths,
         backend,
-        config.sampler,
+        sampler,
         cache,
         batch_size=config.model.batch_size,
         workers=config.workers,
@@ -122,6 +125,7 @@ def run_zeroshot(
         failures=failures,
         extraction=extraction,
         device=str(backend.device),
+        sampler=sampler,
         model=backend.describe(),
     )
 
@@ -142,7 +146,7 @@ def zeroshot_results(run: ZeroShotRun) -> dict[str, Any]:
             "root": config.dataset.root,
         },
         "model": {**dataclasses.asdict(config.model), **run.model, "device": run.device},
-        "sampler": dataclasses.asdict(config.sampler),
+        "sampler": dataclasses.asdict(run.sampler),
         "prompts": {
             **dataclasses.asdict(config.prompts),
             "n_templates": len(run.templates),
@@ -220,6 +224,7 @@ def predict_videos(
 ) -> tuple[list[VideoPrediction], list[Failure]]:
     """Rank `labels` for each video by the model's probabilities of them."""
     labels = check_labels(labels)
+    sampler = sampler_for(backend, sampler)
     paths = [str(video) for video in videos]
     extraction = extract_features(
         paths, backend, sampler, cache, batch_size=batch_size, workers=workers, progress=progress

@@ -20,7 +20,8 @@ from clipaction.config import (
 
 # Every default below comes from these (one source of truth); tests/test_cli_defaults.py walks
 # every flag and compares. The one deliberate difference: --num-classes has no flag default
-# because it depends on --dataset (ucf101: the study's DatasetConfig.num_classes; others: all).
+# because it depends on --dataset (ucf101: the study's DatasetConfig.num_classes; others: all),
+# and --frames, whose default depends on the model (a clip model's own count; else SamplerConfig's).
 _ZEROSHOT = ZeroShotConfig()
 _DATASET, _SAMPLER, _MODEL, _PROMPTS = _ZEROSHOT.dataset, _ZEROSHOT.sampler, _ZEROSHOT.model, _ZEROSHOT.prompts
 
@@ -146,7 +147,12 @@ def _add_sampler_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("frames")
     samplers = "; ".join(f"{name}: {sampler_spec(name).summary}" for name in list_samplers())
     group.add_argument("--sampler", default=_SAMPLER.name, choices=list_samplers(), help=samplers.replace("%", "%%"))
-    group.add_argument("--frames", type=int, default=_SAMPLER.frames, help="frames per video (or per clip)")
+    group.add_argument(
+        "--frames",
+        type=int,
+        help=f"frames per video (default {_SAMPLER.frames}; for a clip model, e.g. X-CLIP, the count it was "
+        "trained with, and a count it cannot take is an error)",
+    )
     group.add_argument("--window", type=float, default=_SAMPLER.window, help="clip window in seconds")
     group.add_argument("--clips", type=int, default=_SAMPLER.clips, help="multi-clip: clips spread over the video (1/4, 1/2, 3/4 for 3)")
 
@@ -297,13 +303,27 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser(
         "demo",
-        help="the whole study offline on generated videos and a tiny random model",
-        description="Generate a small labelled video set and a tiny random CLIP, and run the whole "
-        "study on them (about a minute on two CPU cores, no network). The numbers mean nothing "
-        "about real actions; the report says so.",
+        help="the whole study offline on a synthetic action world and a tiny CLIP trained on it",
+        description="Generate a synthetic world of coloured shapes doing motions (a class is a sentence, "
+        "e.g. 'a red square moving up'), train a tiny CLIP on it once (cached; some colour-shape pairs "
+        "held out), and run the whole study on it: zero-shot on seen and never-seen compositions, single "
+        "frame vs clip, few-shot and full fine-tuning, embeddings (about a minute or two on two CPU cores, "
+        "no network). The numbers are about that synthetic world, not about real actions. --random runs the "
+        "older demo: UCF101-like videos and a random tiny CLIP, whose accuracies are chance.",
         formatter_class=_Formatter,
     )
     demo.add_argument("--out", default="runs/demo", help="output directory")
+    demo.add_argument(
+        "--random",
+        action="store_true",
+        help="UCF101-like videos and a random tiny CLIP instead (fast; every accuracy is chance)",
+    )
+    demo.add_argument(
+        "--model-cache",
+        metavar="DIR",
+        help="where the trained world model is kept between runs (default <cache>/world-models, "
+        "<cache> being ~/.cache/clipaction or $CLIPACTION_CACHE)",
+    )
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     download = commands.add_parser(

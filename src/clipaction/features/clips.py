@@ -69,6 +69,21 @@ def clip_sampler(backend: Backend, sampler: SamplerConfig, frames_given: bool) -
     return replace(sampler, frames=int(getattr(backend, "clip_frames")))
 
 
+def sampler_for(backend: Backend, sampler: SamplerConfig) -> SamplerConfig:
+    """`sampler` as `backend` takes it. Frame models: unchanged. Clip models: the frame count
+    becomes the model's own when it cannot take `sampler.frames` (so `run --model` works for
+    any family; the sampler used is what results.json records), and a sampler that takes no
+    frame count (`middle`) is a ConfigError. The CLI refuses a --frames the user gave that the
+    model cannot take before calling this."""
+    if backend.kind != "clip":
+        return sampler
+    resolved = clip_sampler(backend, sampler, frames_given=sampler.frames in tuple(getattr(backend, "frame_counts", ())))
+    clip_length(backend, resolved)
+    if resolved != sampler:
+        log.info("%s model: %d frames per clip instead of %d", backend.family, resolved.frames, sampler.frames)
+    return resolved
+
+
 def clip_key(key: str, indices: Sequence[int], frames: int) -> str:
     """The clip entry's key: the video's key, the sampler's indices and the clip length."""
     return stable_hash({"video": key, "indices": [int(i) for i in indices], "clip_frames": int(frames)}, 32)

@@ -35,6 +35,10 @@ class Capability(str, Enum):
     PROJECTION = "projection"
     #: A differentiable image tower that can be trained and swapped in: full fine-tuning.
     IMAGE_TOWER = "image-tower"
+    #: Video and text features in one space, scored by scale x cosine (+ bias) alone: the
+    #: few-shot methods (linear probe, Tip-Adapter) build on these embeddings. X-CLIP lacks it
+    #: (its text is conditioned on the video).
+    EMBEDDINGS = "embeddings"
 
 
 @dataclass(frozen=True)
@@ -130,8 +134,9 @@ def missing(backend: Backend, capability: Capability) -> str | None:
     if capability in backend.capabilities:
         return None
     needs = {
-        Capability.PROJECTION: "a linear visual projection over pre-projection features",
-        Capability.IMAGE_TOWER: "a trainable image tower",
+        Capability.PROJECTION: "linear visual projection over pre-projection features",
+        Capability.IMAGE_TOWER: "trainable image tower",
+        Capability.EMBEDDINGS: "video and text embeddings scored by cosine alone (its text depends on the video)",
     }[capability]
     return f"the {backend.family} model family has no {needs}"
 

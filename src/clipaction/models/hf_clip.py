@@ -55,13 +55,13 @@ class HFClipBackend:
 
     family = "clip"
     kind = "frame"
-    capabilities = frozenset({Capability.PROJECTION, Capability.IMAGE_TOWER})
+    capabilities = frozenset({Capability.PROJECTION, Capability.IMAGE_TOWER, Capability.EMBEDDINGS})
     model_class = "CLIPModel"
 
     def __init__(self, config: ModelConfig, source: ModelSource | None = None) -> None:
         self.config = config
         self.source = source or ModelSource(config.name_or_path, config.revision)
-        self.device = resolve_device(config.device)
+        self.device = resolve_device("cpu" if config.runtime == "openvino" else config.device)
         check_precision(config, self.device)
         self.fingerprint = {
             "backend": self.family,
@@ -74,6 +74,10 @@ class HFClipBackend:
         self._scoring: Scoring | None = None
         self._loading = threading.RLock()
         self._input_dtype = torch.float16 if config.precision == "fp16" else torch.float32
+        if config.runtime == "openvino":  # the image tower runs compiled; text and training stay torch
+            from clipaction.models.openvino_runtime import attach
+
+            attach(self)
 
     # -- lazy loading ---------------------------------------------------------------------
 
@@ -89,7 +93,7 @@ class HFClipBackend:
 
             model = load_pretrained(getattr(transformers, self.model_class), self.source, "model")
             model.eval().to(self.device)
-            if self.config.precision == "int8":
+            if self.config.precision == "int8" and self.config.runtime == "torch":
                 model.vision_model = quantize_int8(model.vision_model)
             if self.config.precision == "fp16":
                 model.vision_model.half()
@@ -193,6 +197,7 @@ class HFClipBackend:
             "embed_dim": self.embed_dim,
             "input_size": self.input_size,
             "capabilities": sorted(c.value for c in self.capabilities),
+            **({"runtime": self.openvino.describe()} if "openvino" in self.__dict__ else {}),
         }
 
     # -- capabilities -----------------------------------------------------------------------
@@ -210,4 +215,8 @@ class HFClipBackend:
         tuned._tower = tower.eval().to(self.device)
         tuned._input_dtype = next(tower.parameters()).dtype
         tuned.fingerprint = {**self.fingerprint, "vision": tag}
+        if "openvino" in self.__dict__:  # a trained tower runs on torch
+            from clipaction.models.openvino_runtime import detach
+
+            detach(tuned)
         return tuned

@@ -73,17 +73,13 @@ class ModelSource:
         if self.local_dir is not None:
             path = self.local_dir / name
             return path if path.is_file() else None
-        try:
-            from huggingface_hub import hf_hub_download
-            from huggingface_hub.errors import EntryNotFoundError
+        from huggingface_hub import hf_hub_download
 
-            try:
-                return Path(hf_hub_download(self.name_or_path, name, revision=self.revision))
-            except EntryNotFoundError:
-                return None
-        except Exception as error:  # offline, unknown repo, no access: one line for the user
+        try:
+            return Path(hf_hub_download(self.name_or_path, name, revision=self.revision))
+        except Exception as error:  # not in the repo, offline, unknown repo, no access
             if name != "config.json":
-                return None
+                return None  # optional files (processor configs, sharded weights)
             raise ModelLoadError(
                 f"could not get {self.name_or_path!r}: {str(error).splitlines()[0]} "
                 "(offline? give a local folder saved with save_pretrained)",

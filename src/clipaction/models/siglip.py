@@ -83,7 +83,7 @@ class SiglipBackend(HFClipBackend):
     See `clipaction.models.base.Backend`."""
 
     family = "siglip"
-    capabilities = frozenset({Capability.IMAGE_TOWER})
+    capabilities = frozenset({Capability.IMAGE_TOWER, Capability.EMBEDDINGS})
     model_class = "SiglipModel"
     naflex = False
 

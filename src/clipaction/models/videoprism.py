@@ -22,7 +22,7 @@ same order, read from the model's `video_preprocessor_config.json`: resize each 
 natively with `torch.nn.functional.interpolate`), optional centre crop, then rescale to [0, 1]
 (x * 1/255) and, if the config asks, normalise by mean/std.
 
-No optional capabilities (no linear visual projection over pooled features, no frame tower).
+Capabilities: embeddings only (no linear visual projection over pooled features, no frame tower).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ import torch
 
 from clipaction.errors import ModelLoadError
 from clipaction.features.pooling import pool_frames
-from clipaction.models.base import FrameFeatures, Scoring
+from clipaction.models.base import Capability, FrameFeatures, Scoring
 from clipaction.models.hf_common import load_pretrained
 from clipaction.models.hf_video import TEXT_BATCH, ClipLevelBackend
 from clipaction.models.registry import BACKENDS
@@ -88,6 +88,7 @@ class VideoPrismBackend(ClipLevelBackend):
 
     family = "videoprism"
     model_class = "VideoPrismClipModel"
+    capabilities = frozenset({Capability.EMBEDDINGS})
     video_tower_attribute = "video_model"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

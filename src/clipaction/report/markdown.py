@@ -134,7 +134,10 @@ def build_document(
             blocks += [Heading(2, title), para(f"Not applicable to this model: {not_applicable[key]}.")]
             continue
         blocks += finetune_section(stages.get(key), classes, figures, key, title)
-    blocks += methods_section(stages.get("adapt_methods"), figures)
+    if "adapt" in not_applicable:
+        blocks += [Heading(2, "Few-shot methods compared"), para(f"Not applicable to this model: {not_applicable['adapt']}.")]
+    else:
+        blocks += methods_section(stages.get("adapt_methods"), figures)
     blocks += embeddings_section(stages.get("embeddings"), classes, figures)
     blocks += temporal_section(stages.get("temporal"), figures)
     blocks += ablations_section(stages.get("ablations"))

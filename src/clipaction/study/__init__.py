@@ -19,6 +19,7 @@ from clipaction.config_io import to_dict
 from clipaction.data import load_dataset
 from clipaction.data.names import load_label_map, prompt_names
 from clipaction.errors import ConfigError, DataError
+from clipaction.features.clips import sampler_for
 from clipaction.models import Backend, Capability, load_backend, missing
 from clipaction.pipeline import open_cache
 from clipaction.results import environment, now_iso, output_folder, to_jsonable, write_json
@@ -64,6 +65,7 @@ def prepare(config: StudyConfig, backend: Backend | None, progress: bool) -> Con
         out=out,
         progress=progress,
         cache=cache,
+        sampler=sampler_for(backend, config.sampler),
     )
     for missing in [*test.missing, *(train.missing if train else ())]:
         ctx.failures.setdefault(missing.path, f"missing: {missing.error}")
@@ -74,19 +76,19 @@ def run_study(config: StudyConfig, *, backend: Backend | None = None, progress: 
     """Run every enabled stage, write results.json, the predictions CSVs and the report into
     `config.out`, and return the results dict."""
     ctx = prepare(config, backend, progress)
-    main_extraction = ctx.extract(ctx.test.records, config.sampler)
+    main_extraction = ctx.extract(ctx.test.records, ctx.sampler)
     before = zero_shot_scores(ctx, ctx.test.records, main_extraction)
     stages: dict[str, Any] = {"zeroshot": zeroshot_stage(ctx, before)}
     not_applicable = stages_not_applicable(ctx)
     if config.temporal.enabled:
-        stages["temporal"] = temporal_stage(ctx, (config.sampler, main_extraction))
+        stages["temporal"] = temporal_stage(ctx, (ctx.sampler, main_extraction))
     if config.fewshot.enabled or config.full_finetune.enabled or config.adapt.enabled:
         plan = few_shot_plan(ctx, stages["zeroshot"]["metrics"])
         if config.fewshot.enabled and "fewshot" not in not_applicable:
             stages["fewshot"] = fewshot_stage(ctx, plan, main_extraction, before)
         if config.full_finetune.enabled and "full_finetune" not in not_applicable:
             stages["full_finetune"] = full_finetune_stage(ctx, plan, before)
-        if config.adapt.enabled and config.adapt.methods:
+        if config.adapt.enabled and config.adapt.methods and "adapt" not in not_applicable:
             stages["adapt_methods"] = adapt_methods_stage(ctx, plan, main_extraction, before)
     if config.embeddings.enabled:
         stages["embeddings"] = embedding_stage(ctx, main_extraction, before)
@@ -102,7 +104,11 @@ def run_study(config: StudyConfig, *, backend: Backend | None = None, progress: 
 
 
 #: The stages that need a capability the model family may lack.
-STAGE_NEEDS = {"fewshot": Capability.PROJECTION, "full_finetune": Capability.IMAGE_TOWER}
+STAGE_NEEDS = {
+    "fewshot": Capability.PROJECTION,
+    "full_finetune": Capability.IMAGE_TOWER,
+    "adapt": Capability.EMBEDDINGS,
+}
 
 
 def stages_not_applicable(ctx: Context) -> dict[str, str]:

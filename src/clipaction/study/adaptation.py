@@ -49,7 +49,7 @@ def few_shot_plan(ctx: Context, zeroshot_metrics: dict[str, Any]) -> FewShotPlan
         raise ConfigError("few-shot stages need the train list", setting="dataset.splits_dir")
     if stage.select_on == "train":
         # Only train videos and their labels are read here, so no test label leaks into training.
-        train_extraction = ctx.extract(ctx.train.records, ctx.config.sampler)
+        train_extraction = ctx.extract(ctx.train.records, ctx.sampler)
         scored = zero_shot_scores(ctx, ctx.train.records, train_extraction)
         selection = compute_metrics(scored.scores, scored.labels, ctx.classes)
     else:
@@ -60,7 +60,7 @@ def few_shot_plan(ctx: Context, zeroshot_metrics: dict[str, Any]) -> FewShotPlan
     candidates = [r for r in ctx.train.records if train_extraction is None or str(r.path) in train_extraction.features]
     records, counts = sample_shots(candidates, chosen, stage.shots, stage.train.seed)
     if train_extraction is None:
-        train_extraction = ctx.extract(records, ctx.config.sampler)
+        train_extraction = ctx.extract(records, ctx.sampler)
         records = [r for r in records if str(r.path) in train_extraction.features]
         counts = {name: sum(r.class_name == name for r in records) for name in chosen}
     train_classes = chosen if stage.train_classes == "chosen" else ctx.classes
@@ -147,7 +147,7 @@ def outside_classes(ctx: Context) -> dict[str, Any] | None:
         if name in taken and (cap == "all" or taken[name] < int(cap)):
             taken[name] += 1
             records.append(record)
-    extraction = ctx.extract(records, ctx.config.sampler)
+    extraction = ctx.extract(records, ctx.sampler)
     readable = [r for r in records if str(r.path) in extraction.features]
     if not readable:
         return None
@@ -242,7 +242,7 @@ def training_pixels(ctx: Context, records: Sequence[VideoRecord]) -> tuple[list[
     kept, pixels = [], []
     for record in tqdm(records, desc="decode training frames", unit="video", disable=not ctx.progress):
         try:
-            frames = read_sampled_frames(record.path, ctx.config.sampler).frames
+            frames = read_sampled_frames(record.path, ctx.sampler).frames
         except VideoDecodeError as error:
             ctx.failures.setdefault(str(record.path), str(error))
             continue
@@ -266,7 +266,7 @@ def full_finetune_stage(ctx: Context, plan: FewShotPlan, before: Scored) -> dict
         progress=ctx.progress,
     )
     tuned = ctx.backend.with_image_tower(tower, tag="full-finetune")
-    extraction = ctx.extract(before.records, ctx.config.sampler, backend=tuned, cached=False)
+    extraction = ctx.extract(before.records, ctx.sampler, backend=tuned, cached=False)
     after = score_records(tuned, before.records, extraction, ctx.text_features)
     training = {**dataclasses.asdict(settings), "loss_curve": losses, "trained": "whole image tower"}
     return adaptation_result(ctx, plan, "full_finetune", before, after, training)

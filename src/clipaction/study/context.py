@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -34,6 +35,7 @@ class Context:
     out: Path
     progress: bool
     cache: FeatureCache  # frame and text features of `backend`
+    sampler: SamplerConfig  # the main sampler as the backend takes it (`features.clips.sampler_for`)
     failures: dict[str, str] = field(default_factory=dict)
     warnings: dict[str, str] = field(default_factory=dict)
 
@@ -77,6 +79,27 @@ def write_predictions(ctx: Context, name: str, scored: Scored, classes: list[str
 
 def variant_name(sampler: SamplerConfig) -> str:
     return sampler.label
+
+
+def samplers_for_backend(ctx: Context, samplers: Sequence[SamplerConfig]) -> tuple[list[SamplerConfig], dict[str, str]]:
+    """The samplers as the backend takes them (a clip model's own frame count), without
+    duplicates, and those it cannot take at all (name -> reason), e.g. `middle` for a model
+    that encodes clips."""
+    from clipaction.errors import ConfigError
+    from clipaction.features.clips import sampler_for
+
+    usable, seen, refused = [], set(), {}
+    for sampler in samplers:
+        try:
+            resolved = sampler_for(ctx.backend, sampler)
+        except ConfigError as error:
+            refused[variant_name(sampler)] = error.message
+            continue
+        key = json.dumps(resolved.cache_fields(), sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            usable.append(resolved)
+    return usable, refused
 
 
 def pooled_features(extraction: Extraction, videos: Sequence[str]) -> torch.Tensor:

@@ -13,7 +13,15 @@ from clipaction.data.names import load_label_map, prompt_names
 from clipaction.evaluate import classification_report_text, compute_metrics
 from clipaction.features.extract import Extraction
 from clipaction.results import write_text_atomic
-from clipaction.study.context import Context, Scored, summary, variant_name, write_predictions, zero_shot_scores
+from clipaction.study.context import (
+    Context,
+    Scored,
+    samplers_for_backend,
+    summary,
+    variant_name,
+    write_predictions,
+    zero_shot_scores,
+)
 from clipaction.zeroshot import class_text_features, load_templates, video_embeddings, video_scores
 
 
@@ -67,7 +75,7 @@ def zeroshot_stage(ctx: Context, scored: Scored) -> dict[str, Any]:
     report = classification_report_text(scored.scores, scored.labels, ctx.classes) if len(scored.labels) else ""
     write_text_atomic(ctx.out / "classification_report.txt", report)
     return {
-        "sampler": dataclasses.asdict(ctx.config.sampler),
+        "sampler": dataclasses.asdict(ctx.sampler),
         "n_videos": len(scored.records),
         "metrics": metrics,
         "classification_report": report,
@@ -79,7 +87,8 @@ def zeroshot_stage(ctx: Context, scored: Scored) -> dict[str, Any]:
 
 def temporal_stage(ctx: Context, main: tuple[SamplerConfig, Extraction]) -> dict[str, Any]:
     variants, outcomes = [], {}
-    for sampler in ctx.config.temporal.variants:
+    samplers, refused = samplers_for_backend(ctx, ctx.config.temporal.variants)
+    for sampler in samplers:
         same = sampler.cache_fields() == main[0].cache_fields()
         extraction = main[1] if same else ctx.extract(ctx.test.records, sampler)
         scored = zero_shot_scores(ctx, ctx.test.records, extraction)
@@ -109,7 +118,7 @@ def temporal_stage(ctx: Context, main: tuple[SamplerConfig, Extraction]) -> dict
                 "difference": correct[names[-1]] - correct[names[0]],
             }
         )
-    return {"variants": variants, "per_class": per_class}
+    return {"variants": variants, "per_class": per_class, "not_applicable": refused}
 
 
 def embedding_stage(ctx: Context, main: Extraction, scored: Scored) -> dict[str, Any]:
@@ -152,7 +161,8 @@ def ablation_stage(ctx: Context, main: Extraction) -> dict[str, Any]:
                 {"name_style": style, "templates": template_set, "n_templates": len(templates), **summary(metrics)}
             )
     temporal = []
-    for sampler in stage.samplers:
+    samplers, refused = samplers_for_backend(ctx, stage.samplers)
+    for sampler in samplers:
         extraction = ctx.extract(ctx.test.records, sampler)
         scored = zero_shot_scores(ctx, ctx.test.records, extraction)
         temporal.append(
@@ -164,4 +174,4 @@ def ablation_stage(ctx: Context, main: Extraction) -> dict[str, Any]:
                 **summary(compute_metrics(scored.scores, scored.labels, ctx.classes)),
             }
         )
-    return {"prompts": prompts, "temporal": temporal}
+    return {"prompts": prompts, "temporal": temporal, "temporal_not_applicable": refused}
