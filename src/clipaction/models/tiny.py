@@ -9,7 +9,7 @@ byte. A random model's numbers mean nothing about actions.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 
@@ -65,19 +65,20 @@ _WHOLE_WORDS = """
 """
 
 
-def build_tokenizer():
+def build_tokenizer(words: Iterable[str] = ()):
     """A CLIPTokenizer built without training: CLIP's byte-level alphabet (each symbol also in
     its end-of-word form) plus merges that spell each of `_WHOLE_WORDS` left to right. Any text
     tokenizes, and the vocabulary is the same on every build; a tokenizer trained here would not
     be (the `tokenizers` trainer breaks ties between equally frequent pairs differently from run
-    to run)."""
+    to run). `words` (lowercase) become whole tokens too; without them the tokenizer is exactly
+    the default one."""
     from tokenizers import pre_tokenizers
     from transformers import CLIPTokenizer
 
     symbols = sorted(pre_tokenizers.ByteLevel.alphabet())
     tokens = [*symbols, *(symbol + "</w>" for symbol in symbols)]
     merges: list[tuple[str, str]] = []
-    for word in sorted(set(_WHOLE_WORDS.split())):
+    for word in sorted(set(_WHOLE_WORDS.split()) | set(words)):
         pieces = [*word[:-1], word[-1] + "</w>"]
         prefix = pieces[0]
         for piece in pieces[1:]:
