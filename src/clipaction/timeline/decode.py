@@ -1,0 +1,333 @@
+"""Streaming decode by time: the frame shown at each sampled time, in order, without holding
+the video (PyAV).
+
+The frame at time t is the one whose presentation interval contains t: the last frame with
+pts <= t (the last frame of the stream is shown for its own duration). Times are seconds from
+the stream's start time, so a stream that starts at 5 s (an MPEG-TS capture, an edited MKV)
+and a variable frame rate both give the frames a player shows; frames are identified by their
+timestamps, never by counting.
+
+Reaching the times (cheapest access): frames are decoded forward and only the ones that are
+shown at a sampled time are converted to RGB. When the next sampled time lies further ahead
+than `SEEK_KEYFRAME_INTERVALS` keyframe intervals (and at least `MIN_SEEK_SECONDS`), the reader
+seeks to the keyframe before it instead of decoding everything in between (see
+`should_seek`; the thresholds were measured, the module `timeline.bench` notes how).
+
+Damage: a packet the decoder rejects (or a demuxer error) marks the frames after it as
+untrusted until the next keyframe decodes, as do frames FFmpeg flags corrupt; sampled times
+that fall in such a stretch are skipped and reported (`Skipped`, naming the time range), and
+the rest of the video is decoded as usual. A stream that ends before its declared length ends
+the samples there (`Skipped` with the reason).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import av
+import av.error
+import numpy as np
+
+from clipaction.video.decode import VideoDecodeError, _open
+from clipaction.video.frames import MAX_SHORT_SIDE, to_rgb
+
+log = logging.getLogger(__name__)
+
+#: Seek when the next sampled time is this many keyframe intervals ahead (see `should_seek`).
+SEEK_KEYFRAME_INTERVALS = 1.5
+#: ... and at least this many seconds ahead (a seek costs a demuxer search and a decoder flush).
+MIN_SEEK_SECONDS = 2.0
+#: The keyframe interval assumed before two keyframes have been seen (x264's default, 250
+#: frames, at 25 fps).
+DEFAULT_KEYFRAME_INTERVAL = 10.0
+#: Consecutive demuxer errors after which the rest of the file counts as unreadable.
+_MAX_DEMUX_ERRORS = 64
+
+_DATA_ERRORS = (av.error.FFmpegError, OSError, ValueError, IndexError, EOFError, ArithmeticError, RuntimeError)
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What the container says: `start_time` (seconds, the pts of time 0), `duration`
+    (seconds of video after it, as declared), `rate` (frames per second, average)."""
+
+    start_time: float
+    duration: float
+    rate: float | None
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Sample `index`, taken at `time` seconds: (H, W, 3) uint8 RGB `frame`."""
+
+    index: int
+    time: float
+    frame: np.ndarray
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Samples `first`..`last` (inclusive) have no frame: `reason` says why, naming the time
+    range [`start`, `end`) that could not be decoded."""
+
+    first: int
+    last: int
+    start: float
+    end: float
+    reason: str
+
+    @property
+    def warning(self) -> str:
+        return f"{self.reason} from {self.start:.2f} s to {self.end:.2f} s: {self.last - self.first + 1} sample(s) skipped"
+
+
+def should_seek(gap: float, keyframe_interval: float | None) -> bool:
+    """Whether reaching a time `gap` seconds ahead is cheaper by seeking than by decoding on.
+
+    Seeking pays off only when a keyframe lies between here and there (it skips everything
+    before that keyframe), i.e. beyond one keyframe interval; a margin covers the decoding from
+    the keyframe to the target (half an interval on average) and the seek itself.
+    """
+    interval = keyframe_interval or DEFAULT_KEYFRAME_INTERVAL
+    return gap > max(MIN_SEEK_SECONDS, SEEK_KEYFRAME_INTERVALS * interval)
+
+
+def probe_stream(path: str | Path) -> StreamInfo:
+    """Start time, declared duration and average rate of the first video stream."""
+    path = Path(path)
+    with _open(path) as (container, stream):
+        base = stream.time_base
+        if stream.start_time is not None and base:
+            start = float(stream.start_time * base)
+        elif container.start_time is not None:
+            start = container.start_time / av.time_base
+        else:
+            start = 0.0
+        if stream.duration and base:
+            duration = float(stream.duration * base)
+        elif container.duration:
+            container_start = (container.start_time or 0) / av.time_base
+            duration = container.duration / av.time_base - (start - container_start)
+            if "matroska" in container.format.name:
+                duration = container.duration / av.time_base - start  # a segment counts from 0
+        else:
+            duration = 0.0
+        rate = None
+        for candidate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
+            if candidate:
+                rate = float(candidate)
+                break
+    if duration <= 0:
+        raise VideoDecodeError(path, "the container declares no duration for the video stream")
+    return StreamInfo(start_time=start, duration=duration, rate=rate)
+
+
+class _Reader:
+    """One pass over the wanted times (see the module docstring)."""
+
+    def __init__(self, path: Path, container, stream, info: StreamInfo, max_short_side: int | None) -> None:
+        self.path, self.container, self.stream, self.info = path, container, stream, info
+        self.max_short_side = max_short_side
+        self.base = Fraction(stream.time_base) if stream.time_base else None
+        self.nominal = 1.0 / info.rate if info.rate else 0.04
+        self.decoded = 0  # frames out of the decoder
+        self.seeks = 0
+        self._last_key: float | None = None
+        self.keyframe_interval: float | None = None
+
+    def time_of(self, frame) -> float | None:
+        if frame.pts is None or frame.time_base is None:
+            return None
+        return float(frame.pts * frame.time_base) - self.info.start_time
+
+    def duration_of(self, frame) -> float:
+        if frame.duration and frame.time_base:
+            return float(frame.duration * frame.time_base)
+        return self.nominal
+
+    def _note_keyframe(self, t: float) -> None:
+        if self._last_key is not None and t > self._last_key:
+            self.keyframe_interval = t - self._last_key
+        self._last_key = t
+
+    def seek(self, target: float, attempt: int) -> None:
+        """Seek to a keyframe at or before `target`: attempt 0 aims at it, 1 two keyframe
+        intervals earlier (some demuxers land past the aim), 2 at the start."""
+        aim = (target, target - 2 * (self.keyframe_interval or 1.0), 0.0)[min(attempt, 2)]
+        pts = int((max(0.0, aim) + self.info.start_time) / self.base) if self.base else 0
+        self.container.seek(pts, stream=self.stream, backward=True, any_frame=False)
+        self.seeks += 1
+        self._last_key = None  # keyframe spacing is measured only while decoding on
+
+    def read(self, wanted: Sequence[tuple[int, float]]) -> Iterator[Sample | Skipped]:
+        out = _Emitter(wanted)
+        prev = None  # the last trusted frame, shown from prev_t to prev_end
+        prev_t = prev_end = 0.0
+        prev_rgb: np.ndarray | None = None
+        damage: float | None = None  # frames from this time are untrusted until a keyframe
+        seek_target: float | None = None
+        seek_attempt = 0
+        fresh = True  # decoding from the start of the stream (no seek yet)
+        sought: float | None = None  # a time is sought once; then decoding goes on
+        demux_errors = 0
+        demux = self.container.demux(self.stream)
+        while not out.done:
+            here = prev_t if prev is not None else 0.0
+            gap = out.next_time - here
+            if seek_target is None and out.next_time != sought and should_seek(gap, self.keyframe_interval):
+                seek_target = sought = out.next_time
+                seek_attempt, fresh = 0, False
+                self._seek_or_fail(seek_target, 0)
+                demux = self.container.demux(self.stream)
+                prev, prev_rgb, damage = None, None, None
+            try:
+                packet = next(demux)
+                demux_errors = 0
+            except StopIteration:
+                break
+            except _DATA_ERRORS as error:
+                demux_errors += 1
+                if demux_errors == 1:
+                    log.debug("%s: demuxer error after %.2f s: %s", self.path, prev_t, error)
+                    damage = prev_end if damage is None else damage
+                if demux_errors >= _MAX_DEMUX_ERRORS:
+                    log.warning("%s: cannot read past %.2f s (%s)", self.path, prev_t, error)
+                    break
+                demux = self.container.demux(self.stream)
+                continue
+            try:
+                frames = packet.decode()
+            except _DATA_ERRORS as error:
+                at = prev_end
+                if packet.pts is not None and packet.time_base is not None:
+                    at = float(packet.pts * packet.time_base) - self.info.start_time
+                log.debug("%s: undecodable packet at %.3f s: %s", self.path, at, error)
+                # Threaded decoders report an error a few packets late, and the frames still
+                # queued may lean on the bad data: distrust everything after the last frame.
+                if prev is not None:
+                    at = min(at, prev_end)
+                damage = at if damage is None else min(damage, at)
+                continue
+            for frame in frames:
+                self.decoded += 1
+                t = self.time_of(frame)
+                if t is None:
+                    continue
+                if seek_target is not None:
+                    if not frame.key_frame:
+                        continue  # frames before the first keyframe may lean on skipped data
+                    if t > seek_target and seek_attempt < 2:
+                        seek_attempt += 1  # landed past the target: aim earlier
+                        self._seek_or_fail(seek_target, seek_attempt)
+                        demux = self.container.demux(self.stream)
+                        break
+                    seek_target = None
+                if frame.key_frame:
+                    self._note_keyframe(t)
+                if frame.is_corrupt:
+                    damage = t if damage is None else min(damage, t)
+                    continue
+                if damage is not None and not frame.key_frame and t >= damage:
+                    continue
+                if prev is not None and t <= prev_t:
+                    continue  # out of order after damage: its time has passed
+                if prev is None:
+                    if fresh:  # the first frame also stands for times just before it
+                        prev_rgb = yield from out.emit_until(t, frame, None, self.max_short_side)
+                    else:
+                        out.skip_before(t, "no keyframe reached", (0.0, t))
+                elif damage is not None and t >= damage:  # a keyframe after a damaged stretch
+                    yield from out.emit_until(min(prev_end, t), prev, prev_rgb, self.max_short_side)
+                    out.skip_before(t, "corrupt data", (min(prev_end, t), t))
+                    damage, prev_rgb = None, None
+                else:
+                    yield from out.emit_until(t, prev, prev_rgb, self.max_short_side)
+                    prev_rgb = None
+                yield from out.drain()
+                prev, prev_t, prev_end = frame, t, t + self.duration_of(frame)
+                if out.done:
+                    break
+        if prev is not None:
+            # tolerance: containers round the declared duration
+            yield from out.emit_until(prev_end + self.nominal, prev, prev_rgb, self.max_short_side)
+        end = prev_end if prev is not None else 0.0
+        if damage is not None:
+            out.skip_before(float("inf"), "corrupt data", (max(end, min(damage, end)), self.info.duration))
+        else:
+            out.skip_before(float("inf"), "the stream ends early", (end, self.info.duration))
+        yield from out.drain()
+
+    def _seek_or_fail(self, target: float, attempt: int) -> None:
+        try:
+            self.seek(target, attempt)
+        except _DATA_ERRORS as error:
+            raise VideoDecodeError(self.path, f"cannot seek to {target:.2f} s ({error})") from error
+
+
+class _Emitter:
+    """The wanted (index, time) pairs, handed out in order as frames or skips."""
+
+    def __init__(self, wanted: Sequence[tuple[int, float]]) -> None:
+        self.wanted = list(wanted)
+        self.position = 0
+        self.pending: list[Skipped] = []
+
+    @property
+    def done(self) -> bool:
+        return self.position >= len(self.wanted)
+
+    @property
+    def next_time(self) -> float:
+        return self.wanted[self.position][1]
+
+    def emit_until(self, until: float, frame, rgb: np.ndarray | None, max_short_side: int | None):
+        """Yield `frame` for every wanted time before `until`; returns its RGB (converted once)."""
+        while not self.done and self.next_time < until:
+            if rgb is None:
+                rgb = to_rgb(frame, max_short_side)
+            index, time = self.wanted[self.position]
+            yield Sample(index, time, rgb)
+            self.position += 1
+        return rgb
+
+    def skip_before(self, until: float, reason: str, span: tuple[float, float]) -> None:
+        first = self.position
+        while not self.done and self.next_time < until:
+            self.position += 1
+        if self.position > first:
+            self.pending.append(
+                Skipped(self.wanted[first][0], self.wanted[self.position - 1][0], span[0], span[1], reason)
+            )
+
+    def drain(self) -> Iterator[Skipped]:
+        while self.pending:
+            yield self.pending.pop(0)
+
+
+def frames_at(
+    path: str | Path,
+    wanted: Sequence[tuple[int, float]],
+    *,
+    info: StreamInfo | None = None,
+    max_short_side: int | None = MAX_SHORT_SIDE,
+    stats: dict | None = None,
+) -> Iterator[Sample | Skipped]:
+    """For each (index, time) of `wanted` (sorted by time; seconds from the stream's start),
+    in order: a `Sample` with the frame shown at that time, or a `Skipped` covering it (with
+    the reason and time range). Holds one decoded frame at a time. `stats` (if given) receives
+    the counts of decoded frames and seeks. Raises VideoDecodeError for an unreadable file."""
+    path = Path(path)
+    info = info or probe_stream(path)
+    if not wanted:
+        return
+    with _open(path) as (container, stream):
+        reader = _Reader(path, container, stream, info, max_short_side)
+        try:
+            yield from reader.read(wanted)
+        finally:
+            if stats is not None:
+                stats.update(decoded=reader.decoded, seeks=reader.seeks)

@@ -1,0 +1,159 @@
+"""Untrimmed test footage with known facts: scenes whose content changes at known times, frames
+that carry their own number, variable frame rates and non-zero start times (PyAV + numpy).
+
+Frames are rendered and encoded one at a time, so an hour of footage never sits in memory.
+Same arguments -> same pixels.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import logging
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import av
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+_CONTAINERS = {".avi": "avi", ".mp4": "mp4", ".mkv": "matroska", ".ts": "mpegts"}
+#: Scene colours (RGB 0-255): far apart, so a frame's mean colour says which scene it is from.
+PALETTE = (
+    (220, 40, 40),  # red
+    (40, 200, 60),  # green
+    (50, 70, 230),  # blue
+    (230, 210, 40),  # yellow
+    (200, 60, 210),  # magenta
+    (40, 210, 210),  # cyan
+)
+PALETTE_NAMES = ("red", "green", "blue", "yellow", "magenta", "cyan")
+#: Pixels per bit of a frame number stamped by `stamp_number` (survives lossy coding).
+_BIT = 8
+
+
+@dataclass(frozen=True)
+class Scene:
+    """`seconds` of footage in colour `PALETTE[pattern]`."""
+
+    seconds: float
+    pattern: int
+
+
+def scene_frames(scenes: Sequence[Scene], fps: float, width: int, height: int, seed: int = 0) -> Iterator[np.ndarray]:
+    """(H, W, 3) uint8 frames at `fps`: each scene's colour with mild noise and a small moving
+    grey square (so consecutive frames differ and encoders cannot skip them). Frame i lies in
+    the scene that contains time i / fps."""
+    rng = np.random.default_rng(seed)
+    noise = rng.normal(0.0, 5.0, size=(height, width, 3)).astype(np.float32)
+    side = max(4, min(width, height) // 6)
+    bounds = np.cumsum([scene.seconds for scene in scenes])
+    total = int(np.floor(bounds[-1] * fps + 1e-9)) if len(scenes) else 0
+    for i in range(total):
+        scene = scenes[int(np.searchsorted(bounds, i / fps, side="right"))]
+        colour = np.array(PALETTE[scene.pattern % len(PALETTE)], dtype=np.float32)
+        frame = colour[None, None, :] + noise
+        y, x = (3 * i) % (height - side), (5 * i) % (width - side)
+        frame[y : y + side, x : x + side] = 128.0
+        yield np.clip(frame, 0, 255).astype(np.uint8)
+
+
+def stamp_number(frame: np.ndarray, number: int, bits: int = 8) -> np.ndarray:
+    """`frame` with `number` written as `bits` black/white blocks along its top edge."""
+    out = frame.copy()
+    for bit in range(bits):
+        out[:_BIT, bit * _BIT : (bit + 1) * _BIT] = 255 if (number >> bit) & 1 else 0
+    return out
+
+
+def read_number(frame: np.ndarray, bits: int = 8) -> int:
+    """The number `stamp_number` wrote (block means rounded to black/white)."""
+    value = 0
+    for bit in range(bits):
+        if frame[1 : _BIT - 1, bit * _BIT + 1 : (bit + 1) * _BIT - 1].mean() > 127:
+            value |= 1 << bit
+    return value
+
+
+def numbered_frames(count: int, width: int = 96, height: int = 48) -> Iterator[np.ndarray]:
+    """`count` mid-grey frames, frame i stamped with i (mod 256)."""
+    base = np.full((height, width, 3), 128, dtype=np.uint8)
+    for i in range(count):
+        yield stamp_number(base, i % 256)
+
+
+def write_frames(
+    path: str | Path,
+    frames: Iterable[np.ndarray],
+    times: Iterable[float | Fraction] | None = None,
+    *,
+    fps: float | Fraction = 25,
+    codec: str = "h264",
+    gop: int = 25,
+    time_base: Fraction = Fraction(1, 1000),
+) -> Path:
+    """Encode `frames` to `path` (the suffix picks the container). Frame i is shown from
+    `times[i]` seconds (default i / fps): give `times` for a variable frame rate or a non-zero
+    start. Frames are encoded as they come (memory does not grow with length)."""
+    path = Path(path)
+    fmt = _CONTAINERS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"video suffix must be one of {', '.join(_CONTAINERS)}; got {path.name!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rate = Fraction(fps).limit_denominator(1001 * 1000)
+    stamps = iter(times) if times is not None else (Fraction(i) / rate for i in _count())
+    options = {"g": str(gop), "keyint_min": str(gop), "sc_threshold": "0", "preset": "veryfast", "threads": "1"}
+    if times is not None:
+        options["bf"] = "0"  # stamped frames go out in order (MP4 needs rising dts)
+    if codec != "h264":
+        options = {"g": str(gop), "b": "2M"}
+    with av.open(str(path), mode="w", format=fmt) as container:
+        stream = container.add_stream("libx264" if codec == "h264" else codec, rate=rate, options=options)
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.gop_size = gop
+        opened = False
+        for rgb, when in zip(frames, stamps):
+            if not opened:
+                stream.width, stream.height = rgb.shape[1], rgb.shape[0]
+                # our own time base for the encoder (the muxer may change the stream's)
+                stream.time_base = time_base if times is not None else 1 / rate
+                stream.codec_context.time_base = stream.time_base
+                opened = True
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            base = time_base if times is not None else 1 / rate
+            frame.pts = int(round(Fraction(when) / base))
+            frame.time_base = base
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    log.debug("wrote %s", path)
+    return path
+
+
+def _count() -> Iterator[int]:
+    i = 0
+    while True:
+        yield i
+        i += 1
+
+
+def write_scenes(
+    path: str | Path,
+    scenes: Sequence[Scene],
+    *,
+    fps: float = 25,
+    width: int = 64,
+    height: int = 48,
+    codec: str = "h264",
+    gop: int = 25,
+    seed: int = 0,
+) -> Path:
+    """A constant-rate video of `scenes` (see `scene_frames`)."""
+    return write_frames(path, scene_frames(scenes, fps, width, height, seed), fps=fps, codec=codec, gop=gop)
+
+
+def hue_colour(index: int) -> tuple[int, int, int]:
+    """A colour for scene `index` beyond the palette (golden-ratio hue steps)."""
+    r, g, b = colorsys.hsv_to_rgb((index * 0.618034) % 1.0, 0.8, 0.9)
+    return int(r * 255), int(g * 255), int(b * 255)
