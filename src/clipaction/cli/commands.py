@@ -398,6 +398,43 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     return _failures_exit(failures)
 
 
+def _cmd_timeline(args: argparse.Namespace) -> int:
+    from clipaction.data.folder import video_files
+    from clipaction.results import check_output_folder
+    from clipaction.timeline import TimelineConfig, label_videos
+
+    videos = video_files(args.videos)
+    config = TimelineConfig(
+        labels=tuple(_parse_labels(args.labels)),
+        fps=args.fps,
+        window=args.window,
+        stride=args.stride,
+        threshold=args.threshold,
+        min_segment=args.min_segment,
+        background=args.background,
+        ground_truth=args.ground_truth,
+        templates=args.prompts,
+        model=_model_config(args),
+        cache_dir=args.cache_dir,
+        workers=args.workers,
+    )
+    check_output_folder(args.out)
+    results = label_videos(videos, config, args.out, progress=not args.no_progress)
+    for video in results["videos"]:
+        per_label = ", ".join(f"{label} {seconds:.0f} s" for label, seconds in video["seconds_per_label"].items())
+        print(f"{video['video']}: {video['duration']:.0f} s, {video['n_segments']} segment(s){': ' + per_label if per_label else ''}")
+    evaluation = results.get("evaluation")
+    if evaluation:
+        maps = ", ".join(f"{t} {_pct(v)}" for t, v in evaluation["map"].items())
+        print(f"detection mAP at tIoU {maps}; average {_pct(evaluation['average_map'])}")
+    if results["warnings"]:
+        print(f"{len(results['warnings'])} warning(s) (skipped stretches): see results.json")
+    for failure in results["failures"]:
+        print(f"clipaction: skipped {failure['path']}: {failure['error']}", file=sys.stderr)
+    print(f"results: {Path(args.out).expanduser() / 'results.json'}")
+    return _failures_exit(results["failures"])
+
+
 def _pct(value: float) -> str:
     return "n/a" if value != value else f"{value:.2%}"
 
@@ -448,5 +485,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "benchmark": _cmd_benchmark,
     "bench": _cmd_bench,
     "models": _cmd_models,
+    "timeline": _cmd_timeline,
     "serve": _cmd_serve,
 }

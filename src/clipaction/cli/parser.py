@@ -53,6 +53,13 @@ SETTING_FLAGS = {
     "strict": "--strict",
     "labels": "--labels",
     "run_dir": "RUN_DIR",
+    "timeline.fps": "--fps",
+    "timeline.window": "--window",
+    "timeline.stride": "--stride",
+    "timeline.threshold": "--threshold",
+    "timeline.min_segment": "--min-segment",
+    "timeline.background": "--background",
+    "timeline.ground_truth": "--ground-truth",
     "engine.name": "--engine",
     "engine.ray_address": "--ray-address",
     "engine.workers": "--ray-workers",
@@ -417,4 +424,37 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--prompts", default=serve_defaults.templates, help="seed, clip or a template file")
     _add_sampler_args(serve)
     _add_model_args(serve)
+    _add_timeline_parser(commands)
     return parser
+
+
+def _add_timeline_parser(commands) -> None:
+    from clipaction.timeline.config import TimelineConfig
+
+    defaults = TimelineConfig()
+    timeline = commands.add_parser(
+        "timeline",
+        help="label long videos over time: segments, subtitles, a figure, mAP",
+        description="Label untrimmed videos over time: windows of --window seconds every --stride "
+        "seconds are scored against your labels from frames sampled at --fps; neighbouring windows "
+        "with the same top label merge into segments. Per video, in OUT/<video>/: windows.csv, "
+        "segments.csv, segments.json (ActivityNet format), <video>.vtt (subtitles), timeline.png; "
+        "OUT/results.json holds the settings, a summary per video, warnings and, with "
+        "--ground-truth, the detection mAP at tIoU 0.3-0.7. Frame features are cached by time, so "
+        "a rerun with other labels, window or threshold encodes no frame. e.g.\n"
+        "  clipaction timeline match.mp4 --labels @labels.txt --out runs/match",
+        formatter_class=_Formatter,
+    )
+    timeline.add_argument("videos", nargs="+", metavar="VIDEO", help="video files, or folders to search for videos")
+    timeline.add_argument("--labels", required=True, help="comma-separated labels, or @FILE with one label per line")
+    timeline.add_argument("--out", required=True, help="output directory")
+    group = timeline.add_argument_group("timeline")
+    group.add_argument("--fps", type=float, default=defaults.fps, help="frames sampled per second")
+    group.add_argument("--window", type=float, default=defaults.window, help="seconds scored together (frame models: mean of the frames; clip models: one clip)")
+    group.add_argument("--stride", type=float, default=defaults.stride, help="seconds between window starts")
+    group.add_argument("--threshold", type=float, default=defaults.threshold, help="a window's top label counts only with at least this probability")
+    group.add_argument("--min-segment", type=float, default=defaults.min_segment, help="drop segments shorter than this (seconds)")
+    group.add_argument("--background", default=defaults.background, metavar="LABEL", help="a label meaning 'none of these' (e.g. 'a person standing still'): scored, never a segment")
+    group.add_argument("--ground-truth", default=defaults.ground_truth, metavar="FILE", help="ActivityNet JSON, or THUMOS14 annotation .txt files (a file or their folder): report detection mAP")
+    timeline.add_argument("--prompts", default=defaults.templates, help="seed, clip or a template file")
+    _add_model_args(timeline)
