@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 
 from clipaction.errors import DataError
 from clipaction.features.cache import video_key
+from clipaction.features.clips import sampler_for
 from clipaction.pipeline import VideoPrediction, check_labels, open_cache, predict_videos
 from clipaction.results import write_json, write_text_atomic
 from clipaction.serve.preview import browser_playable, make_preview
@@ -89,17 +90,23 @@ class Analyzer:
         self.backend = load_backend(config.model)
         self.templates = load_templates(config.templates)
         self.cache = open_cache(config.cache_dir, self.backend)
+        # what predict_videos will use (a clip model's own frame count); a sampler the model
+        # cannot take fails here, when the server starts
+        self.sampler = sampler_for(self.backend, config.sampler)
 
     def describe(self) -> dict[str, Any]:
         """The model as the page shows it: name, family, precision, device, score kind."""
         facts = self.backend.describe()
+        name = self.config.model.name_or_path
+        if Path(name).expanduser().exists():  # a local folder: its name, not the server's file system
+            name = Path(name).expanduser().resolve().name
         return {
-            "name_or_path": self.config.model.name_or_path,
+            "name_or_path": name,
             "family": facts.get("family", "?"),
             "precision": self.config.model.precision,
             "device": str(self.backend.device),
             "score": facts.get("score", "softmax"),
-            "sampler": self.config.sampler.label,
+            "sampler": self.sampler.label,
         }
 
     def preview(self, video: Path, folder: Path, progress: Progress = _no_progress) -> Path:

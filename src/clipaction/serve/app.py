@@ -2,9 +2,10 @@
 
 Files: everything the page writes (Gradio's uploads, previews, download files) lives in one
 private work folder (`GRADIO_TEMP_DIR` while the server runs), deleted when the server closes.
-An upload is deleted once the session is done with it: when the next video of that session
-is analysed, when the browser session ends, and at the latest when the server closes. It is
-kept until then so that new labels on the same video need no second upload; its frame
+An upload is deleted once its session is done with it: at once when it is not a usable video,
+when the session analyses another video, when the browser tab closes (Gradio's unload event),
+after `SESSION_TTL_S` idle for clients that never close, and at the latest with the server.
+It is kept until then so that new labels on the same video need no second upload; its frame
 features are in the cache (keyed by content), so that request only encodes the labels.
 """
 
@@ -15,6 +16,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -34,41 +36,69 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     raise ClipactionError('the web page needs the ui extra: pip install -e ".[ui]"') from None
 
-#: Seconds a browser session's files are kept after its last request.
+#: Seconds a session's files are kept after its last request when its browser never says
+#: goodbye (a closed tab deletes them at once).
 SESSION_TTL_S = 3600
+
+
+class Uploads:
+    """Gradio's upload folder and who holds which upload. Gradio names an upload's folder by
+    its content, so two sessions uploading the same file share it: it is deleted when its last
+    holder lets go."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._holders: dict[Path, set[int]] = {}
+        self._lock = threading.Lock()
+
+    def hold(self, path: Path, owner: object) -> None:
+        with self._lock:
+            self._holders.setdefault(path, set()).add(id(owner))
+
+    def release(self, path: Path, owner: object) -> None:
+        with self._lock:
+            holders = self._holders.get(path, set())
+            holders.discard(id(owner))
+            if holders:
+                return
+            self._holders.pop(path, None)
+        # Only ever a file in the upload folder: a picked server video is never deleted.
+        if _inside(path, self.folder):
+            path.unlink(missing_ok=True)
+            try:
+                path.parent.rmdir()  # Gradio puts each upload in a folder of its own
+            except OSError:
+                pass
 
 
 class Session:
     """One browser session's files: its current upload and its request folders."""
 
-    def __init__(self, workdir: Path, uploads: Path) -> None:
+    def __init__(self, workdir: Path, uploads: Uploads) -> None:
         self.folder = workdir / "sessions" / uuid.uuid4().hex
         self.uploads = uploads
         self.upload: Path | None = None
         self.requests = 0
+        self.last_used = time.monotonic()
 
     def own_upload(self, path: Path) -> None:
-        """Make `path` (a Gradio upload) this session's video, deleting the previous one."""
-        if self.upload is not None and self.upload != path:
-            self._delete_upload()
-        self.upload = path
+        """Make `path` (a Gradio upload) this session's video, letting go of the previous one."""
+        if self.upload != path:
+            self.drop_upload()
+            self.uploads.hold(path, self)
+            self.upload = path
+
+    def drop_upload(self) -> None:
+        if self.upload is not None:
+            self.uploads.release(self.upload, self)
+        self.upload = None
 
     def next_request_folder(self) -> Path:
         self.requests += 1
         return self.folder / f"request-{self.requests:04d}"
 
-    def _delete_upload(self) -> None:
-        # Only ever a file in Gradio's upload folder: a picked server video is never deleted.
-        if self.upload is not None and _inside(self.upload, self.uploads):
-            self.upload.unlink(missing_ok=True)
-            try:
-                self.upload.parent.rmdir()  # Gradio puts each upload in a folder of its own
-            except OSError:
-                pass
-        self.upload = None
-
     def close(self) -> None:
-        self._delete_upload()
+        self.drop_upload()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
@@ -94,8 +124,10 @@ class Page:
         self._old_temp = os.environ.get("GRADIO_TEMP_DIR")
         # Gradio reads its upload/cache folder from here when components and the app are made.
         os.environ["GRADIO_TEMP_DIR"] = str(self.workdir)
-        self.uploads = self.workdir
+        self.uploads = Uploads(self.workdir)
         self._lock = threading.Lock()
+        self._sessions: dict[str, Session] = {}
+        self._sessions_lock = threading.Lock()
         self.demo = self._build()
         self.url: str | None = None
 
@@ -105,13 +137,13 @@ class Page:
         """(path to analyse, the name the user knows it by)."""
         if upload:
             path = Path(upload)
-            if not _inside(path, self.uploads):  # never a path the browser made up
+            if not _inside(path, self.uploads.folder):  # never a path the browser made up
                 raise DataError("upload the video again", setting="video")
             if not path.is_file():
                 raise DataError("the uploaded file is gone (the server removed it); upload it again", setting="video")
+            session.own_upload(path)  # from now on deleted with the session, or at once if unusable
             size = path.stat().st_size
             if size > self.config.max_upload_bytes:
-                path.unlink(missing_ok=True)
                 raise DataError(
                     f"{path.name} is {size / 1e6:.1f} MB, over this server's upload limit of "
                     f"{self.config.max_upload_mb:g} MB (--max-upload-mb)",
@@ -122,7 +154,6 @@ class Page:
                     f"{path.name} is not a video file (expected one of {', '.join(sorted(VIDEO_EXTENSIONS))})",
                     setting="video",
                 )
-            session.own_upload(path)
             return path, path.name
         if picked:
             if self.videos_dir is None:
@@ -130,11 +161,28 @@ class Page:
             return resolve_choice(self.videos_dir, picked), picked
         raise DataError("upload a video or pick one from the folder", setting="video")
 
-    def analyse(self, upload, picked, labels_text, session, progress=gr.Progress(track_tqdm=True)):
-        session = session or Session(self.workdir, self.uploads)
+    def _session(self, request: "gr.Request | None") -> Session:
+        """The session of `request` (Gradio's session hash: one per browser tab or client);
+        sessions idle for `SESSION_TTL_S` are closed on the way."""
+        key = request.session_hash if request is not None and request.session_hash else None
+        now = time.monotonic()
+        with self._sessions_lock:
+            for old_key, old in list(self._sessions.items()):
+                if now - old.last_used > SESSION_TTL_S:
+                    self._sessions.pop(old_key).close()
+            session = self._sessions.get(key) if key else None
+            if session is None:
+                session = Session(self.workdir, self.uploads)
+                if key:
+                    self._sessions[key] = session
+            session.last_used = now
+        return session
+
+    def analyse(self, upload, picked, labels_text, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+        session = self._session(request)
         try:
+            video, name = self._video(upload, picked, session)  # the upload is the session's from here
             labels = parse_labels(labels_text)
-            video, name = self._video(upload, picked, session)
             with self._lock:  # one model, one request at a time
                 result = self.analyzer.analyse(
                     video,
@@ -144,8 +192,18 @@ class Page:
                     progress=lambda fraction, desc: progress(fraction, desc=desc),
                 )
         except ClipactionError as error:
+            if error.setting == "video":
+                session.drop_upload()  # a file that is not a usable video is deleted at once
             raise gr.Error(_readable(error), print_exception=False) from None
-        return (*self._outputs(result), session)
+        return self._outputs(result)
+
+    def _unload(self, request: gr.Request) -> None:
+        """The browser tab closed: its session's upload and files are deleted now."""
+        key = request.session_hash if request is not None else None
+        with self._sessions_lock:
+            session = self._sessions.pop(key, None) if key else None
+        if session is not None:
+            session.close()
 
     def _outputs(self, result: Analysis) -> tuple[Any, ...]:
         prediction = result.prediction
@@ -191,7 +249,6 @@ class Page:
             self._theme = theme
             gr.Markdown("# clipaction: which action is in this video?")
             gr.Markdown(self._model_line(), elem_id="model-line")
-            session = gr.State(None, time_to_live=SESSION_TTL_S, delete_callback=lambda s: s and s.close())
             with gr.Row():
                 with gr.Column(scale=1):
                     upload = gr.File(
@@ -213,7 +270,7 @@ class Page:
                     )
                     button = gr.Button("Rank the labels", variant="primary", elem_id="run")
                 with gr.Column(scale=2):
-                    video = gr.Video(label="Video", interactive=False, elem_id="video")
+                    video = gr.Video(label="Video", interactive=False, height=360, elem_id="video")
                     summary = gr.Markdown(elem_id="summary")
                     ranking = gr.Label(label="Ranking", num_top_classes=10, elem_id="ranking")
                     table = gr.Dataframe(headers=["rank", "label", "probability"], label="All labels", elem_id="table")
@@ -227,10 +284,11 @@ class Page:
             preset.change(lambda name: "\n".join(preset_labels(name)) if name else gr.skip(), preset, labels, api_name=False)
             button.click(
                 self.analyse,
-                [upload, picked, labels, session],
-                [video, summary, ranking, table, timeline, segments, json_button, csv_button, vtt_button, session],
+                [upload, picked, labels],
+                [video, summary, ranking, table, timeline, segments, json_button, csv_button, vtt_button],
                 api_name="analyse",
             )
+            demo.unload(self._unload)
         return demo
 
     # -- the server -------------------------------------------------------------------------
