@@ -25,6 +25,7 @@ from clipaction.config import ModelConfig  # noqa: E402
 from clipaction.data.synthetic import SyntheticVideo, write_video  # noqa: E402
 from clipaction.serve import ServeConfig, start_page  # noqa: E402
 from clipaction.serve.preview import browser_playable  # noqa: E402
+from clipaction.timeline.synthetic import Scene, write_scenes  # noqa: E402
 
 LABELS = ["riding a bike", "juggling", "swimming"]
 MAX_UPLOAD_MB = 1.0
@@ -50,12 +51,12 @@ def _free_port() -> int:
 def media(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
     videos = root / "videos"
-    spec = SyntheticVideo(codec="mpeg4", width=160, height=120, num_frames=50, pattern=3)
     ns = SimpleNamespace(
         root=root,
         videos=videos,
         cache=root / "cache",
-        avi=write_video(videos / "clip.avi", spec),  # MPEG-4 Part 2 in AVI: needs a preview
+        # three 2-second scenes in MPEG-4 Part 2 in AVI (as UCF101): needs a preview, has a timeline
+        avi=write_scenes(videos / "clip.avi", [Scene(2, 0), Scene(2, 2), Scene(2, 4)], width=160, height=120, codec="mpeg4"),
         mp4=write_video(videos / "sub" / "other.mp4", SyntheticVideo(codec="h264", pattern=5, seed=1)),
         secret=write_video(root / "outside" / "secret.mp4", SyntheticVideo(codec="h264", pattern=1)),
         garbage=root / "garbage.mp4",
@@ -93,7 +94,7 @@ def _files_named(folder: Path, name: str) -> list[Path]:
     return [p for p in folder.rglob(name) if "sessions" not in p.parts]
 
 
-def test_ranking_through_http_equals_predict_json(page, media, tiny_model_dir, capsys, monkeypatch):
+def test_ranking_and_timeline_through_http_equal_the_cli(page, media, tiny_model_dir, capsys, monkeypatch, tmp_path):
     backend = page.analyzer.backend
     encoded: list[int] = []
     real_encode = backend.encode_pixels
@@ -101,7 +102,7 @@ def test_ranking_through_http_equals_predict_json(page, media, tiny_model_dir, c
     client = Client(page.url, verbose=False)
 
     outputs = client.predict(handle_file(str(media.avi)), None, "\n".join(LABELS), api_name="/analyse")
-    video, summary, ranking, table, _timeline, _segments, json_file, csv_file, _vtt = outputs
+    video, summary, ranking, table, timeline, segments, json_file, csv_file, segments_file, vtt_file = outputs
     assert sum(encoded) > 0
     assert main(
         ["predict", str(media.avi), "--labels", ",".join(LABELS), "--json", "--model", str(tiny_model_dir),
@@ -122,6 +123,26 @@ def test_ranking_through_http_equals_predict_json(page, media, tiny_model_dir, c
     assert download["model"]["family"] == "clip" and download["model"]["precision"] == "fp32"
     assert Path(csv_file["value"]).read_text().splitlines()[1].startswith(f"1,{want[0][0]},")
     assert browser_playable(video["value"]) and video["value"].endswith(".mp4")  # an H.264 preview of the AVI
+
+    # The timeline is `clipaction timeline`'s, file for file; the VTT is the video's subtitles.
+    assert main(
+        ["timeline", str(media.avi), "--labels", ",".join(LABELS), "--out", str(tmp_path / "timeline"),
+         "--model", str(tiny_model_dir), "--cache-dir", str(media.cache), "--no-progress"]
+    ) == 0
+    capsys.readouterr()
+    cli = tmp_path / "timeline" / "clip"
+    assert Path(segments_file["value"]).read_bytes() == (cli / "segments.csv").read_bytes()
+    assert Path(vtt_file["value"]).read_bytes() == (cli / "clip.vtt").read_bytes()
+    assert Path(video["subtitles"]).read_bytes() == (cli / "clip.vtt").read_bytes()
+    assert Path(vtt_file["value"]).read_text().startswith("WEBVTT")
+    assert Path(timeline["value"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    expected_segments = json.loads((cli / "segments.json").read_text())["results"]["clip"]
+    assert [row[2] for row in segments["value"]["data"]] == [s["label"] for s in expected_segments]
+    assert download["timeline"]["segments"] == [
+        {"start": s["segment"][0], "end": s["segment"][1], "label": s["label"], "score": s["score"]}
+        for s in expected_segments
+    ]
+    assert download["timeline"]["duration"] == pytest.approx(6.0, abs=0.05)
 
     # New labels on the same video: its frames come from the cache, only the labels are encoded.
     before = sum(encoded)
@@ -211,6 +232,10 @@ def test_in_a_real_browser(page, media, tmp_path):
             expect(tab.locator("#ranking")).to_contain_text(expected_top)
             expect(tab.locator("#video video")).to_have_count(1)
             assert tab.locator("#video video").get_attribute("src")
+            expect(tab.locator("#video track")).to_have_count(1)  # the timeline's WebVTT as subtitles
+            expect(tab.locator("#timeline img")).to_be_visible()
+            expect(tab.locator("#segments")).to_contain_text("end (s)")
+            expect(tab.locator("#download-vtt")).to_be_visible()
             assert _files_named(page.workdir, "clip.avi")  # held while the tab is open
             shot = tmp_path / "serve.png"
             tab.screenshot(path=str(shot), full_page=True)

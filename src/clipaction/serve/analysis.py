@@ -1,5 +1,6 @@
 """What one press of the page's button does, without Gradio: a video and labels -> a browser
-preview, the ranked labels (the same call as `clipaction predict`) and the files to download.
+preview, the ranked labels (the same call as `clipaction predict`), the timeline (the same call
+as `clipaction timeline`: segments, WebVTT subtitles, timeline.png) and the files to download.
 
 The model, its feature cache and the prompt templates are made once per server (`Analyzer`);
 frame features are cached by the video's content, so a second request with new labels on the
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import shutil
 import time
@@ -37,7 +39,9 @@ def _no_progress(fraction: float, desc: str) -> None:
 
 @dataclass
 class Analysis:
-    """The outcome of one request. `files` maps json/csv (and vtt with a timeline) to paths."""
+    """The outcome of one request. `files` maps json (ranking and timeline), csv (ranking) and,
+    with a timeline, segments (CSV) and vtt to paths; `segments` are dicts start, end, label,
+    score (seconds, mean probability)."""
 
     name: str
     prediction: VideoPrediction
@@ -47,6 +51,8 @@ class Analysis:
     subtitles: Path | None = None
     timeline_png: Path | None = None
     segments: list[dict[str, Any]] = field(default_factory=list)
+    #: why there is no timeline (a video the timeline could not read), else None
+    timeline_note: str | None = None
 
     @property
     def top(self) -> tuple[str, float]:
@@ -147,6 +153,28 @@ class Analyzer:
             raise DataError(f"cannot read {video.name} as a video: {reason}", setting="video")
         return predictions[0]
 
+    def timeline(self, video: Path, labels: Sequence[str], folder: Path) -> dict[str, Any]:
+        """`clipaction timeline`'s outputs for `video` in `folder` (its library call, with the
+        timeline's default settings and this server's model, prompts and cache): the video's
+        summary (`outputs` names windows.csv, segments.csv, segments.json, the VTT and
+        timeline.png) and its segments as ActivityNet rows. DataError when it cannot read it."""
+        from clipaction.timeline import TimelineConfig, label_videos
+
+        config = TimelineConfig(
+            labels=tuple(labels),
+            templates=self.config.templates,
+            model=self.config.model,
+            cache_dir=self.config.cache_dir,
+            workers=self.config.workers,
+        )
+        results = label_videos([video], config, folder, backend=self.backend, progress=True)
+        if not results["videos"]:
+            reason = results["failures"][0]["error"] if results["failures"] else "no frames could be decoded"
+            raise DataError(f"no timeline for {video.name}: {reason}", setting="video")
+        summary = results["videos"][0]
+        found = json.loads(Path(summary["outputs"]["segments_json"]).read_text(encoding="utf-8"))
+        return {"summary": summary, "segments": found["results"][summary["id"]], "settings": results["settings"]}
+
     def analyse(
         self,
         video: Path,
@@ -164,10 +192,35 @@ class Analyzer:
         preview = self.preview(video, folder.parent / "previews", progress)
         progress(0.35, "encoding frames and labels")
         prediction = self.rank(video, labels)
+        progress(0.6, "labelling the video over time")
         folder.mkdir(parents=True, exist_ok=True)
         stem = Path(name).stem or "video"
-        files = {"json": folder / f"{stem}.ranking.json", "csv": folder / f"{stem}.ranking.csv"}
-        write_json(files["json"], ranking_payload(name, prediction, self.describe()))
+        files = {"json": folder / f"{stem}.json", "csv": folder / f"{stem}.ranking.csv"}
+        payload = ranking_payload(name, prediction, self.describe())
+        result = Analysis(name, prediction, preview, files, 0.0)
+        try:
+            timeline = self.timeline(video, labels, folder / "timeline")
+        except DataError as error:  # the ranking stands on its own; say why the timeline is missing
+            log.warning("%s", error.message)
+            result.timeline_note = error.message
+        else:
+            outputs = timeline["summary"]["outputs"]
+            files["segments"] = Path(outputs["segments"])
+            files["vtt"] = Path(outputs["subtitles"])
+            result.subtitles = Path(outputs["subtitles"])
+            result.timeline_png = Path(outputs["figure"])
+            result.segments = [
+                {"start": row["segment"][0], "end": row["segment"][1], "label": row["label"], "score": row["score"]}
+                for row in timeline["segments"]
+            ]
+            payload["timeline"] = {
+                "settings": {k: timeline["settings"][k] for k in ("fps", "window", "stride", "threshold", "min_segment")},
+                "duration": timeline["summary"]["duration"],
+                "segments": result.segments,
+                "seconds_per_label": timeline["summary"]["seconds_per_label"],
+            }
+        write_json(files["json"], payload)
         write_text_atomic(files["csv"], ranking_csv(prediction))
         progress(1.0, "done")
-        return Analysis(name, prediction, preview, files, time.perf_counter() - started)
+        result.seconds = time.perf_counter() - started
+        return result

@@ -36,6 +36,9 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     raise ClipactionError('the web page needs the ui extra: pip install -e ".[ui]"') from None
 
+#: The download buttons: Analysis.files key -> button text.
+DOWNLOADS = {"json": "JSON", "csv": "Ranking CSV", "segments": "Segments CSV", "vtt": "Subtitles (VTT)"}
+
 #: Seconds a session's files are kept after its last request when its browser never says
 #: goodbye (a closed tab deletes them at once).
 SESSION_TTL_S = 3600
@@ -209,26 +212,28 @@ class Page:
         prediction = result.prediction
         top, prob = result.top
         confidences = {label: p for label, p in prediction.labels}
+        if result.segments:
+            timeline_line = f"Timeline: {len(result.segments)} segment(s), shown as subtitles on the video."
+        else:
+            timeline_line = f"No timeline: {result.timeline_note}." if result.timeline_note else ""
         summary = (
             f"### Top label: {top} ({prob:.1%})\n"
             f"{result.name}: {len(prediction.labels)} labels ranked in {result.seconds:.1f} s. "
-            f"Scores: **{prediction.score}**, {score_note(prediction.score, len(prediction.labels))}."
+            f"Scores: **{prediction.score}**, {score_note(prediction.score, len(prediction.labels))}. "
+            f"{timeline_line}"
         )
         table = [[rank, label, round(p, 6)] for rank, (label, p) in enumerate(prediction.labels, 1)]
         video = gr.Video(value=str(result.preview), subtitles=str(result.subtitles) if result.subtitles else None)
         downloads = [
-            gr.DownloadButton(value=str(result.files[kind]), visible=kind in result.files)
+            gr.DownloadButton(value=str(result.files[kind]), visible=True)
             if kind in result.files
             else gr.DownloadButton(value=None, visible=False)
-            for kind in ("json", "csv", "vtt")
+            for kind in DOWNLOADS
         ]
-        timeline = gr.Image(value=str(result.timeline_png), visible=True) if result.timeline_png else gr.Image(visible=False)
-        segments = (
-            gr.Dataframe(value=[list(row.values()) for row in result.segments], headers=list(result.segments[0]), visible=True)
-            if result.segments
-            else gr.Dataframe(visible=False)
-        )
-        return (video, summary, confidences, table, timeline, segments, *downloads)
+        figure = gr.Image(value=str(result.timeline_png), visible=True) if result.timeline_png else gr.Image(value=None, visible=False)
+        rows = [[f"{s['start']:.2f}", f"{s['end']:.2f}", s["label"], round(s["score"], 4)] for s in result.segments]
+        segments = gr.Dataframe(value=rows, visible=bool(rows))
+        return (video, summary, confidences, table, figure, segments, *downloads)
 
     # -- the page ---------------------------------------------------------------------------
 
@@ -275,17 +280,20 @@ class Page:
                     ranking = gr.Label(label="Ranking", num_top_classes=10, elem_id="ranking")
                     table = gr.Dataframe(headers=["rank", "label", "probability"], label="All labels", elem_id="table")
                     with gr.Row():
-                        json_button = gr.DownloadButton("JSON", visible=False, elem_id="download-json")
-                        csv_button = gr.DownloadButton("CSV", visible=False, elem_id="download-csv")
-                        vtt_button = gr.DownloadButton("Subtitles (VTT)", visible=False, elem_id="download-vtt")
+                        buttons = [
+                            gr.DownloadButton(text, visible=False, elem_id=f"download-{kind}")
+                            for kind, text in DOWNLOADS.items()
+                        ]
             timeline = gr.Image(label="Timeline", visible=False, interactive=False, elem_id="timeline")
-            segments = gr.Dataframe(label="Segments", visible=False, elem_id="segments")
+            segments = gr.Dataframe(
+                headers=["start (s)", "end (s)", "label", "score"], label="Segments", visible=False, elem_id="segments"
+            )
 
             preset.change(lambda name: "\n".join(preset_labels(name)) if name else gr.skip(), preset, labels, api_name=False)
             button.click(
                 self.analyse,
                 [upload, picked, labels],
-                [video, summary, ranking, table, timeline, segments, json_button, csv_button, vtt_button],
+                [video, summary, ranking, table, timeline, segments, *buttons],
                 api_name="analyse",
             )
             demo.unload(self._unload)
