@@ -126,39 +126,55 @@ def _seeded(build: Callable[[], torch.nn.Module], seed: int) -> torch.nn.Module:
         torch.random.set_rng_state(state)
 
 
-def _metaclip_2(out_dir: Path, seed: int) -> tuple[Any, Any]:
+#: Model sizes. "base" has a real ViT-B image tower (MetaCLIP 2: B/32 at 224; SigLIP 2: B/16 at
+#: 224) for `bench`; its text tower is 2 layers deep, since bench times the image encoder.
+SHAPES: dict[str, dict[str, Any]] = {
+    "tiny": {"side": _SIDE, "patch": _PATCH, "metaclip_patch": _PATCH, "text": _TEXT, "vision": _VISION, "projection": 24},
+    "base": {
+        "side": 224,
+        "patch": 16,
+        "metaclip_patch": 32,
+        "text": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 2, "num_attention_heads": 12},
+        "vision": {"hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12},
+        "projection": 512,
+    },
+}
+
+
+def _metaclip_2(out_dir: Path, seed: int, shape: dict[str, Any] = SHAPES["tiny"]) -> tuple[Any, Any]:
     from transformers import CLIPImageProcessorPil, CLIPProcessor, MetaClip2Config, MetaClip2Model
 
     tokenizer = xlmr_tokenizer()
     config = MetaClip2Config(
         text_config={
-            **_TEXT,
+            **shape["text"],
             "vocab_size": len(tokenizer),
             "max_position_embeddings": 77,
             "bos_token_id": tokenizer.bos_token_id,
             "eos_token_id": tokenizer.eos_token_id,
             "pad_token_id": tokenizer.pad_token_id,
         },
-        vision_config={**_VISION, "image_size": _SIDE, "patch_size": _PATCH},
-        projection_dim=24,
+        vision_config={**shape["vision"], "image_size": shape["side"], "patch_size": shape["metaclip_patch"]},
+        projection_dim=shape["projection"],
     )
     model = _seeded(lambda: MetaClip2Model(config), seed)
     with torch.no_grad():
         model.logit_scale.fill_(float(torch.log(torch.tensor(100.0))))
-    images = CLIPImageProcessorPil(size={"shortest_edge": _SIDE}, crop_size={"height": _SIDE, "width": _SIDE})
+    side = shape["side"]
+    images = CLIPImageProcessorPil(size={"shortest_edge": side}, crop_size={"height": side, "width": side})
     return model, CLIPProcessor(image_processor=images, tokenizer=tokenizer)
 
 
-def _siglip_config(tokenizer: Any, vocab_size: int) -> dict[str, Any]:
+def _siglip_config(tokenizer: Any, vocab_size: int, shape: dict[str, Any] = SHAPES["tiny"]) -> dict[str, Any]:
     return {
         "text_config": {
-            **_TEXT,
+            **shape["text"],
             "vocab_size": vocab_size,
             "max_position_embeddings": _TEXT_POSITIONS,
             "pad_token_id": tokenizer.pad_token_id,
             "eos_token_id": tokenizer.eos_token_id,
         },
-        "vision_config": {**_VISION, "image_size": _SIDE, "patch_size": _PATCH},
+        "vision_config": {**shape["vision"], "image_size": shape["side"], "patch_size": shape["patch"]},
     }
 
 
@@ -181,14 +197,14 @@ def _siglip(out_dir: Path, seed: int) -> tuple[Any, Any]:
     return model, SiglipProcessor(image_processor=images, tokenizer=tokenizer)
 
 
-def _siglip2_fixed(out_dir: Path, seed: int) -> tuple[Any, Any]:
+def _siglip2_fixed(out_dir: Path, seed: int, shape: dict[str, Any] = SHAPES["tiny"]) -> tuple[Any, Any]:
     from transformers import SiglipConfig, SiglipImageProcessorPil, SiglipModel, SiglipProcessor
 
     tokenizer = gemma_tokenizer()
-    config = SiglipConfig(**_siglip_config(tokenizer, len(tokenizer)))
+    config = SiglipConfig(**_siglip_config(tokenizer, len(tokenizer), shape))
     model = _seeded(lambda: SiglipModel(config), seed)
     _set_scale_and_bias(model)
-    images = SiglipImageProcessorPil(size={"height": _SIDE, "width": _SIDE})
+    images = SiglipImageProcessorPil(size={"height": shape["side"], "width": shape["side"]})
     return model, SiglipProcessor(image_processor=images, tokenizer=tokenizer)
 
 
@@ -221,14 +237,22 @@ _BUILDERS: dict[str, Callable[[Path, int], tuple[Any, Any]]] = {
 TINY_FAMILIES = tuple(_BUILDERS)
 
 
-def build_random_model(out_dir: str | Path, family: str, seed: int = 0) -> Path:
-    """Write a tiny random model of `family` (one of TINY_FAMILIES) and its processor to
-    `out_dir` with `save_pretrained`; returns `out_dir`. Deterministic for a given seed."""
+#: The families with a "base" shape.
+BASE_FAMILIES = ("metaclip_2", "siglip2")
+
+
+def build_random_model(out_dir: str | Path, family: str, seed: int = 0, shape: str = "tiny") -> Path:
+    """Write a random model of `family` (one of TINY_FAMILIES) and its processor to `out_dir`
+    with `save_pretrained`; returns `out_dir`. Deterministic for a given seed. `shape` "base"
+    (for BASE_FAMILIES) has a real ViT-B image tower (see SHAPES)."""
     if family not in _BUILDERS:
         raise ValueError(f"family must be one of {', '.join(TINY_FAMILIES)}; got {family!r}")
+    if shape != "tiny" and family not in BASE_FAMILIES:
+        raise ValueError(f"shape {shape!r} is built for {', '.join(BASE_FAMILIES)} only; got {family!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    model, processor = _BUILDERS[family](out_dir, seed)
+    build = _BUILDERS[family]
+    model, processor = build(out_dir, seed, SHAPES[shape]) if shape != "tiny" else build(out_dir, seed)
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     return out_dir
