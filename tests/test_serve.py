@@ -146,6 +146,16 @@ def test_serve_flags_default_to_serve_config():
         ServeConfig(max_upload_mb=0)
 
 
+def test_listening_beyond_this_machine_warns():
+    pytest.importorskip("gradio", reason='the ui extra is not installed (pip install -e ".[ui]")')
+    from clipaction.serve.app import exposure_warning
+
+    assert exposure_warning(ServeConfig()) is None
+    assert exposure_warning(ServeConfig(host="localhost")) is None
+    warning = exposure_warning(ServeConfig(host="0.0.0.0", port=8000))
+    assert "anyone who can reach port 8000" in warning
+
+
 def test_other_commands_do_not_import_gradio():
     code = (
         "import sys; from clipaction.cli.parser import build_parser; build_parser().parse_args(['serve']); "

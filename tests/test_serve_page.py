@@ -249,3 +249,31 @@ def test_in_a_real_browser(page, media, tmp_path):
     assert not _files_named(page.workdir, "clip.avi")
     if os.environ.get("CLIPACTION_SERVE_SCREENSHOT"):
         shutil.copyfile(shot, os.environ["CLIPACTION_SERVE_SCREENSHOT"])
+
+
+def test_the_command_serves_until_sigterm_then_deletes_its_files(tiny_model_dir, media, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import urllib.request
+
+    port = _free_port()
+    env = {**os.environ, "TMPDIR": str(tmp_path)}  # the server's work folder goes here
+    command = [sys.executable, "-m", "clipaction.cli", "serve", "--port", str(port), "--model", str(tiny_model_dir),
+               "--cache-dir", str(media.cache), "--videos", str(media.videos)]
+    log = open(tmp_path / "stderr.txt", "w")
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+    try:
+        first = server.stdout.readline()
+        assert first.startswith(f"clipaction serve: open http://127.0.0.1:{port}/"), (tmp_path / "stderr.txt").read_text()
+        assert list(tmp_path.glob("clipaction-serve-*"))
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as response:
+            assert response.status == 200 and b"clipaction" in response.read()
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+        server.stdout.close()
+        log.close()
+    assert not list(tmp_path.glob("clipaction-serve-*"))

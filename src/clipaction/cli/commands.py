@@ -462,7 +462,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         workers=args.workers,
     )
-    start_page(config, block=True, quiet=False)  # Gradio prints the URL; Ctrl-C stops it
+    page = start_page(config)
+    print(f"clipaction serve: open {page.url} (Ctrl-C stops the server and deletes its files)", flush=True)
+    page.wait()
     return EXIT_OK
 
 

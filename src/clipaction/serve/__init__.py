@@ -2,7 +2,7 @@
 
     from clipaction.serve import ServeConfig, start_page
     page = start_page(ServeConfig(model=ModelConfig(name_or_path=...)))   # returns once listening
-    print(page.url); ...; page.close()
+    print(page.url); page.wait()   # until Ctrl-C; or page.close()
 
 Gradio is imported only by `clipaction.serve.app`, so this package and the other commands stay
 fast and work without the `ui` extra; `start_page` says how to install it when it is missing.
@@ -28,12 +28,13 @@ def make_page(config: ServeConfig, analyzer: "Analyzer | None" = None) -> "Page"
     return Page(config, analyzer)
 
 
-def start_page(config: ServeConfig, *, block: bool = False, quiet: bool = True) -> "Page":
-    """Build the page and start serving it on `config.host`:`config.port`; with `block`, return
-    only when the server stops (Ctrl-C), having deleted its files."""
+def start_page(config: ServeConfig) -> "Page":
+    """Build the page and serve it on `config.host`:`config.port` in the background; `page.url`
+    is its address, `page.wait()` serves until Ctrl-C or SIGTERM, `page.close()` stops it and
+    deletes its files."""
     page = make_page(config)
     try:
-        page.start(block=block, quiet=quiet)
+        page.start()
     except BaseException:
         page.close()
         raise

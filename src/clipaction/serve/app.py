@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -103,6 +104,16 @@ class Session:
     def close(self) -> None:
         self.drop_upload()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def exposure_warning(config: ServeConfig) -> str | None:
+    """What to say when the page listens beyond this machine."""
+    if not config.public:
+        return None
+    return (
+        f"listening on {config.host}: anyone who can reach port {config.port} can use this page "
+        "and its model (the default, 127.0.0.1, keeps it to this machine)"
+    )
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -301,32 +312,40 @@ class Page:
 
     # -- the server -------------------------------------------------------------------------
 
-    def start(self, *, block: bool = False, quiet: bool = True) -> str:
-        """Serve the page; returns its URL (when `block`, after the server stops)."""
-        if self.config.public:
-            log.warning(
-                "listening on %s: anyone who can reach port %d can use this page and its model",
-                self.config.host,
-                self.config.port,
-            )
+    def start(self) -> str:
+        """Start serving the page in the background; returns its URL."""
+        warning = exposure_warning(self.config)
+        if warning:
+            log.warning("%s", warning)
         _, url, _ = self.demo.launch(
             server_name=self.config.host,
             server_port=self.config.port or None,
             prevent_thread_lock=True,
             max_file_size=self.config.max_upload_bytes,
             allowed_paths=[],
-            quiet=quiet,
+            quiet=True,
             show_error=True,
             ssr_mode=False,
             theme=self._theme,
         )
         self.url = url
-        if block:
-            try:
-                self.demo.block_thread()
-            finally:
-                self.close()
         return url
+
+    def wait(self) -> None:
+        """Serve until Ctrl-C or SIGTERM, then close (deleting the page's files)."""
+        stop = threading.Event()
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            while not stop.wait(0.2):
+                pass
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+            self.close()
 
     def close(self) -> None:
         try:
