@@ -14,8 +14,7 @@ from safetensors.numpy import load_file
 from clipaction.cli import main
 from clipaction.data.synthetic import SyntheticVideo, make_folder_dataset
 from clipaction.errors import ConfigError
-from clipaction.features.cache import video_key
-from clipaction.features.shard import Shard, parse_shard, select_shard, shard_of
+from clipaction.features.shard import EDGE, Shard, parse_shard, select_shard, shard_key, shard_of
 
 
 def test_parse_shard():
@@ -51,8 +50,26 @@ def test_shards_partition_the_videos_by_content(tmp_path):
     for share in shares:
         assert share == [p for p in paths if p in share]  # in the given order
     assert [files[3] in share for share in shares] == [twin in share for share in shares]
-    assert all(shard_of(video_key(p), 3) == i for i, share in zip((1, 2, 3), shares) for p in share if p != missing)
+    assert all(shard_of(shard_key(p), 3) == i for i, share in zip((1, 2, 3), shares) for p in share if p != missing)
     assert select_shard(paths, 1, 1) == paths
+
+
+def test_the_shard_key_follows_content_at_both_ends_and_the_size(tmp_path):
+    body = bytearray(range(256)) * (3 * EDGE // 256)
+    a, b = tmp_path / "a.avi", tmp_path / "b.avi"
+    a.write_bytes(bytes(body))
+    b.write_bytes(bytes(body))
+    assert shard_key(a) == shard_key(b)
+    for position in (0, len(body) - 1):  # a change in the head or the tail is a new key
+        changed = bytearray(body)
+        changed[position] ^= 0xFF
+        b.write_bytes(bytes(changed))
+        assert shard_key(b) != shard_key(a)
+    b.write_bytes(bytes(body) + b"x")
+    assert shard_key(b) != shard_key(a)
+    tiny = tmp_path / "tiny.avi"
+    tiny.write_bytes(b"abc")
+    assert len(shard_key(tiny)) == 64
 
 
 def _entries(cache: Path) -> dict[str, dict[str, np.ndarray]]:

@@ -1,22 +1,26 @@
-"""A deterministic 1/N share of a dataset's videos, by content key (`--shard I/N`).
+"""A deterministic 1/N share of a dataset's videos, by content (`--shard I/N`).
 
-A video's shard follows from its content key alone (`features.cache.video_key`), so the same
-video lands in the same shard on every machine and whatever its path; N shards run anywhere
-into one shared cache directory write exactly the entries one unsharded run writes. A file that
-cannot be read has no content key: its shard follows from its path as given, so exactly one
-shard reports it as a failure.
+A video's shard follows from its bytes alone, never its path, so the same video lands in the
+same shard on every machine and wherever it is mounted; N shards run anywhere into one shared
+cache directory write exactly the entries one unsharded run writes.
+
+The shard key is the file's size and a SHA-256 of its first and last 64 KiB (`shard_key`), not
+the cache's full-content key (`features.cache.video_key`): every shard must key every video to
+pick its share, and reading 128 KiB instead of the whole file keeps N shards from reading the
+dataset N times over; each shard then hashes in full only its own videos. A file that cannot be
+read goes to the shard of its path as given, so exactly one shard reports it as a failure.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence, TypeVar
 
 from clipaction.errors import ConfigError
-from clipaction.features.cache import video_key
 
 P = TypeVar("P", str, Path)
 
@@ -48,23 +52,40 @@ def _bucket(text: str, count: int) -> int:
     return int(hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:16], 16) % count + 1
 
 
+#: Bytes read from each end of a file for its shard key.
+EDGE = 64 * 1024
+
+
+def shard_key(path: str | Path) -> str:
+    """SHA-256 (hex) of the file's size and its first and last `EDGE` bytes: a key of its
+    content that costs two short reads. OSError when the file cannot be read."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        digest.update(str(size).encode() + b"\0" + handle.read(EDGE))
+        if size > EDGE:
+            handle.seek(max(EDGE, size - EDGE))
+            digest.update(handle.read(EDGE))
+    return digest.hexdigest()
+
+
 def shard_of(key: str, count: int) -> int:
-    """The shard (1..count) of the video whose content key is `key`."""
+    """The shard (1..count) of the video whose shard key (`shard_key`) is `key`."""
     if count < 1:
         raise ConfigError(f"the shard count must be >= 1; got {count}", setting="shard")
     return _bucket("key:" + key, count)
 
 
 def select_shard(paths: Sequence[P], index: int, count: int) -> list[P]:
-    """The videos of `paths` in shard `index` of `count` (1-based), in their order. Hashes each
-    file (the content key); an unreadable file goes to the shard of its path."""
+    """The videos of `paths` in shard `index` of `count` (1-based), in their order, by their
+    `shard_key`; an unreadable file goes to the shard of its path."""
     shard = Shard(index, count)
     if shard.count == 1:
         return list(paths)
     chosen = []
     for path in paths:
         try:
-            bucket = shard_of(video_key(path), shard.count)
+            bucket = shard_of(shard_key(path), shard.count)
         except OSError:
             bucket = _bucket("path:" + str(path), shard.count)
         if bucket == shard.index:
