@@ -31,6 +31,13 @@ def test_labels_one_per_line_or_comma_separated():
         parse_labels("juggling\nswimming\njuggling")
 
 
+def test_the_page_says_how_to_read_the_probabilities():
+    from clipaction.serve.analysis import score_note
+
+    assert "sum to 100%" in score_note("softmax", 3) and "3 labels" in score_note("softmax", 3)
+    assert "independent" in score_note("sigmoid", 3)
+
+
 def test_presets_are_the_dataset_classes_in_words():
     presets = list_presets()
     study, ucf, hmdb = (preset_labels(name) for name in presets)
