@@ -18,6 +18,7 @@ Subset = Literal["train", "test", "all"]
 Device = Literal["auto", "cpu", "cuda"]
 NameStyle = Literal["raw", "spaced"]
 Precision = Literal["fp32", "int8", "fp16"]
+Runtime = Literal["torch", "openvino"]
 EngineName = Literal["local", "ray"]
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
@@ -119,10 +120,18 @@ class ModelConfig:
     device: Device = "auto"
     batch_size: int = 32
     precision: Precision = "fp32"
+    #: what runs the image encoder: torch (the reference), or OpenVINO on the CPU (fp32, int8)
+    runtime: Runtime = "torch"
 
     def __post_init__(self) -> None:
         check_choice("model.device", self.device, Device)
         check_choice("model.precision", self.precision, Precision)
+        check_choice("model.runtime", self.runtime, Runtime)
+        if self.runtime == "openvino" and (self.precision == "fp16" or self.device == "cuda"):
+            raise ConfigError(
+                "openvino runs fp32 or int8 on the CPU; fp16 and cuda are torch's: use runtime torch",
+                setting="model.runtime",
+            )
         if self.batch_size < 1:
             raise ConfigError(f"must be >= 1; got {self.batch_size}", setting="model.batch_size")
 

