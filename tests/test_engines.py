@@ -206,3 +206,16 @@ def test_a_driver_killed_mid_run_and_restarted_completes_without_encoding_twice(
     for key in first_log.read_text().split():
         assert first_log.read_text().split().count(key) == 1
     _assert_same_entries(cache_dir, tmp / "local")
+
+
+def test_bench_measures_the_ray_engine_against_the_local_one(ray_cluster, tiny_model_dir, tmp_path):
+    from clipaction.bench import BenchConfig, make_videos, measure_ray
+
+    config = BenchConfig(videos=2, seconds=1.0, device="cpu", sampler=SamplerConfig(name="uniform", frames=3))
+    paths = make_videos(tmp_path / "videos", config)
+    figures = measure_ray(paths, str(tiny_model_dir), config, 6, tmp_path / "cache", local_fps=100.0)
+    assert figures["failures"] == 0 and figures["start_s"] == 0.0  # the session's Ray was reused
+    assert figures["extract_fps"] > 0 and figures["run_start_s"] >= 0
+    assert figures["extract_fps_once_started"] >= figures["extract_fps"]
+    assert figures["overhead_once_started"] == pytest.approx(1 - figures["extract_fps_once_started"] / 100.0)
+    assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 2

@@ -143,8 +143,64 @@ def measure_extraction(paths: list[Path], backend: Backend, config: BenchConfig,
     }
 
 
-def run_bench(config: BenchConfig = BenchConfig(), *, work_dir: str | Path | None = None) -> dict[str, Any]:
-    """Generate the inputs, measure, and return the figures (a JSON-able dict)."""
+def ray_available() -> bool:
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def measure_ray(paths: list[Path], model_dir: str, config: BenchConfig, batch_size: int, cache_dir: Path, local_fps: float) -> dict[str, Any]:
+    """The ray engine on this machine, against the local engine's `local_fps` (same model,
+    batch size and torch threads). Start-up is reported apart: starting Ray (`start_s`), then
+    the run's own start (workers importing torch, the actor loading the model: `run_s` minus
+    `busy_s`); `extract_fps_once_started` counts from the first model batch to the last."""
+    import ray
+
+    from clipaction.config import EngineConfig
+    from clipaction.features.engines.ray_engine import fill_cache
+
+    model = ModelConfig(name_or_path=model_dir, device=config.device, precision="fp32", batch_size=batch_size)
+    backend = load_backend(model)
+    gpus = 1.0 if backend.device.type == "cuda" else 0.0
+    cores = os.cpu_count() or 1
+    start_s = 0.0
+    started_here = not ray.is_initialized()
+    if started_here:
+        # One logical CPU more than the cores: the actor takes them all (its torch threads, as
+        # the local engine's), the decoding tasks the extra one (the local engine decodes in
+        # threads on the same cores).
+        start_s, _ = _timed(lambda: ray.init(num_cpus=cores + 1, num_gpus=int(gpus), include_dashboard=False, logging_level="WARNING"))
+    cpus = max(1.0, ray.cluster_resources().get("CPU", 2.0) - 1.0)  # one left for decoding tasks
+    engine = EngineConfig(name="ray", workers=1, gpus_per_worker=gpus, cpus_per_worker=cpus, threads_per_worker=torch.get_num_threads())
+    stats: dict[str, float] = {}
+    try:
+        cache = FeatureCache(cache_dir, cache_space(backend))
+        seconds, filled = _timed(
+            lambda: fill_cache([str(p) for p in paths], backend, model, config.sampler, cache, engine=engine,
+                               batch_size=batch_size, workers=config.workers, progress=False, stats=stats)  # fmt: skip
+        )
+    finally:
+        if started_here:
+            ray.shutdown()
+    frames = filled.n_frames_encoded
+    once_started = frames / stats["busy_s"] if stats.get("busy_s") else float("nan")
+    return {
+        "start_s": start_s,
+        "run_start_s": stats.get("run_s", seconds) - stats.get("busy_s", 0.0),
+        "extract_fps": frames / seconds,
+        "extract_fps_once_started": once_started,
+        "overhead_once_started": 1.0 - once_started / local_fps,
+        "local_extract_fps": local_fps,
+        "failures": len(filled.failures),
+        "engine": dataclasses.asdict(engine),
+    }
+
+
+def run_bench(config: BenchConfig = BenchConfig(), *, work_dir: str | Path | None = None, ray: bool | None = None) -> dict[str, Any]:
+    """Generate the inputs, measure, and return the figures (a JSON-able dict). `ray`: also
+    measure the ray engine against the local one (None: when ray can be imported)."""
     with tempfile.TemporaryDirectory(prefix="clipaction-bench-", dir=work_dir) as tmp:
         tmp_path = Path(tmp)
         paths = make_videos(tmp_path / "videos", config)
@@ -164,6 +220,8 @@ def run_bench(config: BenchConfig = BenchConfig(), *, work_dir: str | Path | Non
                 figures[label]["decode_fps"] = decode_fps(paths, backend, config.sampler, config.workers)
                 figures[label].update(text_prompts_per_s(backend))
                 results["device"] = str(backend.device)
+                if ray if ray is not None else ray_available():
+                    results["ray"] = measure_ray(paths, model_dir, config, batch_size, tmp_path / "cache-ray", measured["extract_fps"])
             del backend
             gc.collect()  # free the fp32 model before the fast one is measured
         cosines = [

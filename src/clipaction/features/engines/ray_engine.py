@@ -107,9 +107,14 @@ def fill_cache(
     workers: int = 2,
     progress: bool = True,
     hooks: FaultHooks | None = None,
+    stats: dict[str, float] | None = None,
 ) -> Extraction:
     """Encode into `cache` every video of `paths` it lacks, on the Ray cluster. The returned
-    Extraction holds no features: counts, failures and warnings (in the order of `paths`)."""
+    Extraction holds no features: counts, failures and warnings (in the order of `paths`).
+    `stats`, when given, receives timings: `connect_s` (joining or starting Ray), `plan_s`
+    (hashing and cache lookups), `run_s` (the pipeline, start to last row) and `busy_s` (from
+    the first model batch's start to the last one's end on the actors' clocks: the run without
+    starting workers and loading the model)."""
     import ray
 
     from clipaction.models import load_backend
@@ -126,10 +131,14 @@ def fill_cache(
 
         frames = clip_length(backend, sampler)  # a wrong frame count fails here, not per video
     result = Extraction()
+    stats = {} if stats is None else stats
+    start = time.perf_counter()
     rows, duplicates = _plan(paths, backend, sampler, cache, workers, result)
+    stats["plan_s"] = time.perf_counter() - start
     if not rows:
         return _ordered(result, paths)
-    connect(engine)
+    stats["connect_s"] = connect(engine)
+    start = time.perf_counter()
     from ray.data import DataContext
 
     context = DataContext.get_current()
@@ -142,8 +151,12 @@ def fill_cache(
         warnings.simplefilter("ignore", DeprecationWarning)
         encoded = _pipeline(dataset, model, sampler, cache, engine, batch_size, videos_per_batch, frames, hooks,
                             actor_count(engine, ray.cluster_resources()))  # fmt: skip
+    first, last = math.inf, -math.inf
     for row in encoded.iter_rows():
         _account(result, row, duplicates.get(row["key"], []))
+        first, last = min(first, row["batch_started"]), max(last, row["batch_ended"])
+    stats["run_s"] = time.perf_counter() - start
+    stats["busy_s"] = max(0.0, last - first)
     return _ordered(result, paths)
 
 
@@ -285,6 +298,11 @@ def _decode_rows(batch: Any, model: ModelConfig, sampler: SamplerConfig) -> Any:
     return pd.DataFrame(out)
 
 
+def _reason(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
 class _Encoder:
     """A Ray actor: the model, loaded once, encoding batches of decoded videos into the cache."""
 
@@ -307,9 +325,9 @@ class _Encoder:
         )
 
     def __call__(self, batch: Any) -> Any:
-        import pandas as pd
         import torch
 
+        started = time.time()
         rows, todo = [], []
         for record in batch.to_dict("records"):
             row = {"path": record["path"], "key": record["key"], "status": "failed", "error": record["error"],
@@ -328,18 +346,24 @@ class _Encoder:
         try:
             features = self._encode([self._model_input(record, indices, pixels) for _, record, indices, pixels in todo])
         except Exception as error:  # the batch's videos fail, the job goes on
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             for row, *_ in todo:
-                row["error"] = f"encoding failed: {reason}"
-            return pd.DataFrame(rows)
+                row["error"] = f"encoding failed: {_reason(error)}"
+            return self._frame(rows, started)
         for (row, record, indices, pixels), (pooled, embeds) in zip(todo, features):
             self._hooks_before_store(row["path"])
             try:
                 row["status"] = self._store(record, indices, pooled, embeds)
                 row["frames"] = int(len(pooled) * (self.clip_frames or 1))
             except Exception as error:
-                row["error"] = f"cannot store its features: {str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}"
-        return pd.DataFrame(rows)
+                row["error"] = f"cannot store its features: {_reason(error)}"
+        return self._frame(rows, started)
+
+    @staticmethod
+    def _frame(rows: list[dict], started: float) -> Any:
+        import pandas as pd
+
+        ended = time.time()
+        return pd.DataFrame([{**row, "batch_started": started, "batch_ended": ended} for row in rows])
 
     def _model_input(self, record: dict, indices: np.ndarray, pixels: Any) -> Any:
         if not self.clip_frames:
