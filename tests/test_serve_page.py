@@ -251,29 +251,41 @@ def test_in_a_real_browser(page, media, tmp_path):
         shutil.copyfile(shot, os.environ["CLIPACTION_SERVE_SCREENSHOT"])
 
 
-def test_the_command_serves_until_sigterm_then_deletes_its_files(tiny_model_dir, media, tmp_path):
+def test_the_command_serves_until_sigterm_then_deletes_its_files(tiny_model_dir, media, tmp_path, capsys, monkeypatch):
+    """`clipaction serve` in this process: it prints its URL, serves the page, and SIGTERM
+    stops it with its work folder deleted."""
     import signal
-    import subprocess
-    import sys
+    import tempfile
+    import threading
+    import urllib.error
     import urllib.request
 
     port = _free_port()
-    env = {**os.environ, "TMPDIR": str(tmp_path)}  # the server's work folder goes here
-    command = [sys.executable, "-m", "clipaction.cli", "serve", "--port", str(port), "--model", str(tiny_model_dir),
-               "--cache-dir", str(media.cache), "--videos", str(media.videos)]
-    log = open(tmp_path / "stderr.txt", "w")
-    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the server's work folder goes here
+    done, seen = threading.Event(), {}
+
+    def visit_then_stop() -> None:
+        deadline = time.monotonic() + 60
+        while "status" not in seen and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
+                    seen.update(status=response.status, page=response.read(), folders=list(tmp_path.glob("clipaction-serve-*")))
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.2)
+        while not done.wait(0.5):  # again until it stops: the first may come before its handler
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)  # a SIGTERM too early must not end pytest
+    visitor = threading.Thread(target=visit_then_stop, daemon=True)
+    visitor.start()
     try:
-        first = server.stdout.readline()
-        assert first.startswith(f"clipaction serve: open http://127.0.0.1:{port}/"), (tmp_path / "stderr.txt").read_text()
-        assert list(tmp_path.glob("clipaction-serve-*"))
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as response:
-            assert response.status == 200 and b"clipaction" in response.read()
-        server.send_signal(signal.SIGTERM)
-        assert server.wait(timeout=60) == 0
+        code = main(["serve", "--port", str(port), "--model", str(tiny_model_dir), "--cache-dir", str(media.cache),
+                     "--videos", str(media.videos), "--no-progress"])
     finally:
-        if server.poll() is None:
-            server.kill()
-        server.stdout.close()
-        log.close()
+        done.set()
+        visitor.join(timeout=10)
+        signal.signal(signal.SIGTERM, previous)
+    assert code == 0
+    assert capsys.readouterr().out.startswith(f"clipaction serve: open http://127.0.0.1:{port}/")
+    assert seen["status"] == 200 and b"clipaction" in seen["page"] and seen["folders"]
     assert not list(tmp_path.glob("clipaction-serve-*"))
