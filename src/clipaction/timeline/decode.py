@@ -13,7 +13,8 @@ than `SEEK_KEYFRAME_INTERVALS` keyframe intervals (and at least `MIN_SEEK_SECOND
 seeks to the keyframe before it instead of decoding everything in between (see
 `should_seek`; the thresholds were measured, the module `timeline.bench` notes how).
 
-Damage: a packet the decoder rejects (or a demuxer error) marks the frames after it as
+Damage: a packet the decoder rejects, a demuxer error, or an error FFmpeg logs while
+demuxing (a Matroska demuxer resyncing past damaged clusters raises nothing) marks the frames after it as
 untrusted until the next keyframe decodes, as do frames FFmpeg flags corrupt; sampled times
 that fall in such a stretch are skipped and reported (`Skipped`, naming the time range), and
 the rest of the video is decoded as usual. A stream that ends before its declared length ends
@@ -30,6 +31,7 @@ from typing import Iterator, Sequence
 
 import av
 import av.error
+import av.logging
 import numpy as np
 
 from clipaction.video.decode import VideoDecodeError, _open
@@ -138,6 +140,8 @@ class _Reader:
         self.seeks = 0
         self._last_key: float | None = None
         self.keyframe_interval: float | None = None
+        self.logs: list = []  # FFmpeg's error messages from this thread (see `frames_at`)
+        self._seen_logs = 0
 
     def time_of(self, frame) -> float | None:
         if frame.pts is None or frame.time_base is None:
@@ -174,6 +178,7 @@ class _Reader:
         fresh = True  # decoding from the start of the stream (no seek yet)
         sought: float | None = None  # a time is sought once; then decoding goes on
         demux_errors = 0
+        last_packet: float | None = None  # the latest end of a packet demuxed so far
         demux = self.container.demux(self.stream)
         while not out.done:
             here = prev_t if prev is not None else 0.0
@@ -183,7 +188,7 @@ class _Reader:
                 seek_attempt, fresh = 0, False
                 self._seek_or_fail(seek_target, 0)
                 demux = self.container.demux(self.stream)
-                prev, prev_rgb, damage = None, None, None
+                prev, prev_rgb, damage, last_packet = None, None, None, None
             try:
                 packet = next(demux)
                 demux_errors = 0
@@ -199,6 +204,19 @@ class _Reader:
                     break
                 demux = self.container.demux(self.stream)
                 continue
+            if len(self.logs) > self._seen_logs:
+                errors = [entry for entry in self.logs[self._seen_logs :] if entry[0] <= av.logging.ERROR]
+                self._seen_logs = len(self.logs)
+                if errors:
+                    # the demuxer skipped damaged data (a resync logs an error, raises
+                    # nothing): frames are missing after the last packet read before it
+                    log.debug("%s: FFmpeg reported %s", self.path, str(errors[-1][-1]).strip())
+                    hole = last_packet if last_packet is not None else prev_end
+                    damage = hole if damage is None else min(damage, hole)
+            if packet.pts is not None and packet.time_base is not None and packet.size:
+                at = float(packet.pts * packet.time_base) - self.info.start_time
+                at += float(packet.duration * packet.time_base) if packet.duration else self.nominal
+                last_packet = at if last_packet is None else max(last_packet, at)
             try:
                 frames = packet.decode()
             except _DATA_ERRORS as error:
@@ -324,10 +342,20 @@ def frames_at(
     info = info or probe_stream(path)
     if not wanted:
         return
-    with _open(path) as (container, stream):
-        reader = _Reader(path, container, stream, info, max_short_side)
-        try:
-            yield from reader.read(wanted)
-        finally:
-            if stats is not None:
-                stats.update(decoded=reader.decoded, seeks=reader.seeks)
+    level = av.logging.get_level()
+    if level is None or level < av.logging.ERROR:
+        # FFmpeg's errors must reach Python for this thread's Capture: a demuxer that skips
+        # damaged data says so only in its log
+        av.logging.set_level(av.logging.ERROR)
+    try:
+        with _open(path) as (container, stream), av.logging.Capture(local=True) as logs:
+            reader = _Reader(path, container, stream, info, max_short_side)
+            reader.logs = logs
+            try:
+                yield from reader.read(wanted)
+            finally:
+                if stats is not None:
+                    stats.update(decoded=reader.decoded, seeks=reader.seeks)
+    finally:
+        if level is None or level < av.logging.ERROR:
+            av.logging.set_level(level)

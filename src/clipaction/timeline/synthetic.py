@@ -7,7 +7,6 @@ Same arguments -> same pixels.
 
 from __future__ import annotations
 
-import colorsys
 import logging
 from dataclasses import dataclass
 from fractions import Fraction
@@ -16,6 +15,7 @@ from typing import Iterable, Iterator, Sequence
 
 import av
 import numpy as np
+import torch
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,66 @@ def write_scenes(
     return write_frames(path, scene_frames(scenes, fps, width, height, seed), fps=fps, codec=codec, gop=gop)
 
 
-def hue_colour(index: int) -> tuple[int, int, int]:
-    """A colour for scene `index` beyond the palette (golden-ratio hue steps)."""
-    r, g, b = colorsys.hsv_to_rgb((index * 0.618034) % 1.0, 0.8, 0.9)
-    return int(r * 255), int(g * 255), int(b * 255)
+class ColourBackend:
+    """A stand-in model whose features follow the generated content, for tests and the README
+    figure (not registered: no `--model` reaches it): a frame's feature is its mean colour
+    (centred, L2-normalised), a text's is the `PALETTE` colour it names, CLIP's softmax over
+    scale x cosine. `encoded` counts the frames through `encode_pixels`. With `clip_frames`,
+    it is a clip-level backend whose clip feature is the mean over the clip's frames."""
+
+    family = "colour"
+    capabilities: frozenset = frozenset()
+    device = torch.device("cpu")
+
+    def __init__(self, clip_frames: int | None = None, scale: float = 30.0) -> None:
+        self.kind = "clip" if clip_frames else "frame"
+        if clip_frames:
+            self.clip_frames = clip_frames
+        self.fingerprint = {"backend": "colour-test", "kind": self.kind, "clip_frames": clip_frames}
+        self.scale = scale
+        self.encoded = 0
+
+    def preprocess(self, frames) -> torch.Tensor:
+        """(N, H, W, 3) uint8 -> (N, 3, 1, 1) mean colour in [0, 1]."""
+        means = np.asarray(frames, dtype=np.float32).mean(axis=(1, 2)) / 255.0
+        return torch.from_numpy(means)[:, :, None, None]
+
+    def encode_pixels(self, pixels: torch.Tensor):
+        from clipaction.features.pooling import normalise
+        from clipaction.models.base import FrameFeatures
+
+        if self.kind == "clip":  # (B, F, 3, 1, 1)
+            self.encoded += pixels.shape[0] * pixels.shape[1]
+            colour = pixels.mean(dim=1)[:, :, 0, 0]
+        else:
+            self.encoded += len(pixels)
+            colour = pixels[:, :, 0, 0]
+        embeds = normalise(colour - 0.5)
+        return FrameFeatures(pooled=embeds, embeds=embeds)
+
+    def encode_frames(self, frames):
+        pixels = self.preprocess(frames)
+        return self.encode_pixels(pixels[None] if self.kind == "clip" else pixels)
+
+    def encode_texts(self, texts) -> torch.Tensor:
+        from clipaction.features.pooling import normalise
+
+        rows = []
+        for text in texts:
+            named = [i for i, name in enumerate(PALETTE_NAMES) if name in text]
+            colour = PALETTE[named[0]] if named else (128, 128, 128)
+            rows.append(torch.tensor(colour, dtype=torch.float32) / 255.0 - 0.5 + (0 if named else 1e-3))
+        return normalise(torch.stack(rows))
+
+    def video_embedding(self, rows: torch.Tensor) -> torch.Tensor:
+        from clipaction.features.pooling import pool_frames
+
+        return pool_frames(rows)
+
+    def scoring(self):
+        from clipaction.models.base import Scoring
+
+        return Scoring(scale=self.scale)
+
+    def describe(self) -> dict:
+        return {"family": self.family, "kind": self.kind, "score": "softmax", "logit_scale": self.scale}
