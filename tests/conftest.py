@@ -35,3 +35,26 @@ def shared_dir() -> Path:
     if not (SHARED / "ucf101_splits").is_dir():
         pytest.skip("../shared with the official split lists is not beside the repository")
     return SHARED
+
+
+@pytest.fixture(scope="session")
+def world_model_dir(request, tmp_path_factory) -> Path:
+    """The tiny CLIP trained on the synthetic action world (clipaction.models.train_tiny).
+
+    Trained once and kept in pytest's cache folder (keyed by a hash of the world, the training
+    settings and the library versions), so later sessions reuse it; without the cache plugin it
+    is trained into a temporary folder."""
+    from clipaction.models.train_tiny import trained_world_model
+
+    cache = getattr(request.config, "cache", None)
+    root = Path(cache.mkdir("clipaction-world-models")) if cache is not None else tmp_path_factory.mktemp("world-models")
+    return trained_world_model(root)
+
+
+@pytest.fixture(scope="session")
+def world_data(tmp_path_factory):
+    """The demo's action-world dataset (clipaction.data.action_world.write_world_dataset), as the
+    demo writes it: same world, same videos."""
+    from clipaction.data.action_world import write_world_dataset
+
+    return write_world_dataset(tmp_path_factory.mktemp("world-data"))

@@ -198,6 +198,26 @@ def measure_ray(paths: list[Path], model_dir: str, config: BenchConfig, batch_si
     }
 
 
+#: Frame sizes of the timeline's realtime figure: UCF101's and 720p, H.264 at 25 fps.
+TIMELINE_SIZES = ((320, 240), (1280, 720))
+
+
+def measure_timeline(backend: Backend, directory: Path, seconds: float) -> dict[str, Any]:
+    """`clipaction timeline`'s speed with `backend` (the fast encoder): seconds of video
+    labelled per second of wall time, sampling 2 frames/s, on generated H.264 footage of
+    `seconds` at each of TIMELINE_SIZES (a keyframe every 10 s, x264's default)."""
+    from clipaction.timeline import TimelineConfig, timeline_realtime_factor
+    from clipaction.timeline.synthetic import Scene, write_scenes
+
+    config = TimelineConfig(fps=2.0)
+    rows: dict[str, Any] = {"sample_fps": config.fps, "video_seconds": seconds, "codec": "h264"}
+    for width, height in TIMELINE_SIZES:
+        scenes = [Scene(seconds / 3, pattern) for pattern in range(3)]
+        video = write_scenes(directory / f"timeline-{width}x{height}.mp4", scenes, fps=25, width=width, height=height, gop=250)
+        rows[f"{width}x{height}"] = timeline_realtime_factor(video, backend, config)
+    return rows
+
+
 def run_bench(config: BenchConfig = BenchConfig(), *, work_dir: str | Path | None = None, ray: bool | None = None) -> dict[str, Any]:
     """Generate the inputs, measure, and return the figures (a JSON-able dict). `ray`: also
     measure the ray engine against the local one (None: when ray can be imported)."""
@@ -222,6 +242,8 @@ def run_bench(config: BenchConfig = BenchConfig(), *, work_dir: str | Path | Non
                 results["device"] = str(backend.device)
                 if ray if ray is not None else ray_available():
                     results["ray"] = measure_ray(paths, model_dir, config, batch_size, tmp_path / "cache-ray", measured["extract_fps"])
+            if label == "fast":
+                results["timeline_realtime_factor"] = measure_timeline(backend, tmp_path / "timeline", 4 * config.seconds)
             del backend
             gc.collect()  # free the fp32 model before the fast one is measured
         cosines = [
