@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -54,6 +55,8 @@ def extract(
     model = model or getattr(backend, "config", None)
     if not isinstance(model, ModelConfig):
         raise ConfigError("the ray engine rebuilds the model on its workers and needs its ModelConfig", setting="engine.name")
+    if importlib.util.find_spec("ray") is None:
+        raise ConfigError('the ray engine needs Ray: pip install -e ".[ray]" (or "clipaction[ray]")', setting="engine.name")
     from clipaction.features.engines.ray_engine import fill_cache
 
     filled = fill_cache(
