@@ -280,7 +280,8 @@ def _decode_rows(batch: Any, model: ModelConfig, sampler: SamplerConfig) -> Any:
     from clipaction.features.extract import _decode, _one_line
     from clipaction.video.decode import VideoDecodeError
 
-    backend = _backend(replace(model, device="cpu"))  # preprocessing only: never the weights
+    # Preprocessing only (never the weights), which no device or precision changes.
+    backend = _backend(replace(model, device="cpu", precision="fp32"))
     out = []
     for path, key, have in zip(batch["path"], batch["key"], batch["have"]):
         row = {"path": path, "key": key, "error": "", "indices": "[]", "new_indices": "[]", "info": "{}",
