@@ -198,6 +198,56 @@ def measure_ray(paths: list[Path], model_dir: str, config: BenchConfig, batch_si
     }
 
 
+def openvino_available() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) is not None for name in ("openvino", "nncf"))
+
+
+def measure_openvino(
+    paths: list[Path], model_dir: str, config: BenchConfig, work: Path, torch_figures: dict[str, dict], reference: Any
+) -> dict[str, Any]:
+    """The OpenVINO rows, fp32 and int8, against torch's figures of this run (`torch_figures`:
+    "fp32" and "fast") and torch fp32's extraction (`reference`). Each builds its model afresh
+    in `work` (conversion, and for int8 NNCF calibration on the first sampled frames of
+    `paths`), so the one-time cost is measured; peak memory covers building, then extraction."""
+    rows: dict[str, Any] = {"inference_threads": torch.get_num_threads()}
+    for precision in ("fp32", "int8"):
+        backend = load_backend(ModelConfig(name_or_path=model_dir, device="cpu", precision=precision, runtime="openvino"))
+        encoder = backend.openvino  # type: ignore[attr-defined]
+        encoder.folder = work / "openvino" / encoder.key  # a fresh store: building is measured
+        with _PeakRss() as rss:
+            build_s, _ = _timed(lambda: backend.prepare_extraction([str(p) for p in paths], config.sampler))  # type: ignore[attr-defined]
+        size = int(backend.preprocess(np.zeros((1, 240, 320, 3), dtype=np.uint8)).shape[-1])
+        fps, batch_size = model_fps(backend, config.batch_sizes, size, config.min_seconds)
+        measured = measure_extraction(paths, backend, config, batch_size, work / f"cache-openvino-{precision}")
+        extraction = measured.pop("extraction")
+        cosines = [
+            float(video_embedding(reference.features[p].embeds) @ video_embedding(extraction.features[p].embeds))
+            for p in reference.features
+            if p in extraction.features
+        ]
+        built = encoder.built_here or {}
+        rows[precision] = {
+            "model_fps": fps,
+            "batch_size": batch_size,
+            **measured,
+            "efficiency": measured["extract_fps"] / fps,
+            "speedup_over_torch_fp32": fps / torch_figures["fp32"]["model_fps"],
+            f"speedup_over_torch_{config.fast_precision}": fps / torch_figures["fast"]["model_fps"],
+            "cosine_min": min(cosines) if cosines else None,
+            "cosine_mean": float(np.mean(cosines)) if cosines else None,
+            "build_s": build_s,
+            "conversion_s": built.get("conversion_seconds"),
+            "calibration_s": built.get("calibration_seconds") if precision == "int8" else None,
+            "build_peak_rss_mb": rss.peak_kb / 1024,
+            "calibration": encoder.describe()["calibration"],
+        }
+        del backend, encoder
+        gc.collect()
+    return rows
+
+
 #: Frame sizes of the timeline's realtime figure: UCF101's and 720p, H.264 at 25 fps.
 TIMELINE_SIZES = ((320, 240), (1280, 720))
 
@@ -218,9 +268,11 @@ def measure_timeline(backend: Backend, directory: Path, seconds: float) -> dict[
     return rows
 
 
-def run_bench(config: BenchConfig = BenchConfig(), *, work_dir: str | Path | None = None, ray: bool | None = None) -> dict[str, Any]:
+def run_bench(config: BenchConfig = BenchConfig(), *, work_dir: str | Path | None = None, ray: bool | None = None,
+              openvino: bool | None = None) -> dict[str, Any]:
     """Generate the inputs, measure, and return the figures (a JSON-able dict). `ray`: also
-    measure the ray engine against the local one (None: when ray can be imported)."""
+    measure the ray engine against the local one (None: when ray can be imported); `openvino`:
+    also the OpenVINO runtime's rows (None: when openvino and nncf can be imported)."""
     with tempfile.TemporaryDirectory(prefix="clipaction-bench-", dir=work_dir) as tmp:
         tmp_path = Path(tmp)
         paths = make_videos(tmp_path / "videos", config)
@@ -251,6 +303,8 @@ def run_bench(config: BenchConfig = BenchConfig(), *, work_dir: str | Path | Non
             for p in extractions["fp32"].features
             if p in extractions["fast"].features
         ]
+        if (openvino if openvino is not None else openvino_available()) and results["device"] == "cpu":
+            results["openvino"] = measure_openvino(paths, model_dir, config, tmp_path, figures, extractions["fp32"])
     results.update(figures["fp32"])
     results["fast"] = {"precision": config.fast_precision, **figures["fast"]}
     results["fast_speedup"] = figures["fast"]["model_fps"] / figures["fp32"]["model_fps"]
