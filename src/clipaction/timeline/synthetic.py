@@ -158,13 +158,16 @@ class ColourBackend:
     figure (not registered: no `--model` reaches it): a frame's feature is its mean colour
     (centred, L2-normalised), a text's is the `PALETTE` colour it names, CLIP's softmax over
     scale x cosine. `encoded` counts the frames through `encode_pixels`. With `clip_frames`,
-    it is a clip-level backend whose clip feature is the mean over the clip's frames."""
+    it is a clip-level backend whose clip feature is the mean over the clip's frames;
+    `aliases` lets other words name palette colours (`{"juggling": 0}`: red)."""
 
     family = "colour"
     capabilities: frozenset = frozenset()
     device = torch.device("cpu")
 
-    def __init__(self, clip_frames: int | None = None, scale: float = 30.0) -> None:
+    def __init__(self, clip_frames: int | None = None, scale: float = 30.0, aliases: dict[str, int] | None = None) -> None:
+        #: words that name a palette colour in texts, besides the colour names themselves
+        self.aliases = dict(aliases or {})
         self.kind = "clip" if clip_frames else "frame"
         if clip_frames:
             self.clip_frames = clip_frames
@@ -200,6 +203,7 @@ class ColourBackend:
         rows = []
         for text in texts:
             named = [i for i, name in enumerate(PALETTE_NAMES) if name in text]
+            named += [index for word, index in self.aliases.items() if word in text]
             colour = PALETTE[named[0]] if named else (128, 128, 128)
             rows.append(torch.tensor(colour, dtype=torch.float32) / 255.0 - 0.5 + (0 if named else 1e-3))
         return normalise(torch.stack(rows))
