@@ -52,7 +52,7 @@ def test_sparse_times_seek_to_keyframes_and_stay_exact(tmp_path):
 
 def test_should_seek_only_past_a_keyframe_interval():
     assert not should_seek(0.5, 1.0) and not should_seek(1.9, 0.5)
-    assert should_seek(5.0, 2.0) and not should_seek(5.0, 4.0)
+    assert should_seek(5.0, 2.0) and should_seek(5.0, 4.0) and not should_seek(5.0, 6.0)
     assert not should_seek(9.0, None) and should_seek(20.0, None)
 
 
