@@ -108,3 +108,20 @@ def test_a_bad_shard_names_its_flag(tiny_model_dir, tmp_path, capsys):
     code = main(["extract", "--dataset", "folder", "--data-root", str(root), "--model", str(tiny_model_dir),
                  "--cache-dir", str(tmp_path / "c"), "--shard", "3/2"])  # fmt: skip
     assert code == 2 and "--shard" in capsys.readouterr().err
+
+
+def test_timeline_shards_split_the_videos_between_them(tiny_model_dir, tmp_path, capsys):
+    from clipaction.data.synthetic import write_video
+
+    videos = [write_video(tmp_path / "in" / f"long{i}.mp4", SyntheticVideo(codec="h264", num_frames=100, pattern=i, seed=i))
+              for i in range(4)]  # fmt: skip
+    seen = []
+    for shard in ("1/2", "2/2"):
+        out = tmp_path / f"out-{shard[0]}"
+        code = main(["timeline", str(tmp_path / "in"), "--labels", "red,green", "--out", str(out), "--shard", shard,
+                     "--model", str(tiny_model_dir), "--device", "cpu", "--cache-dir", str(tmp_path / "cache"),
+                     "--no-progress"])  # fmt: skip
+        assert code == 0
+        seen.append(sorted(Path(v["video"]).name for v in json.loads((out / "results.json").read_text())["videos"]))
+    assert sorted(seen[0] + seen[1]) == sorted(v.name for v in videos)  # each video in exactly one shard
+    assert seen == [sorted(p.name for p in select_shard(videos, i, 2)) for i in (1, 2)]

@@ -405,6 +405,11 @@ def _cmd_timeline(args: argparse.Namespace) -> int:
     from clipaction.timeline import TimelineConfig, label_videos
 
     videos = video_files(args.videos)
+    if args.shard:
+        from clipaction.features.shard import parse_shard, select_shard
+
+        shard = parse_shard(args.shard)
+        videos = select_shard(videos, shard.index, shard.count)
     config = TimelineConfig(
         labels=tuple(_parse_labels(args.labels)),
         fps=args.fps,

@@ -468,3 +468,9 @@ def _add_timeline_parser(commands) -> None:
     group.add_argument("--ground-truth", default=defaults.ground_truth, metavar="FILE", help="ActivityNet JSON, or THUMOS14 annotation .txt files (a file or their folder): report detection mAP")
     timeline.add_argument("--prompts", default=defaults.templates, help="seed, clip or a template file")
     _add_model_args(timeline)
+    timeline.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="only the I-th of N shares of the videos, chosen by content, e.g. 2/8 in a SLURM array "
+        "(give each shard its own --out: results.json and the mAP cover the shard's videos)",
+    )
