@@ -37,3 +37,14 @@ def test_a_warm_zeroshot_imports_no_transformers_and_gives_the_same_numbers(tiny
     assert second["cache"]["encoded"] == 0
     assert first["metrics"] == second["metrics"]
     assert second["model"]["logit_scale"] == first["model"]["logit_scale"]
+
+
+def test_help_imports_no_heavy_library():
+    """`clipaction --help` and every command's flags are built without torch, transformers,
+    gradio, ray or openvino (each is imported by the command that uses it)."""
+    script = (
+        "import sys; from clipaction.cli.parser import build_parser; build_parser().format_help(); "
+        "print(' '.join(m for m in ('torch', 'transformers', 'gradio', 'ray', 'openvino', 'matplotlib') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""

@@ -29,6 +29,7 @@ from clipaction.config import (
 )
 from clipaction.data.action_world import ActionWorld, WorldDataset, write_world_dataset
 from clipaction.data.synthetic import SyntheticVideo, make_ucf101_like
+from clipaction.errors import ConfigError
 from clipaction.models.tiny import build_random_clip
 from clipaction.study import run_study
 
@@ -93,17 +94,24 @@ def default_model_cache() -> Path:
 
 
 def run_demo(
-    out: str | Path, *, progress: bool = True, world: bool = True, model_cache: str | Path | None = None
+    out: str | Path,
+    *,
+    progress: bool = True,
+    world: bool = True,
+    model_cache: str | Path | None = None,
+    family: str = "clip",
 ) -> dict[str, Any]:
     """Generate videos (and a model) under `out`, run the study there, return its results.
 
     world=True: the action world and its trained tiny CLIP (trained once, then reused from
     `model_cache`, default `default_model_cache()`); results gain a "world" entry with the
     zero-shot top-1 on seen and unseen compositions. world=False: the random-model demo.
+    `family` other than "clip" runs the random-model demo with a tiny random model of that
+    family (only CLIP is trained on the world: the others would take too long to train here).
     """
     out = Path(out).expanduser()
-    if not world:
-        return _run_random_demo(out, progress)
+    if family != "clip" or not world:
+        return _run_random_demo(out, progress, family)
     from clipaction.models.train_tiny import trained_world_model
 
     spec = ActionWorld()
@@ -129,7 +137,25 @@ def run_world_study(
     return results
 
 
-def _run_random_demo(out: Path, progress: bool) -> dict[str, Any]:
+def build_demo_model(family: str, out_dir: Path) -> Path:
+    """A tiny random model of `family` (a registered model_type) for the random-model demo."""
+    from clipaction.models import list_backends
+
+    if family not in list_backends():
+        raise ConfigError(f"must be one of {', '.join(list_backends())}; got {family!r}", setting="family")
+    if family == "clip":
+        return build_random_clip(out_dir, "tiny", seed=0, logit_scale=100.0)
+    if family in ("xclip", "videoprism"):
+        from clipaction.models.tiny_video import build_random_video_model
+
+        return build_random_video_model(out_dir, family, seed=0)
+    from clipaction.models.tiny_families import build_random_model
+
+    # the siglip2 family is SigLIP 2's NaFlex model (fixed-resolution SigLIP 2 loads as siglip)
+    return build_random_model(out_dir, "siglip2-naflex" if family == "siglip2" else family, seed=0)
+
+
+def _run_random_demo(out: Path, progress: bool, family: str = "clip") -> dict[str, Any]:
     data_root, splits_dir = make_ucf101_like(
         out / "data",
         DEMO_CLASSES,
@@ -138,7 +164,7 @@ def _run_random_demo(out: Path, progress: bool) -> dict[str, Any]:
         clips_per_group=2,
         spec=SyntheticVideo(width=96, height=72, num_frames=100, gop=12),
     )
-    model_dir = build_random_clip(out / "model", "tiny", seed=0, logit_scale=100.0)
+    model_dir = build_demo_model(family, out / f"model-{family}")
     return run_study(demo_config(out, data_root, splits_dir, model_dir), progress=progress)
 
 
@@ -215,17 +241,10 @@ def write_world_outputs(results: dict[str, Any], out: Path) -> None:
     """Write results.json and the report again, with the world's sentences first among the
     observations and the report's banner saying what this demo is."""
     from clipaction.report import observations, write_report
-    from clipaction.report.markdown import BANNER_TEXT
-    from clipaction.results import to_jsonable, write_json, write_text_atomic
+    from clipaction.results import to_jsonable, write_json
 
     jsonable = to_jsonable(results)
     jsonable["observations"] = world_sentences(jsonable["world"]) + observations(jsonable)
+    jsonable["synthetic_note"] = WORLD_NOTE  # the report's banner: a trained model, not a random one
     write_json(out / "results.json", jsonable)
-    paths = write_report(jsonable, out)
-    # The report's synthetic banner is written for the random-model demo ("random weights"); this
-    # model is trained, so the banner is corrected here. TODO: let the report take its banner
-    # text from results.json, then drop this.
-    for key in ("markdown", "html"):
-        path = paths[key]
-        text = path.read_text(encoding="utf-8")
-        write_text_atomic(path, text.replace(BANNER_TEXT, ": " + WORLD_NOTE))
+    write_report(jsonable, out)

@@ -129,15 +129,19 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from clipaction.demo import run_demo
 
-    if args.random:
-        print("clipaction demo --random: synthetic videos and a random tiny model; the numbers mean nothing about real actions.")
+    if args.random or args.family != "clip":
+        print(
+            f"clipaction demo: synthetic videos and a random tiny {args.family} model; "
+            "the numbers mean nothing about real actions."
+        )
     else:
         print(
             "clipaction demo: a synthetic world of coloured shapes and a tiny CLIP trained on it; "
             "the numbers are about that world, not about real actions."
         )
     results = run_demo(
-        args.out, progress=not args.no_progress, world=not args.random, model_cache=args.model_cache
+        args.out, progress=not args.no_progress, world=not args.random, model_cache=args.model_cache,
+        family=args.family,
     )
     world = results.get("world")
     if world:

@@ -331,6 +331,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--out", default="runs/demo", help="output directory")
     demo.add_argument(
+        "--family",
+        default="clip",
+        help="the model family (see `clipaction models`): clip runs the trained world demo; any other family runs the "
+        "random-model demo with a tiny random model of that family (training each family on the "
+        "world would take too long here)",
+    )
+    demo.add_argument(
         "--random",
         action="store_true",
         help="UCF101-like videos and a random tiny CLIP instead (fast; every accuracy is chance)",

@@ -121,7 +121,10 @@ def build_document(
     classes = list((results.get("dataset") or {}).get("classes") or [])
     blocks: list[Block] = []
     if results.get("synthetic"):
-        blocks.append(Paragraph(text(Span(BANNER, "bold"), BANNER_TEXT), role="banner"))
+        # a run may say what its synthetic data are (the world demo's trained model); else the
+        # random-model wording
+        note = f": {results['synthetic_note']}" if results.get("synthetic_note") else BANNER_TEXT
+        blocks.append(Paragraph(text(Span(BANNER, "bold"), note), role="banner"))
     blocks.append(Heading(1, TITLE))
     if results.get("created_at"):
         blocks.append(para(f"Created {results['created_at']}."))
