@@ -319,6 +319,18 @@ def measure_timeline(backend: Backend, directory: Path, seconds: float) -> dict[
     return rows
 
 
+def machine_facts(device: str = "cpu") -> dict[str, Any]:
+    """What the figures belong to: this machine's cores, torch and its threads, Python."""
+    return {
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "device": device,
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+    }
+
+
 def run_bench(config: BenchConfig = BenchConfig(), *, work_dir: str | Path | None = None, ray: bool | None = None,
               openvino: bool | None = None) -> dict[str, Any]:
     """Generate the inputs, measure, and return the figures (a JSON-able dict). `ray`: also
@@ -361,14 +373,7 @@ def run_bench(config: BenchConfig = BenchConfig(), *, work_dir: str | Path | Non
     results["fast_speedup"] = figures["fast"]["model_fps"] / figures["fp32"]["model_fps"]
     results["fast_cosine_min"] = min(cosines) if cosines else None
     results["fast_cosine_mean"] = float(np.mean(cosines)) if cosines else None
-    results["machine"] = {
-        "cores": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "device": results.pop("device"),
-        "processor": platform.processor() or platform.machine(),
-        "python": platform.python_version(),
-    }
+    results["machine"] = machine_facts(results.pop("device"))
     results["created_at"] = now_iso()  # figures are dated: they belong to this machine, today
     return results
 

@@ -154,8 +154,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from clipaction.bench import BenchConfig, run_bench
-    from clipaction.results import to_jsonable, write_text_atomic
+    from clipaction.bench import BenchConfig, machine_facts, run_bench
+    from clipaction.results import now_iso, to_jsonable, write_text_atomic
 
     try:
         batch_sizes = tuple(int(b) for b in args.batch_sizes.split(","))
@@ -164,7 +164,17 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     config = BenchConfig(
         videos=args.videos, model=args.model, device=args.device, workers=args.workers, batch_sizes=batch_sizes
     )
-    text = json.dumps(to_jsonable(run_bench(config)), indent=2)
+    if args.families:
+        from clipaction.bench_families import FAMILY_MODELS, bench_families
+
+        families = tuple(FAMILY_MODELS) if args.families == "all" else tuple(f.strip() for f in args.families.split(","))
+        unknown = [f for f in families if f not in FAMILY_MODELS]
+        if unknown:
+            raise ConfigError(f"must be 'all' or among {', '.join(FAMILY_MODELS)}; got {unknown[0]!r}", setting="families")
+        results = {"families": bench_families(families, config), "machine": machine_facts(), "created_at": now_iso()}
+    else:
+        results = run_bench(config)
+    text = json.dumps(to_jsonable(results), indent=2)
     print(text)
     if args.out:
         write_text_atomic(Path(args.out), text + "\n")

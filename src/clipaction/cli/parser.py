@@ -54,6 +54,8 @@ SETTING_FLAGS = {
     "out": "--out",
     "strict": "--strict",
     "labels": "--labels",
+    "families": "--families",
+    "batch_sizes": "--batch-sizes",
     "run_dir": "RUN_DIR",
     "timeline.fps": "--fps",
     "timeline.window": "--window",
@@ -410,6 +412,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="batch sizes to try for the image encoder",
     )
     bench.add_argument("--out", help="also write the JSON to this file")
+    bench.add_argument(
+        "--families",
+        metavar="all|F1,F2",
+        help="instead: every model family (or those listed: clip, metaclip_2, siglip2, xclip, videoprism) at "
+        "its real image-tower size, fp32 and int8, one row each (several minutes)",
+    )
 
     models = commands.add_parser(
         "models",
