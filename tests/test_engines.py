@@ -203,6 +203,5 @@ def test_bench_measures_the_ray_engine_against_the_local_one(ray_cluster, tiny_m
     assert figures["extract_fps"] > 0 and figures["run_start_s"] >= 0 and figures["local_extract_fps"] > 0
     assert figures["extract_fps_once_started"] >= figures["extract_fps"]
     assert figures["overhead_once_started"] == pytest.approx(1 - figures["extract_fps_once_started"] / figures["local_extract_fps"])
-    assert figures["cpu_ms_per_frame_once_started"] is None and figures["local_cpu_ms_per_frame"] > 0  # Ray not ours
     for name in ("local", "ray"):  # both engines encoded both videos
         assert len(list((tmp_path / "cache" / name).rglob("*.safetensors"))) == 2

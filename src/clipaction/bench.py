@@ -151,43 +151,13 @@ def ray_available() -> bool:
     return True
 
 
-def _tree_cpu_s() -> float:
-    """CPU seconds used by this process and its descendants, living or reaped (Linux /proc):
-    with Ray started here, that is the driver, Ray's own processes and its workers."""
-    tick = os.sysconf("SC_CLK_TCK")
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # exited meanwhile: its parent's reaped-children fields hold its time
-        parents[int(entry.name)] = int(fields[1])
-        times[int(entry.name)] = sum(int(x) for x in fields[11:15]) / tick  # utime stime cutime cstime
-    mine, total = {os.getpid()}, 0.0
-    changed = True
-    while changed:
-        changed = False
-        for pid, parent in parents.items():
-            if parent in mine and pid not in mine:
-                mine.add(pid)
-                changed = True
-    for pid in mine:
-        total += times.get(pid, 0.0)
-    return total
-
-
 def measure_ray(paths: list[Path], model_dir: str, config: BenchConfig, batch_size: int, cache_dir: Path) -> dict[str, Any]:
     """The ray engine against the local one, measured one after the other here (same model,
     batch size and torch threads). Start-up is reported apart: starting Ray (`start_s`), then
     the run's own start (workers importing torch, the actor loading the model: `run_start_s`);
-    `extract_fps_once_started` counts from the first model batch to the last. On a busy
-    machine wall-clock rates follow the other processes' load, so CPU time per frame is
-    measured too: the local engine's (this process), and the ray engine's once started (every
-    process of the Ray instance started here, a run of all videos minus a run of one video, so
-    start-up is left out); None when Ray was already running."""
+    `extract_fps_once_started` counts from the first model batch to the last. Wall-clock
+    rates: on a machine other processes keep busy they follow that load, so compare runs made
+    on a quiet machine."""
     import ray
 
     from clipaction.config import EngineConfig
@@ -196,12 +166,10 @@ def measure_ray(paths: list[Path], model_dir: str, config: BenchConfig, batch_si
     model = ModelConfig(name_or_path=model_dir, device=config.device, precision="fp32", batch_size=batch_size)
     backend = load_backend(model)
     backend.encode_pixels(backend.preprocess(np.zeros((1, 240, 320, 3), dtype=np.uint8)))  # load the weights
-    cpu_start = time.process_time()
     local_s, local = _timed(
         lambda: extract_features(paths, backend, config.sampler, FeatureCache(cache_dir / "local", cache_space(backend)),
                                  batch_size=batch_size, workers=config.workers, progress=False, keep=False)  # fmt: skip
     )
-    local_cpu = time.process_time() - cpu_start
     gpus = 1.0 if backend.device.type == "cuda" else 0.0
     cores = os.cpu_count() or 1
     start_s = 0.0
@@ -214,26 +182,24 @@ def measure_ray(paths: list[Path], model_dir: str, config: BenchConfig, batch_si
     cpus = max(1.0, ray.cluster_resources().get("CPU", 2.0) - 1.0)  # one left for decoding tasks
     engine = EngineConfig(name="ray", workers=1, gpus_per_worker=gpus, cpus_per_worker=cpus, threads_per_worker=torch.get_num_threads())
 
-    def run(subset: list[Path], name: str) -> tuple[float, float, Any, dict[str, float]]:
+    def run(subset: list[Path], name: str) -> tuple[float, Any, dict[str, float]]:
         stats: dict[str, float] = {}
-        before = _tree_cpu_s()
         cache = FeatureCache(cache_dir / name, cache_space(backend))
         seconds, filled = _timed(
             lambda: fill_cache([str(p) for p in subset], backend, model, config.sampler, cache, engine=engine,
                                batch_size=batch_size, workers=config.workers, progress=False, stats=stats)  # fmt: skip
         )
-        return seconds, _tree_cpu_s() - before, filled, stats
+        return seconds, filled, stats
 
     try:
-        _, one_cpu, one, _ = run(paths[:1], "ray-one")
-        seconds, all_cpu, filled, stats = run(paths, "ray")
+        if started_here:  # warm Ray's fresh workers (imports) as a long run has them
+            run(paths[:1], "ray-one")
+        seconds, filled, stats = run(paths, "ray")
     finally:
         if started_here:
             ray.shutdown()
     frames, local_fps = filled.n_frames_encoded, local.n_frames_encoded / local_s
     once_started = frames / stats["busy_s"] if stats.get("busy_s") else float("nan")
-    ray_cpu = (all_cpu - one_cpu) / max(1, frames - one.n_frames_encoded) if started_here else None
-    local_cpu_frame = local_cpu / max(1, local.n_frames_encoded)
     return {
         "start_s": start_s,
         "run_start_s": stats.get("run_s", seconds) - stats.get("busy_s", 0.0),
@@ -241,9 +207,6 @@ def measure_ray(paths: list[Path], model_dir: str, config: BenchConfig, batch_si
         "extract_fps_once_started": once_started,
         "overhead_once_started": 1.0 - once_started / local_fps,
         "local_extract_fps": local_fps,
-        "cpu_ms_per_frame_once_started": None if ray_cpu is None else 1000 * ray_cpu,
-        "local_cpu_ms_per_frame": 1000 * local_cpu_frame,
-        "cpu_overhead_once_started": None if ray_cpu is None else ray_cpu / local_cpu_frame - 1.0,
         "failures": len(filled.failures),
         "engine": dataclasses.asdict(engine),
     }
