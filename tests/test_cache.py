@@ -54,6 +54,24 @@ def test_damaged_entry_is_detected(tmp_path):
     assert cache.load("abcd") is None
 
 
+def test_a_damaged_description_is_detected_too(tmp_path):
+    """The entry's description (fps, frame count: what sampling reads) is covered by its
+    checksum: an entry whose fps was altered on disk is not used."""
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    cache = FeatureCache(tmp_path, {"model": "m"})
+    cache.store("abcd", _video())
+    path = cache.entry_path("abcd")
+    with safe_open(str(path), framework="np") as handle:
+        info = dict(handle.metadata())
+        arrays = {name: handle.get_tensor(name) for name in handle.keys()}
+    save_file(arrays, str(path), metadata={**info, "fps": "30.0"})  # same arrays, same sha256 field
+    assert cache.load("abcd") is None
+    save_file(arrays, str(path), metadata=info)  # put back exactly: valid again
+    assert cache.load("abcd") is not None
+
+
 def test_video_key_changes_when_the_content_changes(tmp_path):
     video = tmp_path / "v.avi"
     video.write_bytes(b"1234")

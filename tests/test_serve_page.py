@@ -251,41 +251,36 @@ def test_in_a_real_browser(page, media, tmp_path):
         shutil.copyfile(shot, os.environ["CLIPACTION_SERVE_SCREENSHOT"])
 
 
-def test_the_command_serves_until_sigterm_then_deletes_its_files(tiny_model_dir, media, tmp_path, capsys, monkeypatch):
-    """`clipaction serve` in this process: it prints its URL, serves the page, and SIGTERM
-    stops it with its work folder deleted."""
+def test_the_command_serves_until_sigterm_then_deletes_its_files(tiny_model_dir, media, tmp_path):
+    """`clipaction serve` as a user starts it: it prints its URL, serves the page, and SIGTERM
+    stops it with exit code 0 and its work folder deleted. In its own process: a server and a
+    signal handler beside the browser test's threads in pytest's process can crash it."""
     import signal
-    import tempfile
-    import threading
+    import subprocess
+    import sys
     import urllib.error
     import urllib.request
 
     port = _free_port()
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # the server's work folder goes here
-    done, seen = threading.Event(), {}
-
-    def visit_then_stop() -> None:
-        deadline = time.monotonic() + 60
-        while "status" not in seen and time.monotonic() < deadline:
+    env = {**os.environ, "TMPDIR": str(tmp_path)}  # the server's work folder goes here
+    command = [sys.executable, "-m", "clipaction.cli", "serve", "--port", str(port), "--model", str(tiny_model_dir),
+               "--cache-dir", str(media.cache), "--videos", str(media.videos), "--no-progress"]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline, status, page, folders = time.monotonic() + 120, None, b"", []
+        while status is None and time.monotonic() < deadline and server.poll() is None:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=10) as response:
-                    seen.update(status=response.status, page=response.read(), folders=list(tmp_path.glob("clipaction-serve-*")))
+                    status, page = response.status, response.read()
+                    folders = list(tmp_path.glob("clipaction-serve-*"))
             except (urllib.error.URLError, ConnectionError):
-                time.sleep(0.2)
-        while not done.wait(0.5):  # again until it stops: the first may come before its handler
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    previous = signal.signal(signal.SIGTERM, lambda *_: None)  # a SIGTERM too early must not end pytest
-    visitor = threading.Thread(target=visit_then_stop, daemon=True)
-    visitor.start()
-    try:
-        code = main(["serve", "--port", str(port), "--model", str(tiny_model_dir), "--cache-dir", str(media.cache),
-                     "--videos", str(media.videos), "--no-progress"])
+                time.sleep(0.3)
+        server.send_signal(signal.SIGTERM)
+        out, err = server.communicate(timeout=60)
     finally:
-        done.set()
-        visitor.join(timeout=10)
-        signal.signal(signal.SIGTERM, previous)
-    assert code == 0
-    assert capsys.readouterr().out.startswith(f"clipaction serve: open http://127.0.0.1:{port}/")
-    assert seen["status"] == 200 and b"clipaction" in seen["page"] and seen["folders"]
+        if server.poll() is None:
+            server.kill()
+    assert server.returncode == 0, err
+    assert out.startswith(f"clipaction serve: open http://127.0.0.1:{port}/")
+    assert status == 200 and b"clipaction" in page and folders
     assert not list(tmp_path.glob("clipaction-serve-*"))

@@ -22,13 +22,22 @@ if TYPE_CHECKING:
 
 
 def load_model(
-    name_or_path: str = DEFAULT_MODEL, *, device: str = "auto", precision: str = "fp32", batch_size: int = 32
+    name_or_path: str = DEFAULT_MODEL,
+    *,
+    device: str = "auto",
+    precision: str = "fp32",
+    runtime: str = "torch",
+    batch_size: int = 32,
 ) -> "Backend":
     """A model of any supported family (hub id or a folder saved with `save_pretrained`); the
-    family comes from its config.json. Weights load when first needed."""
+    family comes from its config.json. Weights load when first needed. `runtime` "openvino"
+    (frame models, CPU) needs the `openvino` extra."""
     from clipaction.models import load_backend
 
-    return load_backend(ModelConfig(name_or_path=name_or_path, device=device, precision=precision, batch_size=batch_size))
+    config = ModelConfig(
+        name_or_path=name_or_path, device=device, precision=precision, runtime=runtime, batch_size=batch_size
+    )
+    return load_backend(config)
 
 
 def predict(

@@ -31,7 +31,7 @@ from clipaction.errors import OutputError
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 2  # 2: one entry per video holding every frame encoded so far
+CACHE_FORMAT = 3  # 2: one entry per video holding every frame so far; 3: the checksum covers info too
 DEFAULT_CACHE_DIR = "~/.cache/clipaction"
 
 
@@ -87,11 +87,15 @@ def video_key(path: str | Path) -> str:
     return stable_hash({"size": stat.st_size, "sha256": digest}, 32)
 
 
-def _checksum(arrays: dict[str, np.ndarray]) -> str:
+def _checksum(arrays: dict[str, np.ndarray], info: dict[str, str] | None = None) -> str:
+    """SHA-256 of the arrays and of the entry's description (frame count, fps... which sampling
+    reads), so damage to either is caught."""
     digest = hashlib.sha256()
     for name in sorted(arrays):
         digest.update(name.encode())
         digest.update(np.ascontiguousarray(arrays[name]).tobytes())
+    if info:
+        digest.update(json.dumps({k: v for k, v in info.items() if k != "sha256"}, sort_keys=True).encode())
     return digest.hexdigest()
 
 
@@ -138,7 +142,7 @@ class FeatureCache:
             with safe_open(str(path), framework="np") as handle:
                 info = dict(handle.metadata() or {})
                 arrays = {name: handle.get_tensor(name) for name in handle.keys()}
-            if info.get("sha256") != _checksum(arrays):
+            if info.get("sha256") != _checksum(arrays, info):
                 raise ValueError("checksum mismatch")
             return CachedVideo(
                 indices=arrays["indices"], pooled=arrays["pooled"], embeds=arrays["embeds"], info=info
@@ -178,7 +182,8 @@ class FeatureCache:
             "pooled": np.ascontiguousarray(video.pooled, dtype=np.float32),
             "embeds": np.ascontiguousarray(video.embeds, dtype=np.float32),
         }
-        info = {**{k: str(v) for k, v in video.info.items()}, "sha256": _checksum(arrays)}
+        info = {k: str(v) for k, v in video.info.items() if k != "sha256"}
+        info["sha256"] = _checksum(arrays, info)
         path = self.entry_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         self._write(path, arrays, info)
