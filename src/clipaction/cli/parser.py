@@ -12,9 +12,7 @@ from clipaction.config import (
     Device,
     NameStyle,
     Precision,
-    PromptConfig,
     Runtime,
-    SamplerConfig,
     Subset,
     ZeroShotConfig,
 )

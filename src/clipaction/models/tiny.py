@@ -9,7 +9,7 @@ byte. A random model's numbers mean nothing about actions.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 
@@ -89,6 +89,17 @@ def build_tokenizer(words: Iterable[str] = ()):
     return CLIPTokenizer(vocab={token: i for i, token in enumerate(tokens)}, merges=list(dict.fromkeys(merges)))
 
 
+def seeded_init(seed: int, build: Callable[[], torch.nn.Module]) -> torch.nn.Module:
+    """`build()` (in eval mode) with the global RNG seeded, since transformers initialises
+    weights from it; the RNG is put back afterwards: the library never leaves global seeds set."""
+    state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        return build().eval()
+    finally:
+        torch.random.set_rng_state(state)
+
+
 def build_random_clip(
     out_dir: str | Path,
     architecture: str = "tiny",
@@ -118,12 +129,7 @@ def build_random_clip(
         vision_config=shape["vision_config"],
         projection_dim=shape["projection_dim"],
     )
-    generator_state = torch.random.get_rng_state()
-    try:  # weights are initialised from the global RNG: seed it and put it back afterwards
-        torch.manual_seed(seed)
-        model = CLIPModel(config).eval()
-    finally:
-        torch.random.set_rng_state(generator_state)
+    model = seeded_init(seed, lambda: CLIPModel(config))
     if logit_scale is not None:
         with torch.no_grad():
             model.logit_scale.fill_(float(torch.log(torch.tensor(logit_scale))))

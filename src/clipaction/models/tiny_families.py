@@ -24,7 +24,7 @@ from typing import Any, Callable
 
 import torch
 
-from clipaction.models.tiny import _WHOLE_WORDS
+from clipaction.models.tiny import _WHOLE_WORDS, seeded_init
 
 #: Extra words the tests' labels use, so they are whole tokens too.
 _EXTRA_WORDS = "juggling soccer ball shooting riding bike"
@@ -116,16 +116,6 @@ def gemma_tokenizer():
     )
 
 
-def _seeded(build: Callable[[], torch.nn.Module], seed: int) -> torch.nn.Module:
-    """Build a model with weights from the global RNG seeded with `seed`, and put the RNG back."""
-    state = torch.random.get_rng_state()
-    try:
-        torch.manual_seed(seed)
-        return build().eval()
-    finally:
-        torch.random.set_rng_state(state)
-
-
 #: Model sizes. "base" has a real ViT-B image tower (MetaCLIP 2: B/32 at 224; SigLIP 2: B/16 at
 #: 224) for `bench`; its text tower is 2 layers deep, since bench times the image encoder.
 SHAPES: dict[str, dict[str, Any]] = {
@@ -157,7 +147,7 @@ def _metaclip_2(out_dir: Path, seed: int, shape: dict[str, Any] = SHAPES["tiny"]
         vision_config={**shape["vision"], "image_size": shape["side"], "patch_size": shape["metaclip_patch"]},
         projection_dim=shape["projection"],
     )
-    model = _seeded(lambda: MetaClip2Model(config), seed)
+    model = seeded_init(seed, lambda: MetaClip2Model(config))
     with torch.no_grad():
         model.logit_scale.fill_(float(torch.log(torch.tensor(100.0))))
     side = shape["side"]
@@ -191,7 +181,7 @@ def _siglip(out_dir: Path, seed: int) -> tuple[Any, Any]:
 
     tokenizer = siglip_tokenizer(out_dir)
     config = SiglipConfig(**_siglip_config(tokenizer, len(tokenizer)))
-    model = _seeded(lambda: SiglipModel(config), seed)
+    model = seeded_init(seed, lambda: SiglipModel(config))
     _set_scale_and_bias(model)
     images = SiglipImageProcessorPil(size={"height": _SIDE, "width": _SIDE})
     return model, SiglipProcessor(image_processor=images, tokenizer=tokenizer)
@@ -202,7 +192,7 @@ def _siglip2_fixed(out_dir: Path, seed: int, shape: dict[str, Any] = SHAPES["tin
 
     tokenizer = gemma_tokenizer()
     config = SiglipConfig(**_siglip_config(tokenizer, len(tokenizer), shape))
-    model = _seeded(lambda: SiglipModel(config), seed)
+    model = seeded_init(seed, lambda: SiglipModel(config))
     _set_scale_and_bias(model)
     images = SiglipImageProcessorPil(size={"height": shape["side"], "width": shape["side"]})
     return model, SiglipProcessor(image_processor=images, tokenizer=tokenizer)
@@ -220,7 +210,7 @@ def _siglip2_naflex(out_dir: Path, seed: int) -> tuple[Any, Any]:
     base = _siglip_config(tokenizer, len(tokenizer))
     vision = {**_VISION, "patch_size": _PATCH, "num_patches": NAFLEX_MAX_PATCHES}
     config = Siglip2Config(text_config=base["text_config"], vision_config=vision)
-    model = _seeded(lambda: Siglip2Model(config), seed)
+    model = seeded_init(seed, lambda: Siglip2Model(config))
     _set_scale_and_bias(model)
     images = Siglip2ImageProcessorPil(patch_size=_PATCH, max_num_patches=NAFLEX_MAX_PATCHES)
     return model, Siglip2Processor(image_processor=images, tokenizer=tokenizer)

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import torch
-
-from clipaction.models.tiny import _WHOLE_WORDS, build_tokenizer
+from clipaction.models.tiny import _WHOLE_WORDS, build_tokenizer, seeded_init
 
 #: Tiny shapes (seconds to build and run on a CPU). "base" shapes have the real compute.
 XCLIP_SHAPES: dict[str, dict[str, Any]] = {
@@ -87,17 +85,6 @@ VIDEOPRISM_SHAPES: dict[str, dict[str, Any]] = {
 }
 
 
-def _seeded(seed: int, build: Callable[[], torch.nn.Module]) -> torch.nn.Module:
-    """`build()` with the global RNG seeded (transformers initialises weights from it), then
-    put back: the library never leaves global seeds changed."""
-    state = torch.random.get_rng_state()
-    try:
-        torch.manual_seed(seed)
-        return build().eval()
-    finally:
-        torch.random.set_rng_state(state)
-
-
 def build_videoprism_tokenizer():
     """A VideoPrismTokenizer (T5-style Unigram) from a fixed vocabulary: the specials, the
     prompt and class words of `tiny._WHOLE_WORDS` as whole pieces, and single letters, digits
@@ -127,7 +114,7 @@ def _build_xclip(out_dir: Path, shape: dict[str, Any], seed: int) -> None:
         vision_config=shape["vision_config"],
         **{k: v for k, v in shape.items() if k not in {"text_config", "vision_config"}},
     )
-    model = _seeded(seed, lambda: XCLIPModel(config))
+    model = seeded_init(seed, lambda: XCLIPModel(config))
     size = int(config.vision_config.image_size)
     image_processor = CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
     model.save_pretrained(out_dir)
@@ -141,7 +128,7 @@ def _build_videoprism(out_dir: Path, shape: dict[str, Any], seed: int) -> None:
     tiny = "hidden_size" in shape["text_config"]
     text_config = {**shape["text_config"], "vocab_size": len(tokenizer) if tiny else 32000, "pad_token_id": 0}
     config = VideoPrismConfig(text_config=text_config, vision_config=shape["vision_config"])
-    model = _seeded(seed, lambda: VideoPrismClipModel(config))
+    model = seeded_init(seed, lambda: VideoPrismClipModel(config))
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     size = int(config.vision_config.image_size)

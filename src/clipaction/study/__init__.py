@@ -67,8 +67,8 @@ def prepare(config: StudyConfig, backend: Backend | None, progress: bool) -> Con
         cache=cache,
         sampler=sampler_for(backend, config.sampler),
     )
-    for missing in [*test.missing, *(train.missing if train else ())]:
-        ctx.failures.setdefault(missing.path, f"missing: {missing.error}")
+    for absent in [*test.missing, *(train.missing if train else ())]:
+        ctx.failures.setdefault(absent.path, f"missing: {absent.error}")
     return ctx
 
 

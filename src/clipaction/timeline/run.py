@@ -19,7 +19,6 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from clipaction.errors import ClipactionError
 from clipaction.features.cache import FeatureCache
 from clipaction.models.base import Backend
 from clipaction.results import environment, now_iso, output_folder, write_json, write_text_atomic
