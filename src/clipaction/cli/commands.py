@@ -482,9 +482,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         workers=args.workers,
     )
-    page = start_page(config)
-    print(f"clipaction serve: open {page.url} (Ctrl-C stops the server and deletes its files)", flush=True)
-    page.wait()
+    import signal
+    import threading
+
+    # Before the server starts: a SIGTERM at any moment, start-up included, stops it cleanly.
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        page = start_page(config)
+        print(f"clipaction serve: open {page.url} (Ctrl-C stops the server and deletes its files)", flush=True)
+        page.wait(stop)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return EXIT_OK
 
 

@@ -331,12 +331,15 @@ class Page:
         self.url = url
         return url
 
-    def wait(self) -> None:
-        """Serve until Ctrl-C or SIGTERM, then close (deleting the page's files)."""
-        stop = threading.Event()
+    def wait(self, stop: threading.Event | None = None) -> None:
+        """Serve until Ctrl-C, SIGTERM or `stop` is set, then close (deleting the page's files).
+        A caller that installed its own SIGTERM handler before starting the server (so that a
+        SIGTERM during start-up also stops it cleanly) passes the event that handler sets."""
         previous = None
-        if threading.current_thread() is threading.main_thread():
-            previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        if stop is None:
+            stop = threading.Event()
+            if threading.current_thread() is threading.main_thread():
+                previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:
             while not stop.wait(0.2):
                 pass
