@@ -384,6 +384,6 @@ def test_several_models_share_splits_frames_and_prompts_and_get_one_table(data, 
     for run, row in zip(runs, rows):
         cells = [c.strip() for c in row.strip("|").split("|")]
         top1 = run["datasets"][0]["summary"]["top1"]
-        assert cells[3] == f"{100 * top1['mean']:.2f} ± {100 * top1['std']:.2f}"
+        assert cells[4] == f"{100 * top1['mean']:.2f} ± {100 * top1['std']:.2f}"
     with pytest.raises(ValueError, match="listed twice"):
         make_config(data, tiny_model_dir, tmp_path, models=(str(other), str(other)))

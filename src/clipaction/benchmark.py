@@ -273,9 +273,13 @@ def _benchmark_model(config: BenchmarkConfig, model: ModelConfig, backend: Backe
                 "summary": {m: summarize([s["metrics"][m] for s in splits]) for m in METRICS},
             }
         )
+    from clipaction.features.clips import sampler_for
+
     description = backend.describe()
     return {
         "model": {**dataclasses.asdict(model), **description, "device": str(backend.device)},
+        # the sampler as this model takes it (a clip model's own frame count)
+        "sampler": dataclasses.asdict(sampler_for(backend, config.sampler)),
         "datasets": datasets,
     }
 
@@ -361,11 +365,12 @@ def benchmark_markdown(results: dict[str, Any]) -> str:
 def models_table(runs: Sequence[dict[str, Any]]) -> list[str]:
     """Markdown lines: one row per model, top-1 mean ± std over the splits per dataset."""
     names = [d["name"] for d in runs[0]["datasets"]]
-    header = ["Model", "Family", "Scores", *(f"{name} top-1 (%)" for name in names)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * len(names)) + "|"]
+    header = ["Model", "Family", "Scores", "Frames", *(f"{name} top-1 (%)" for name in names)]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * 3 + ["---:"] * (1 + len(names))) + "|"]
     for run in runs:
-        model = run["model"]
-        cells = [f"`{model['name_or_path']}`", str(model.get("family", "")), str(model.get("score", ""))]
+        model, sampler = run["model"], run.get("sampler") or {}
+        frames = "1" if sampler.get("name") == "middle" else str(sampler.get("frames", ""))
+        cells = [f"`{model['name_or_path']}`", str(model.get("family", "")), str(model.get("score", "")), frames]
         cells += [_pm(d["summary"]["top1"]) for d in run["datasets"]]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
