@@ -232,7 +232,7 @@ def _add_engine_args(parser: argparse.ArgumentParser, shard: bool = False) -> No
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clipaction",
-        description="Zero-shot human action recognition in videos with CLIP.",
+        description="Zero-shot human action recognition in videos with CLIP and its successors (see `clipaction models`).",
         formatter_class=_Formatter,
     )
     parser.add_argument("--version", action="version", version=f"clipaction {__version__}")
