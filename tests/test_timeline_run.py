@@ -139,9 +139,12 @@ def test_ground_truth_gives_the_detection_map(tmp_path, scenes_video):
     config = _config(ground_truth=str(tmp_path / "gt.json"), cache_dir=str(tmp_path / "cache"))
     results = label_videos([scenes_video], config, tmp_path / "out", backend=ColourBackend())
     evaluation = results["evaluation"]
-    assert evaluation["map"] == {"0.3": 1.0, "0.4": 1.0, "0.5": 1.0, "0.6": 1.0, "0.7": 1.0}
+    keys = ["0.5", "0.55", "0.6", "0.65", "0.7", "0.75", "0.8", "0.85", "0.9", "0.95"]  # ActivityNet's
+    assert evaluation["benchmark"] == "activitynet" and list(evaluation["map"]) == keys
+    # segments red 0-10.5, green 10.5-16.5, blue 16.5-30 (segments.csv): tIoU 0.952, 6/7, 0.963
+    assert evaluation["map"] == pytest.approx({**dict.fromkeys(keys[:8], 1.0), "0.9": 2 / 3, "0.95": 2 / 3})
     stored = json.loads((tmp_path / "out" / "results.json").read_text())
-    assert stored["schema_version"] == 1 and stored["evaluation"]["average_map"] == 1.0
+    assert stored["schema_version"] == 1 and stored["evaluation"]["average_map"] == pytest.approx((8 + 4 / 3) / 10)
     combined = json.loads((tmp_path / "out" / "segments.json").read_text())
     assert [s["label"] for s in combined["results"]["scenes"]] == list(LABELS)
 
@@ -199,7 +202,7 @@ def test_peak_memory_does_not_grow_with_the_length_of_the_video(tmp_path):
 def test_cli_end_to_end_with_the_tiny_clip(tmp_path, tiny_model_dir, scenes_video, capsys):
     from clipaction.cli import main
 
-    (tmp_path / "labels.txt").write_text("red\ngreen\n")
+    (tmp_path / "labels.txt").write_text("\ufeffred\ngreen\n", encoding="utf-8")  # a BOM, as Notepad writes
     truth = {"database": {"scenes": {"annotations": [{"segment": [10, 17], "label": "green"}]}}}
     (tmp_path / "gt.json").write_text(json.dumps(truth))
     argv = [
@@ -209,7 +212,10 @@ def test_cli_end_to_end_with_the_tiny_clip(tmp_path, tiny_model_dir, scenes_vide
     ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "scenes.mp4: 30 s" in printed and "detection mAP at tIoU 0.3" in printed
+    assert "scenes.mp4: 30 s" in printed and "detection mAP (activitynet) at tIoU 0.5 " in printed and ", 0.55 " in printed
+    # the ground truth has only green: red segments count for no class, and the CLI says so
+    warning = next(line for line in printed.splitlines() if "matching no ground-truth class" in line)
+    assert warning.endswith(": red")
     folder = tmp_path / "out" / "scenes"
     assert {p.name for p in folder.iterdir()} == {"windows.csv", "segments.csv", "segments.json", "scenes.vtt", "timeline.png"}
     results = json.loads((tmp_path / "out" / "results.json").read_text())
@@ -232,5 +238,5 @@ def test_timeline_flags_default_to_the_config():
         if setting.startswith("timeline."):
             assert defaults[flag] == getattr(config, setting.split(".", 1)[1]), flag
             checked += 1
-    assert checked == 7
+    assert checked == 8
     assert defaults["--precision"] == config.model.precision and defaults["--prompts"] == config.templates

@@ -17,13 +17,14 @@ from clipaction.timeline.evaluate import (
     average_precision,
     detection_map,
     interpolated_ap,
-    match_videos,
+    match_ids,
     read_ground_truth,
     segment_iou,
 )
 from clipaction.timeline.formats import activitynet_results, segments_csv, vtt_time, webvtt, windows_csv
 from clipaction.timeline.grid import TimeGrid, chunk_samples
 from clipaction.timeline.segments import Segment, Windows, find_segments, time_per_label
+from clipaction.timeline.tiou import BENCHMARK_TIOU
 
 
 # -- grid -------------------------------------------------------------------------------------
@@ -161,7 +162,7 @@ def test_detection_map_worked_by_hand():
         Detection("v", "B", 5, 10, 0.6),  # tIoU 0.5 with B
         Detection("v", "C", 0, 10, 0.9),  # a label without ground truth: ignored
     ]
-    result = detection_map(truth, predictions)
+    result = detection_map(truth, predictions, BENCHMARK_TIOU["thumos14"])
     # A: at 0.3 both found before the miss -> AP 1; above, 1 of 2 found first -> AP 0.5
     assert result["ap_per_class"]["A"] == pytest.approx({"0.3": 1.0, "0.4": 0.5, "0.5": 0.5, "0.6": 0.5, "0.7": 0.5})
     assert result["ap_per_class"]["B"] == pytest.approx({"0.3": 1.0, "0.4": 1.0, "0.5": 1.0, "0.6": 0.0, "0.7": 0.0})
@@ -194,6 +195,6 @@ def test_ground_truth_from_activitynet_json_and_thumos_files(tmp_path):
     with pytest.raises(DataError) as error:
         read_ground_truth(tmp_path / "bad.txt")
     assert error.value.setting == "timeline.ground_truth"
-    # ActivityNet ids lack the v_ of the downloaded files
-    matched, without = match_videos(read_ground_truth(anet), ["v_abc", "other"])
-    assert matched == [Detection("v_abc", "Run", 1.5, 4.0)] and without == ["other"]
+    # ActivityNet ids lack the v_ of the downloaded files; an exact id wins over one without v_
+    assert match_ids(["abc"], ["v_abc", "other"]) == {"v_abc": "abc"}
+    assert match_ids(["abc", "v_x"], ["v_abc", "abc", "v_x"]) == {"abc": "abc", "v_x": "v_x"}

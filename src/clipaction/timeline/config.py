@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from clipaction.config import ModelConfig
 from clipaction.errors import ConfigError
+from clipaction.timeline.tiou import check_tiou
 
 
 @dataclass(frozen=True)
@@ -18,8 +19,9 @@ class TimelineConfig:
     threshold: a window's top label counts only with at least this probability; min_segment:
     shorter segments (seconds) are dropped; background: a label meaning "none of these", scored
     like the others but never a segment (added to the labels when missing); ground_truth:
-    ActivityNet JSON or THUMOS14 annotation text files to evaluate against; chunk_seconds: the
-    span of sampled frames per cache entry.
+    ActivityNet JSON or THUMOS14 annotation text files to evaluate against; tiou_thresholds:
+    the tIoU thresholds of its mAP (None: the benchmark's own, ActivityNet 0.5:0.05:0.95,
+    THUMOS14 0.3:0.1:0.7); chunk_seconds: the span of sampled frames per cache entry.
     """
 
     labels: tuple[str, ...] = ()
@@ -30,6 +32,7 @@ class TimelineConfig:
     min_segment: float = 0.0
     background: str | None = None
     ground_truth: str | None = None
+    tiou_thresholds: tuple[float, ...] | None = None
     templates: str = "seed"
     model: ModelConfig = field(default_factory=ModelConfig)
     cache_dir: str | None = None
@@ -38,6 +41,8 @@ class TimelineConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(self.labels))
+        if self.tiou_thresholds is not None:
+            object.__setattr__(self, "tiou_thresholds", check_tiou(self.tiou_thresholds))
         for name in ("fps", "window", "stride", "chunk_seconds"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):

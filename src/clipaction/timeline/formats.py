@@ -83,8 +83,18 @@ def webvtt(segments: Sequence[Segment], *, scores: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_outputs(folder: Path, video_id: str, video_name: str, windows: Windows, segments: Sequence[Segment]) -> dict[str, Path]:
-    """Write windows.csv, segments.csv, segments.json and `<video_name>.vtt` into `folder`."""
+def write_outputs(
+    folder: Path,
+    video_id: str,
+    video_name: str,
+    windows: Windows,
+    segments: Sequence[Segment],
+    *,
+    result_id: str | None = None,
+) -> dict[str, Path]:
+    """Write windows.csv, segments.csv, segments.json and `<video_name>.vtt` into `folder`.
+    segments.csv names the video `video_id`; segments.json names it `result_id` (default
+    `video_id`): the id the ground truth gives it, which the official evaluators look up."""
     paths = {
         "windows": folder / "windows.csv",
         "segments": folder / "segments.csv",
@@ -93,6 +103,6 @@ def write_outputs(folder: Path, video_id: str, video_name: str, windows: Windows
     }
     write_text_atomic(paths["windows"], windows_csv(windows))
     write_text_atomic(paths["segments"], segments_csv(video_id, segments))
-    write_text_atomic(paths["segments_json"], json.dumps(activitynet_results({video_id: segments}), indent=2) + "\n")
+    write_text_atomic(paths["segments_json"], json.dumps(activitynet_results({result_id or video_id: segments}), indent=2) + "\n")
     write_text_atomic(paths["subtitles"], webvtt(segments))
     return paths

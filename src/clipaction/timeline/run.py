@@ -3,7 +3,9 @@ results.json, and evaluate against ground truth when given.
 
 Per video (in `<out>/<video id>/`): windows.csv, segments.csv, segments.json, `<video>.vtt`,
 timeline.png; in `<out>/`: results.json (settings, per-video summary, warnings, failures, mAP)
-and segments.json with every video (the ActivityNet result file to evaluate elsewhere).
+and segments.json with every video (the ActivityNet result file to evaluate elsewhere). With
+ground truth, segments.json names each video by its ground-truth id (`v_abc.mp4` -> `abc`), so
+the official evaluators read it as clipaction's own mAP does.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
@@ -27,6 +29,9 @@ from clipaction.timeline.features import PassStats, window_features
 from clipaction.timeline.formats import activitynet_results, write_outputs
 from clipaction.timeline.segments import Segment, Windows, find_segments, time_per_label
 from clipaction.video.decode import VideoDecodeError
+
+if TYPE_CHECKING:
+    from clipaction.timeline.evaluate import GroundTruth
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +49,18 @@ class VideoTimeline:
     segments: list[Segment]
     stats: PassStats
     outputs: dict[str, Path] = field(default_factory=dict)
+    #: the id segments.json gives the video: its ground-truth id when it has one, else video_id
+    result_id: str = ""
+
+    def __post_init__(self) -> None:
+        self.result_id = self.result_id or self.video_id
 
     def summary(self) -> dict[str, Any]:
         info = self.stats.info
         return {
             "video": self.path,
             "id": self.video_id,
+            "result_id": self.result_id,
             "duration": self.stats.duration,
             "declared_duration": info.duration if info else None,
             "start_time": info.start_time if info else None,
@@ -141,10 +152,14 @@ def label_videos(
     check_labels(labels)
     templates = load_templates(config.templates)
     truth = None
+    ids = video_ids(videos)
+    result_ids: dict[str, str] = {}
     if config.ground_truth:
-        from clipaction.timeline.evaluate import read_ground_truth
+        from clipaction.timeline.evaluate import load_ground_truth, match_ids
 
-        truth = read_ground_truth(config.ground_truth)  # a bad file fails before any work
+        truth = load_ground_truth(config.ground_truth)  # a bad file fails before any work
+        result_ids = match_ids({t.video for t in truth.detections}, ids)
+        _warn_labels_without_class(truth, _segment_labels(config))
     folder = output_folder(out)
     backend = backend or load_backend(config.model)
     cache = open_cache(config.cache_dir, backend)
@@ -152,7 +167,7 @@ def label_videos(
     done: list[VideoTimeline] = []
     failures: list[dict[str, str]] = []
     started = time.perf_counter()
-    for path, video_id in zip(videos, video_ids(videos)):
+    for path, video_id in zip(videos, ids):
         try:
             windows, stats = score_windows(path, backend, config, text_features, labels, cache, progress=progress)
         except (VideoDecodeError, OSError) as error:
@@ -161,8 +176,8 @@ def label_videos(
             failures.append({"path": str(path), "error": reason})
             continue
         segments = find_segments(windows, threshold=config.threshold, min_segment=config.min_segment, background=config.background)
-        item = VideoTimeline(str(path), video_id, windows, segments, stats)
-        item.outputs = write_outputs(folder / video_id, video_id, Path(path).stem, windows, segments)
+        item = VideoTimeline(str(path), video_id, windows, segments, stats, result_id=result_ids.get(video_id, video_id))
+        item.outputs = write_outputs(folder / video_id, video_id, Path(path).stem, windows, segments, result_id=item.result_id)
         from clipaction.timeline.figure import draw_timeline
 
         item.outputs["figure"] = draw_timeline(
@@ -180,10 +195,10 @@ def label_videos(
         "seconds": time.perf_counter() - started,
     }
     if truth is not None:
-        results["evaluation"] = evaluate_against(truth, done, labels)
+        results["evaluation"] = evaluate_against(truth, done, _segment_labels(config), config.tiou_thresholds)
     write_text_atomic(
         folder / "segments.json",
-        json.dumps(activitynet_results({item.video_id: item.segments for item in done}), indent=2) + "\n",
+        json.dumps(activitynet_results({item.result_id: item.segments for item in done}), indent=2) + "\n",
     )
     results["env"] = environment(str(backend.device))
     results["created_at"] = now_iso()
@@ -191,20 +206,62 @@ def label_videos(
     return results
 
 
-def evaluate_against(truth, done: Sequence[VideoTimeline], labels: Sequence[str]) -> dict[str, Any]:
-    """mAP of the segments found against the ground truth of the videos run."""
-    from clipaction.timeline.evaluate import Detection, detection_map, match_videos
+def _segment_labels(config: TimelineConfig) -> list[str]:
+    """The labels a segment can have: all but the background."""
+    return [label for label in config.all_labels if label != config.background]
 
-    matched, without = match_videos(truth, [item.video_id for item in done])
+
+def _warn_labels_without_class(truth: GroundTruth, labels: Sequence[str]) -> list[str]:
+    from clipaction.timeline.evaluate import labels_without_class
+
+    unknown = labels_without_class(labels, truth.classes)
+    if unknown:
+        log.warning(
+            "label(s) %s match no ground-truth class: their segments are left out of the mAP, and "
+            "ActivityNet's evaluator stops on a segments.json that holds them",
+            ", ".join(map(repr, unknown)),
+        )
+    return unknown
+
+
+def evaluate_against(
+    truth: GroundTruth, done: Sequence[VideoTimeline], labels: Sequence[str], thresholds: Sequence[float] | None = None
+) -> dict[str, Any]:
+    """mAP of the segments found against the ground truth (`GroundTruth`) of the videos run,
+    read by ground-truth ids as the official evaluator reads segments.json; `labels`: those a
+    segment can have; `thresholds`: None for the benchmark's own."""
+    from clipaction.timeline.evaluate import ID_RULE, PROTOCOL, Detection, detection_map, labels_without_class
+    from clipaction.timeline.tiou import describe_tiou
+
+    thresholds = tuple(thresholds) if thresholds else truth.tiou_thresholds
+    truth_ids = {t.video for t in truth.detections}
+    matched = [item for item in done if item.result_id in truth_ids]
+    run = {item.result_id for item in matched}
+    kept = [t for t in truth.detections if t.video in run]
+    # scored as written to segments.json (times and scores rounded), so an evaluator reading it agrees
+    written = activitynet_results({item.result_id: item.segments for item in matched})["results"]
     predictions = [
-        Detection(item.video_id, s.label, s.start, s.end, s.score)
-        for item in done
-        if item.video_id not in without
-        for s in item.segments
+        Detection(video, row["label"], row["segment"][0], row["segment"][1], row["score"])
+        for video, rows in written.items()
+        for row in rows
     ]
-    evaluation = detection_map(matched, predictions)
-    evaluation["videos_without_ground_truth"] = without
-    evaluation["classes_not_among_labels"] = sorted({t.label for t in matched} - set(labels))
+    evaluation = detection_map(kept, predictions, thresholds)
+    unknown = labels_without_class(labels, truth.classes)
+    without = [item.video_id for item in done if item.result_id not in truth_ids]
+    evaluation.update(
+        benchmark=truth.benchmark,
+        protocol=PROTOCOL[truth.benchmark],
+        tiou=describe_tiou(thresholds),
+        id_matching={item.video_id: item.result_id for item in matched},
+        id_matching_rule=ID_RULE,
+        videos_without_ground_truth=without,
+        ground_truth_videos_not_run=len(truth_ids - run),
+        classes_not_among_labels=sorted({t.label for t in kept} - set(labels)),
+        labels_not_in_ground_truth=unknown,
+        segments_of_labels_not_in_ground_truth={
+            label: sum(s.label == label for item in done for s in item.segments) for label in unknown
+        },
+    )
     for video in without:
         log.warning("%s has no ground truth; it is left out of the mAP", video)
     return evaluation
