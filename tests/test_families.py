@@ -68,7 +68,9 @@ def _reference(model_dir: Path, variant: str, frames: np.ndarray) -> torch.Tenso
             text=LABELS, images=images, max_num_patches=saved.max_num_patches, patch_size=saved.patch_size,
             return_tensors="pt",
         )
-    else:
+    elif variant == "siglip2":  # its model card: "the model was trained with" max_length 64
+        inputs = processor(text=LABELS, images=images, padding="max_length", max_length=64, return_tensors="pt")
+    else:  # SigLIP's tokenizer config says model_max_length 64
         inputs = processor(text=LABELS, images=images, padding="max_length", return_tensors="pt")
     with torch.no_grad():
         logits = model(**inputs).logits_per_image
@@ -91,9 +93,23 @@ def test_probabilities_equal_transformers(variant, family_dirs, backends):
     assert type(backend.model).__name__ == EXPECT[variant].model_class
     assert backend.scoring().kind == EXPECT[variant].kind
     assert ours.shape == expected.shape == (5, len(LABELS))
+    difference = float((ours - expected).abs().max())
+    print(f"{variant} max |p - p_transformers| = {difference:.2e}")
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=0)
     # the check is not vacuous: the reference does not give uniform probabilities
     assert float(expected.max() - expected.min()) > 0.05
+
+
+@pytest.mark.parametrize("variant", TINY_FAMILIES)
+def test_tiny_model_is_laid_out_as_its_checkpoint(variant, family_dirs):
+    """Same processor, image processor and tokenizer classes and the same preprocessing and
+    tokenizer keys as the hub checkpoint the tiny model stands for; only dimensions differ."""
+    from layout_checks import assert_laid_out_as
+
+    from clipaction.models.checkpoint_layouts import layout_for
+    from clipaction.models.tiny_families import HUB_LAYOUTS
+
+    assert_laid_out_as(family_dirs[variant], layout_for(HUB_LAYOUTS[variant]))
 
 
 def test_metaclip_2_does_not_load_as_clip(family_dirs, backends):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from transformers import AutoProcessor, CLIPModel
+from transformers import AutoModel, AutoProcessor, CLIPModel
 
 from clipaction.config import ModelConfig
 from clipaction.errors import ModelLoadError
@@ -21,7 +21,9 @@ def _frames(count: int, seed: int = 1) -> np.ndarray:
 
 
 def _reference_probabilities(model_dir, frames, texts) -> torch.Tensor:
-    model = CLIPModel.from_pretrained(model_dir).eval()
+    """CLIP's own softmaxed logits_per_image, loaded as a user's transformers code would."""
+    model = AutoModel.from_pretrained(model_dir).eval()
+    assert isinstance(model, CLIPModel)
     processor = AutoProcessor.from_pretrained(model_dir)
     inputs = processor(text=texts, images=list(frames), padding=True, return_tensors="pt")
     with torch.no_grad():
@@ -37,9 +39,19 @@ def test_probabilities_equal_transformers_clip(tiny_model_dir, tiny_backend):
     ours = scoring.probabilities(score(tiny_backend, image, text))
     assert scoring.kind == "softmax"
     assert ours.shape == expected.shape == (5, len(LABELS))
+    print(f"clip max |p - p_transformers| = {float((ours - expected).abs().max()):.2e}")
     torch.testing.assert_close(ours, expected, atol=1e-5, rtol=0)
     # the check is not vacuous: the reference does not give uniform probabilities
     assert float(expected.max() - expected.min()) > 0.05
+
+
+def test_tiny_clip_is_laid_out_as_its_checkpoint(tiny_model_dir):
+    from layout_checks import assert_laid_out_as
+
+    from clipaction.models.checkpoint_layouts import layout_for
+    from clipaction.models.tiny import HUB_LAYOUT
+
+    assert_laid_out_as(tiny_model_dir, layout_for(HUB_LAYOUT))
 
 
 def test_encode_frames_shapes_and_normalisation(tiny_backend):

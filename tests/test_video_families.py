@@ -1,9 +1,13 @@
 """Clip-level families (X-CLIP, VideoPrism): clipaction's label probabilities on frames it
-decoded equal the transformers model's own forward pass; clip features are cached by their
-frame indices; frame counts the model cannot take are one-line errors; short videos warn."""
+decoded equal the transformers model's own forward pass (X-CLIP with the VideoMAE image
+processor its hub checkpoints ship, saved as on the hub and as save_pretrained writes it, and
+with a CLIP image processor); clip features are cached by their frame indices; frame counts the
+model cannot take are one-line errors; short videos warn."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +42,45 @@ def backends(model_dirs):
     return {family: load_backend(ModelConfig(name_or_path=str(path), device="cpu")) for family, path in model_dirs.items()}
 
 
+#: X-CLIP folders with the same weights: "hub" as the hub's checkpoints are laid out (VideoMAE
+#: image processor, flat preprocessor_config.json), "saved" the same processor written by
+#: XCLIPProcessor.save_pretrained (processor_config.json), "clip-images" a CLIP image processor.
+XCLIP_VARIANTS = ["hub", "saved", "clip-images"]
+#: The image processor each variant must load with (so each test runs what it claims to).
+XCLIP_IMAGE_PROCESSORS = {
+    "hub": "VideoMAEImageProcessor",
+    "saved": "VideoMAEImageProcessor",
+    "clip-images": "CLIPImageProcessor",
+}
+
+
+@pytest.fixture(scope="module")
+def xclip_dirs(model_dirs, tmp_path_factory) -> dict[str, Path]:
+    from transformers import AutoProcessor, CLIPImageProcessorPil, XCLIPProcessor
+
+    hub = model_dirs["xclip"]
+    processor = AutoProcessor.from_pretrained(hub)
+    side = processor.image_processor.crop_size["height"]
+    dirs = {"hub": hub}
+    for name, image_processor in [
+        ("saved", processor.image_processor),
+        ("clip-images", CLIPImageProcessorPil(size={"shortest_edge": side}, crop_size={"height": side, "width": side})),
+    ]:
+        folder = tmp_path_factory.mktemp(f"xclip-{name}")
+        for file in ("config.json", "model.safetensors"):
+            shutil.copy(hub / file, folder / file)
+        XCLIPProcessor(image_processor=image_processor, tokenizer=processor.tokenizer).save_pretrained(folder)
+        dirs[name] = folder
+    assert (dirs["saved"] / "processor_config.json").is_file()
+    assert not (dirs["saved"] / "preprocessor_config.json").exists()
+    return dirs
+
+
+@pytest.fixture(scope="module")
+def xclip_backends(xclip_dirs):
+    return {name: load_backend(ModelConfig(name_or_path=str(path), device="cpu")) for name, path in xclip_dirs.items()}
+
+
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("videos")
@@ -60,17 +103,32 @@ def _clipaction_probabilities(backend, path: Path, cache: FeatureCache | None) -
     return backend.scoring().probabilities(logits)[0], extraction
 
 
-def _reference_xclip(model_dir: Path, frames: np.ndarray) -> torch.Tensor:
-    from transformers import XCLIPModel, XCLIPProcessor
+def _reference_xclip_inputs(model_dir: Path, frames: np.ndarray) -> dict:
+    """What a user's own transformers code gives XCLIPModel for one clip: the folder's processor
+    (AutoProcessor) on the clip's frames as one video, as transformers' X-CLIP example calls it."""
+    from transformers import AutoProcessor
 
-    processor = XCLIPProcessor.from_pretrained(model_dir)
-    model = XCLIPModel.from_pretrained(model_dir).eval()
+    processor = AutoProcessor.from_pretrained(model_dir)
     inputs = processor(videos=list(frames), text=_prompts(), return_tensors="pt", padding=True)
-    # Without torchvision the processor's PIL path returns the frames as images (F, 3, S, S):
-    # one video of F frames is (1, F, 3, S, S).
-    inputs["pixel_values"] = inputs["pixel_values"].unsqueeze(0)
+    name = type(processor.image_processor).__name__
+    if inputs["pixel_values"].ndim == 4:
+        # a CLIP image processor returns the frames as images (F, 3, S, S); the model takes
+        # videos (1, F, 3, S, S): the one line a user of such a folder adds
+        assert name.startswith("CLIPImageProcessor"), name
+        inputs["pixel_values"] = inputs["pixel_values"].unsqueeze(0)
+    else:  # the VideoMAE image processor already returns one video
+        assert name.startswith("VideoMAEImageProcessor") and inputs["pixel_values"].shape[:2] == (1, len(frames)), name
+    return inputs
+
+
+def _reference_xclip(model_dir: Path, frames: np.ndarray) -> torch.Tensor:
+    """XCLIPModel's own softmaxed logits_per_video (AutoModel from the folder) -> (C,)."""
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(model_dir).eval()
+    assert type(model).__name__ == "XCLIPModel"
     with torch.no_grad():
-        return model(**inputs).logits_per_video.softmax(dim=-1)[0]
+        return model(**_reference_xclip_inputs(model_dir, frames)).logits_per_video.softmax(dim=-1)[0]
 
 
 def _pil_videoprism_pixels(frames: np.ndarray, size: int) -> torch.Tensor:
@@ -83,31 +141,64 @@ def _pil_videoprism_pixels(frames: np.ndarray, size: int) -> torch.Tensor:
     return torch.from_numpy(np.stack(resized)).permute(0, 3, 1, 2).float() / 255
 
 
-def test_xclip_probabilities_equal_transformers(backends, model_dirs, videos, tmp_path):
-    backend = backends["xclip"]
+@pytest.mark.parametrize("variant", XCLIP_VARIANTS)
+def test_xclip_probabilities_equal_transformers(variant, xclip_backends, xclip_dirs, videos, tmp_path):
+    backend = xclip_backends[variant]
+    assert type(backend.processor.image_processor).__name__.startswith(XCLIP_IMAGE_PROCESSORS[variant])
     got, extraction = _clipaction_probabilities(backend, videos["a"], FeatureCache(tmp_path, cache_space(backend)))
     frames = read_sampled_frames(videos["a"], SAMPLER).frames
-    expected = _reference_xclip(model_dirs["xclip"], frames)
+    expected = _reference_xclip(xclip_dirs[variant], frames)
     assert expected.max() - expected.min() > 1e-3, "the reference must not be uniform"
-    assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
+    difference = float((got - expected).abs().max())
+    print(f"xclip[{variant}] max |p - p_transformers| = {difference:.2e}")
+    assert difference <= 1e-5
     assert extraction.features[str(videos["a"])].embeds.shape[0] == 1  # one clip, one row
 
 
-def test_xclip_preprocessing_equals_its_processor(backends, model_dirs, videos):
-    from transformers import XCLIPProcessor
-
+@pytest.mark.parametrize("variant", XCLIP_VARIANTS)
+def test_xclip_preprocessing_equals_its_processor(variant, xclip_backends, xclip_dirs, videos):
     frames = read_sampled_frames(videos["a"], SAMPLER).frames
-    expected = XCLIPProcessor.from_pretrained(model_dirs["xclip"])(videos=list(frames), return_tensors="pt")
-    assert torch.equal(backends["xclip"].preprocess(frames), expected["pixel_values"])
+    expected = _reference_xclip_inputs(xclip_dirs[variant], frames)["pixel_values"][0]
+    got = xclip_backends[variant].preprocess(frames)
+    assert got.shape == (len(frames), 3, 32, 32) and torch.equal(got, expected)
+
+
+def test_xclip_processors_differ_so_the_variants_test_different_inputs(xclip_backends, videos):
+    """The VideoMAE processor (bilinear, the checkpoint's mean/std) and CLIP's (bicubic, CLIP's
+    mean/std) give other pixels: a backend ignoring the folder's processor fails one variant."""
+    frames = read_sampled_frames(videos["a"], SAMPLER).frames
+    videomae, clip = xclip_backends["hub"].preprocess(frames), xclip_backends["clip-images"].preprocess(frames)
+    assert torch.equal(videomae, xclip_backends["saved"].preprocess(frames))
+    assert float((videomae - clip).abs().max()) > 0.1
+
+
+def test_xclip_predict_on_a_hub_layout_folder(model_dirs, videos, tmp_path, capsys):
+    """Issue 19: `clipaction predict` on an X-CLIP folder laid out as microsoft/xclip-base-patch32
+    exits 0 with XCLIPModel's own probabilities (it used to exit 3 on every video)."""
+    from clipaction.cli import main
+
+    templates = tmp_path / "template.txt"
+    templates.write_text(TEMPLATE + "\n", encoding="utf-8")
+    code = main([
+        "predict", str(videos["a"]), "--labels", ",".join(LABELS), "--json", "--model", str(model_dirs["xclip"]),
+        "--device", "cpu", "--sampler", SAMPLER.name, "--frames", str(SAMPLER.frames), "--window", str(SAMPLER.window),
+        "--prompts", str(templates), "--cache-dir", str(tmp_path / "cache"),
+    ])  # fmt: skip
+    assert code == 0
+    ranked = json.loads(capsys.readouterr().out)[0]["labels"]
+    got = {item["label"]: item["probability"] for item in ranked}
+    expected = _reference_xclip(model_dirs["xclip"], read_sampled_frames(videos["a"], SAMPLER).frames)
+    assert max(abs(got[label] - p) for label, p in zip(LABELS, expected.tolist())) <= 1e-5
 
 
 def test_videoprism_probabilities_equal_transformers(backends, model_dirs, videos, tmp_path):
-    from transformers import AutoTokenizer, VideoPrismClipModel
+    from transformers import AutoModel, AutoTokenizer
 
     backend = backends["videoprism"]
     got, extraction = _clipaction_probabilities(backend, videos["a"], FeatureCache(tmp_path, cache_space(backend)))
     frames = read_sampled_frames(videos["a"], SAMPLER).frames
-    model = VideoPrismClipModel.from_pretrained(model_dirs["videoprism"]).eval()
+    model = AutoModel.from_pretrained(model_dirs["videoprism"]).eval()
+    assert type(model).__name__ == "VideoPrismClipModel"
     tokens = AutoTokenizer.from_pretrained(model_dirs["videoprism"])(
         _prompts(), padding="max_length", max_length=64, truncation=True, return_tensors="pt"
     )
@@ -120,6 +211,7 @@ def test_videoprism_probabilities_equal_transformers(backends, model_dirs, video
     assert torch.allclose(out.logits_per_video, torch.ones(1, len(LABELS)))
     expected = out.logits_per_text[:, 0]
     assert expected.max() - expected.min() > 1e-4, "the reference must not be uniform"
+    print(f"videoprism max |p - p_transformers| = {float((got - expected).abs().max()):.2e}")
     assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
     cached = torch.from_numpy(extraction.features[str(videos["a"])].embeds)
     assert cached.shape == out.video_embeds.shape and torch.allclose(cached, out.video_embeds, atol=1e-5)
@@ -136,6 +228,16 @@ def test_videoprism_preprocessing_equals_pil_transform(backends, videos):
     # uint8 in and out of the resize, like PIL: at most one grey level apart, almost all equal
     assert (got - expected).abs().max() <= 1 / 255 + 1e-6
     assert float(((got - expected).abs() > 1e-6).float().mean()) < 0.05
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_tiny_model_is_laid_out_as_its_checkpoint(family, model_dirs):
+    from layout_checks import assert_laid_out_as
+
+    from clipaction.models.checkpoint_layouts import layout_for
+    from clipaction.models.tiny_video import HUB_LAYOUTS
+
+    assert_laid_out_as(model_dirs[family], layout_for(HUB_LAYOUTS[family]))
 
 
 @pytest.mark.parametrize("family", FAMILIES)

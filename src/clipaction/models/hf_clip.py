@@ -16,7 +16,7 @@ import torch
 
 from clipaction.config import ModelConfig
 from clipaction.features.pooling import pool_frames
-from clipaction.models.base import Capability, FrameFeatures, Scoring
+from clipaction.models.base import Capability, FrameFeatures, Scoring, ScoreKind
 from clipaction.models.fast_preprocess import preprocess_frames
 from clipaction.models.hf_common import (
     ModelSource,
@@ -25,6 +25,7 @@ from clipaction.models.hf_common import (
     quantize_int8,
     resolve_device,
 )
+from clipaction.models.processor_files import ProcessorSpec, check_processor_files
 from clipaction.models.registry import BACKENDS
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,9 @@ class HFClipBackend:
     kind = "frame"
     capabilities = frozenset({Capability.PROJECTION, Capability.IMAGE_TOWER, Capability.EMBEDDINGS})
     model_class = "CLIPModel"
+    #: the processors this family runs (checked against the model's files on construction)
+    processor_spec = ProcessorSpec(processors=("CLIPProcessor",), image_processors=("CLIPImageProcessor",))
+    score_kind: ScoreKind = "softmax"
 
     def __init__(self, config: ModelConfig, source: ModelSource | None = None) -> None:
         self.config = config
@@ -79,6 +83,10 @@ class HFClipBackend:
             from clipaction.models.openvino_runtime import attach
 
             attach(self)
+        # after the runtime's own refusals: a setting that cannot work is named first
+        self.processor_files = check_processor_files(
+            self.family, self.processor_spec, self.source, None if getattr(self, "naflex", False) else self.input_size
+        )
 
     # -- lazy loading ---------------------------------------------------------------------
 
@@ -183,7 +191,7 @@ class HFClipBackend:
             # Read from the weight file when possible: a fully cached run never loads the model.
             stored = self.source.read_tensor("logit_scale") if self._model is None else None
             log_scale = stored if stored is not None else self.model.logit_scale.detach().cpu()
-            self._scoring = Scoring(scale=float(log_scale.float().exp()), kind="softmax")
+            self._scoring = Scoring(scale=float(log_scale.float().exp()), kind=self.score_kind)
         return self._scoring
 
     def describe(self) -> dict[str, Any]:

@@ -37,8 +37,13 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+#: The devices each precision runs on (every family; `check_precision` enforces it).
+PRECISION_DEVICES: dict[str, tuple[str, ...]] = {"fp32": ("cpu", "cuda"), "int8": ("cpu",), "fp16": ("cuda",)}
+
+
 def check_precision(config: ModelConfig, device: torch.device) -> None:
-    """int8 runs on CPUs only, fp16 on GPUs only (on a CPU it is slower than fp32)."""
+    """int8 runs on CPUs only, fp16 on GPUs only (on a CPU it is slower than fp32): see
+    PRECISION_DEVICES."""
     if config.precision == "int8" and device.type != "cpu":
         raise ModelLoadError("int8 runs on the CPU only; use device cpu", setting="model.precision")
     if config.precision == "fp16" and device.type != "cuda":
@@ -60,6 +65,9 @@ class ModelSource:
                 setting="model.name_or_path",
             )
         self.local_dir = local.resolve() if local.is_dir() else None
+        #: hub files that could not be fetched for another reason than being absent from the
+        #: repository (offline and not cached, no access): name -> first line of the error
+        self.unreachable: dict[str, str] = {}
         #: what `from_pretrained` is given
         self.location = str(self.local_dir) if self.local_dir else name_or_path
         self.config = json.loads(self._read_text("config.json", required=True))
@@ -78,8 +86,10 @@ class ModelSource:
         try:
             return Path(hf_hub_download(self.name_or_path, name, revision=self.revision))
         except Exception as error:  # not in the repo, offline, unknown repo, no access
-            if name != "config.json":
-                return None  # optional files (processor configs, sharded weights)
+            if name != "config.json":  # optional files (processor configs, sharded weights)
+                if not _absent_from_repo(error, self.name_or_path, name, self.revision):
+                    self.unreachable[name] = str(error).splitlines()[0] if str(error) else type(error).__name__
+                return None
             raise ModelLoadError(
                 f"could not get {self.name_or_path!r}: {str(error).splitlines()[0]} "
                 "(offline? give a local folder saved with save_pretrained)",
@@ -133,6 +143,20 @@ class ModelSource:
             return None
         with safe_open(str(path), framework="pt") as weights:
             return weights.get_tensor(name) if name in weights.keys() else None
+
+
+def _absent_from_repo(error: Exception, repo_id: str, name: str, revision: str | None) -> bool:
+    """True when the file is known not to be in the repository: the hub said so, or (offline)
+    the local cache remembers that it said so; False when it is only out of reach."""
+    from huggingface_hub import _CACHED_NO_EXIST, try_to_load_from_cache  # as huggingface_hub's docs use them
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
+    if isinstance(error, EntryNotFoundError) and not isinstance(error, LocalEntryNotFoundError):
+        return True
+    try:
+        return try_to_load_from_cache(repo_id, name, revision=revision) is _CACHED_NO_EXIST
+    except Exception:  # an id the cache cannot even name
+        return False
 
 
 def load_pretrained(loader: Any, source: ModelSource, what: str) -> Any:

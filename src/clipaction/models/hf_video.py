@@ -18,8 +18,9 @@ from typing import Any
 import torch
 
 from clipaction.config import ModelConfig
-from clipaction.models.base import Capability, Scoring
+from clipaction.models.base import Capability, Scoring, ScoreKind
 from clipaction.models.hf_common import ModelSource, check_precision, load_pretrained, resolve_device
+from clipaction.models.processor_files import ProcessorSpec, check_processor_files
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ class ClipLevelBackend:
     #: the attribute of the transformers model holding the video tower (quantized for int8,
     #: halved for fp16)
     video_tower_attribute = ""
+    #: the processors this family runs (checked against the model's files on construction)
+    processor_spec = ProcessorSpec(processors=())
+    score_kind: ScoreKind = "softmax"
 
     def __init__(self, config: ModelConfig, source: ModelSource | None = None) -> None:
         self.config = config
@@ -45,6 +49,7 @@ class ClipLevelBackend:
         self.device = resolve_device(config.device)
         check_precision(config, self.device)
         self.fingerprint = {"backend": self.family, **self.source.fingerprint(), "precision": config.precision}
+        self.processor_files = check_processor_files(self.family, self.processor_spec, self.source, self.input_size)
         self._model: Any = None
         self._scoring: Scoring | None = None
         self._input_dtype = torch.float16 if config.precision == "fp16" else torch.float32

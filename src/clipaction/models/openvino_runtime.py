@@ -99,17 +99,25 @@ def versions(precision: str) -> dict[str, str | None]:
     return {"openvino": version("openvino"), "nncf": version("nncf") if precision == "int8" else None}
 
 
+def unsupported_reason(backend: Any) -> str | None:
+    """Why this runtime cannot run `backend`'s model family (a backend or its class), or None
+    when it can; reads only class attributes."""
+    if getattr(backend, "kind", "frame") != "frame" or getattr(backend, "naflex", False):
+        return (
+            f"openvino converts the image towers of fixed-size frame models ({FAMILIES}), not the "
+            f"{backend.family} family; use runtime torch"
+        )
+    return None
+
+
 def check_supported(backend: Any) -> None:
     """One-line errors for what this runtime cannot do, and for a missing install."""
     config = backend.config
-    if config.precision == "fp16":
+    if config.precision not in INFERENCE_PRECISION:
         raise ConfigError("openvino runs fp32 or int8 on the CPU; fp16 is torch's GPU path", setting="model.runtime")
-    if getattr(backend, "kind", "frame") != "frame" or getattr(backend, "naflex", False):
-        raise ConfigError(
-            f"openvino converts the image towers of fixed-size frame models ({FAMILIES}), not the "
-            f"{backend.family} family; use runtime torch",
-            setting="model.runtime",
-        )
+    reason = unsupported_reason(backend)
+    if reason:
+        raise ConfigError(reason, setting="model.runtime")
     if backend.device.type != "cpu":
         raise ConfigError(
             f"openvino runs on the CPU; device {backend.device.type} is torch's: use runtime torch",

@@ -32,6 +32,7 @@ from clipaction.errors import CapabilityError
 from clipaction.models.base import Capability, FrameFeatures, Scoring, missing
 from clipaction.models.hf_clip import TEXT_BATCH, HFClipBackend
 from clipaction.models.hf_common import load_pretrained, quantize_int8
+from clipaction.models.processor_files import ProcessorSpec
 from clipaction.models.registry import BACKENDS
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,8 @@ class SiglipBackend(HFClipBackend):
     family = "siglip"
     capabilities = frozenset({Capability.IMAGE_TOWER, Capability.EMBEDDINGS})
     model_class = "SiglipModel"
+    processor_spec = ProcessorSpec(processors=("SiglipProcessor",), image_processors=("SiglipImageProcessor",))
+    score_kind = "sigmoid"
     naflex = False
 
     def _load_model(self) -> Any:
@@ -165,7 +168,7 @@ class SiglipBackend(HFClipBackend):
             if scale is None or bias is None:
                 scale, bias = self.model.logit_scale.detach().cpu(), self.model.logit_bias.detach().cpu()
             self._scoring = Scoring(
-                scale=float(scale.float().exp().reshape(())), bias=float(bias.float().reshape(())), kind="sigmoid"
+                scale=float(scale.float().exp().reshape(())), bias=float(bias.float().reshape(())), kind=self.score_kind
             )
         return self._scoring
 
@@ -182,6 +185,7 @@ class Siglip2Backend(SiglipBackend):
 
     family = "siglip2"
     model_class = "Siglip2Model"
+    processor_spec = ProcessorSpec(processors=("Siglip2Processor",), image_processors=("Siglip2ImageProcessor",))
     naflex = True
 
     def _saved_image_settings(self) -> dict[str, Any]:

@@ -1,17 +1,24 @@
 """Random-weight CLIPs built offline, saved like a downloaded one.
 
 Tests and the demo cannot download OpenAI's weights, so they build a model from a config and a
-byte-level CLIP tokenizer, and `save_pretrained` both into a directory; that directory then
-loads through exactly the code path a hub id takes. Every build of a model is the same, byte for
-byte. A random model's numbers mean nothing about actions.
+byte-level CLIP tokenizer, and save both into a directory laid out as the hub's checkpoint
+(`save_hub_layout`; the processor classes and keys from `checkpoint_layouts`); that directory
+then loads through exactly the code path a hub id takes. Every build of a model is the same,
+byte for byte. A random model's numbers mean nothing about actions.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import torch
+
+from clipaction.models.checkpoint_layouts import CheckpointLayout, layout_for
+
+#: The checkpoint whose files `build_random_clip` mirrors (only the dimensions differ).
+HUB_LAYOUT = "openai/clip-vit-base-patch32"
 
 #: Model shapes by name. "vit-b-32" has the compute of OpenAI's ViT-B/32 (for speed figures).
 ARCHITECTURES: dict[str, dict[str, Any]] = {
@@ -65,13 +72,13 @@ _WHOLE_WORDS = """
 """
 
 
-def build_tokenizer(words: Iterable[str] = ()):
+def build_tokenizer(words: Iterable[str] = (), **options: Any):
     """A CLIPTokenizer built without training: CLIP's byte-level alphabet (each symbol also in
     its end-of-word form) plus merges that spell each of `_WHOLE_WORDS` left to right. Any text
     tokenizes, and the vocabulary is the same on every build; a tokenizer trained here would not
     be (the `tokenizers` trainer breaks ties between equally frequent pairs differently from run
     to run). `words` (lowercase) become whole tokens too; without them the tokenizer is exactly
-    the default one."""
+    the default one. `options` go to CLIPTokenizer (e.g. model_max_length)."""
     from tokenizers import pre_tokenizers
     from transformers import CLIPTokenizer
 
@@ -86,7 +93,35 @@ def build_tokenizer(words: Iterable[str] = ()):
             prefix += piece
             tokens.append(prefix)
     tokens = list(dict.fromkeys([*tokens, "<|startoftext|>", "<|endoftext|>"]))
-    return CLIPTokenizer(vocab={token: i for i, token in enumerate(tokens)}, merges=list(dict.fromkeys(merges)))
+    return CLIPTokenizer(
+        vocab={token: i for i, token in enumerate(tokens)}, merges=list(dict.fromkeys(merges)), **options
+    )
+
+
+def image_processor_for(layout: CheckpointLayout, side: int | None = None, **dimensions: Any) -> Any:
+    """The image processor of `layout`'s class with its keys, dimensions shrunk
+    (`CheckpointLayout.shrunk`). The PIL backend of the class: without torchvision it is what
+    transformers loads anyway, and it saves the base class name, as the checkpoint has it."""
+    import transformers
+
+    name = str(layout.image_processor_class)
+    processor_class = getattr(transformers, name + "Pil", None) or getattr(transformers, name)
+    return processor_class(**layout.shrunk(side, **dimensions))
+
+
+def save_hub_layout(processor: Any, out_dir: Path) -> None:
+    """Write `processor` the way the hub's checkpoints are laid out: the tokenizer's files (its
+    tokenizer_config.json naming the processor class) and the image processor's keys, flat, in
+    preprocessor_config.json with `processor_class` (transformers 5's `save_pretrained` would
+    nest them in processor_config.json instead; both load the same)."""
+    name = type(processor).__name__
+    tokenizer = processor.tokenizer
+    tokenizer._set_processor_class(name)  # what ProcessorMixin.save_pretrained does
+    tokenizer.save_pretrained(out_dir)
+    settings = json.loads(processor.image_processor.to_json_string())
+    settings["processor_class"] = name
+    text = json.dumps(settings, indent=2, sort_keys=True) + "\n"
+    (Path(out_dir) / "preprocessor_config.json").write_text(text, encoding="utf-8")
 
 
 def seeded_init(seed: int, build: Callable[[], torch.nn.Module]) -> torch.nn.Module:
@@ -107,17 +142,19 @@ def build_random_clip(
     seed: int = 0,
     logit_scale: float | None = None,
 ) -> Path:
-    """Write a random CLIPModel + processor to `out_dir` with `save_pretrained`; returns it.
+    """Write a random CLIPModel + processor to `out_dir`, laid out as HUB_LAYOUT's checkpoint
+    (its processor classes and preprocessing keys, at this architecture's input size); returns it.
 
     `logit_scale` sets exp(logit_scale) (CLIP's released weights have 100); None keeps the
     initial value 1/0.07.
     """
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor
+    from transformers import CLIPConfig, CLIPModel, CLIPProcessor
 
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}; got {architecture!r}")
     shape = ARCHITECTURES[architecture]
-    tokenizer = build_tokenizer()
+    layout = layout_for(HUB_LAYOUT)
+    tokenizer = build_tokenizer(**layout.tokenizer)
     special = {
         "bos_token_id": tokenizer.bos_token_id,
         "eos_token_id": tokenizer.eos_token_id,
@@ -133,12 +170,9 @@ def build_random_clip(
     if logit_scale is not None:
         with torch.no_grad():
             model.logit_scale.fill_(float(torch.log(torch.tensor(logit_scale))))
-    size = shape["vision_config"]["image_size"]
-    image_processor = CLIPImageProcessor(
-        size={"shortest_edge": size}, crop_size={"height": size, "width": size}
-    )
+    image_processor = image_processor_for(layout, shape["vision_config"]["image_size"])
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
-    CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out_dir)
+    save_hub_layout(CLIPProcessor(image_processor=image_processor, tokenizer=tokenizer), out_dir)
     return out_dir

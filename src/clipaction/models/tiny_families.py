@@ -1,8 +1,10 @@
 """Random-weight models of the other frame families, built offline and saved like downloads.
 
-`build_random_model(out_dir, family)` writes a tiny random model of one family with its own
-processor and a tokenizer of the kind its hub checkpoints ship, built from a fixed vocabulary
-(never trained, so every build is the same byte for byte):
+`build_random_model(out_dir, family)` writes a tiny random model of one family laid out as the
+hub checkpoint it stands for (`HUB_LAYOUTS`): that checkpoint's processor, image processor and
+tokenizer classes and preprocessing keys (`checkpoint_layouts`), only the dimensions shrunk. The
+tokenizers are built from a fixed vocabulary (never trained, so every build is the same byte for
+byte):
 
 - "metaclip_2": `MetaClip2Model` + `CLIPProcessor` with an XLM-R (Unigram) tokenizer whose
   end-of-text id is 2, as in the released weights (CLIP's text model would pool elsewhere).
@@ -24,7 +26,16 @@ from typing import Any, Callable
 
 import torch
 
-from clipaction.models.tiny import _WHOLE_WORDS, seeded_init
+from clipaction.models.checkpoint_layouts import layout_for
+from clipaction.models.tiny import _WHOLE_WORDS, image_processor_for, save_hub_layout, seeded_init
+
+#: The hub checkpoint each tiny model mirrors (classes and preprocessing keys; see module doc).
+HUB_LAYOUTS = {
+    "metaclip_2": "facebook/metaclip-2-worldwide-huge-quickgelu",
+    "siglip": "google/siglip-base-patch16-224",
+    "siglip2": "google/siglip2-base-patch16-224",
+    "siglip2-naflex": "google/siglip2-base-patch16-naflex",
+}
 
 #: Extra words the tests' labels use, so they are whole tokens too.
 _EXTRA_WORDS = "juggling soccer ball shooting riding bike"
@@ -52,13 +63,13 @@ def _unigram_pieces() -> list[tuple[str, float]]:
     return pieces
 
 
-def xlmr_tokenizer():
+def xlmr_tokenizer(model_max_length: int = 77):
     """An XLM-R style Unigram tokenizer (MetaCLIP 2's kind): <s>=0, <pad>=1, </s>=2."""
     from transformers import XLMRobertaTokenizer
 
     specials = [("<s>", 0.0), ("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0)]
     vocab = [*specials, *_unigram_pieces(), ("<mask>", 0.0)]
-    return XLMRobertaTokenizer(vocab=vocab, model_max_length=_TEXT_POSITIONS)
+    return XLMRobertaTokenizer(vocab=vocab, model_max_length=model_max_length)
 
 
 def write_sentencepiece_model(path: Path) -> Path:
@@ -94,7 +105,9 @@ def siglip_tokenizer(work_dir: Path):
 
 def gemma_tokenizer():
     """A Gemma style BPE tokenizer (SigLIP 2's kind): <pad>=0, <eos>=1, <bos>=2, <unk>=3, byte
-    fallback for any character, merges that spell the vocabulary's words ("▁" marks a space)."""
+    fallback for any character, merges that spell the vocabulary's words ("▁" marks a space).
+    No model_max_length of 64 (see the SigLIP 2 rows of `checkpoint_layouts`): the text length
+    comes from the caller, as SigLIP 2's model card passes max_length=64."""
     from transformers import GemmaTokenizer
 
     tokens = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>"]
@@ -109,11 +122,7 @@ def gemma_tokenizer():
                 prefix += char
                 tokens.append(prefix)
     tokens = list(dict.fromkeys(tokens))
-    return GemmaTokenizer(
-        vocab={token: i for i, token in enumerate(tokens)},
-        merges=list(dict.fromkeys(merges)),
-        model_max_length=_TEXT_POSITIONS,
-    )
+    return GemmaTokenizer(vocab={token: i for i, token in enumerate(tokens)}, merges=list(dict.fromkeys(merges)))
 
 
 #: Model sizes. "base" has a real ViT-B image tower (MetaCLIP 2: B/32 at 224; SigLIP 2: B/16 at
@@ -132,7 +141,7 @@ SHAPES: dict[str, dict[str, Any]] = {
 
 
 def _metaclip_2(out_dir: Path, seed: int, shape: dict[str, Any] = SHAPES["tiny"]) -> tuple[Any, Any]:
-    from transformers import CLIPImageProcessorPil, CLIPProcessor, MetaClip2Config, MetaClip2Model
+    from transformers import CLIPProcessor, MetaClip2Config, MetaClip2Model
 
     tokenizer = xlmr_tokenizer()
     config = MetaClip2Config(
@@ -150,8 +159,7 @@ def _metaclip_2(out_dir: Path, seed: int, shape: dict[str, Any] = SHAPES["tiny"]
     model = seeded_init(seed, lambda: MetaClip2Model(config))
     with torch.no_grad():
         model.logit_scale.fill_(float(torch.log(torch.tensor(100.0))))
-    side = shape["side"]
-    images = CLIPImageProcessorPil(size={"shortest_edge": side}, crop_size={"height": side, "width": side})
+    images = image_processor_for(layout_for(HUB_LAYOUTS["metaclip_2"]), shape["side"])
     return model, CLIPProcessor(image_processor=images, tokenizer=tokenizer)
 
 
@@ -177,34 +185,35 @@ def _set_scale_and_bias(model: Any) -> None:
 
 
 def _siglip(out_dir: Path, seed: int) -> tuple[Any, Any]:
-    from transformers import SiglipConfig, SiglipImageProcessorPil, SiglipModel, SiglipProcessor
+    from transformers import SiglipConfig, SiglipModel, SiglipProcessor
 
     tokenizer = siglip_tokenizer(out_dir)
     config = SiglipConfig(**_siglip_config(tokenizer, len(tokenizer)))
     model = seeded_init(seed, lambda: SiglipModel(config))
     _set_scale_and_bias(model)
-    images = SiglipImageProcessorPil(size={"height": _SIDE, "width": _SIDE})
+    images = image_processor_for(layout_for(HUB_LAYOUTS["siglip"]), _SIDE)
     return model, SiglipProcessor(image_processor=images, tokenizer=tokenizer)
 
 
 def _siglip2_fixed(out_dir: Path, seed: int, shape: dict[str, Any] = SHAPES["tiny"]) -> tuple[Any, Any]:
-    from transformers import SiglipConfig, SiglipImageProcessorPil, SiglipModel, SiglipProcessor
+    from transformers import SiglipConfig, SiglipModel, SiglipProcessor
 
     tokenizer = gemma_tokenizer()
     config = SiglipConfig(**_siglip_config(tokenizer, len(tokenizer), shape))
     model = seeded_init(seed, lambda: SiglipModel(config))
     _set_scale_and_bias(model)
-    images = SiglipImageProcessorPil(size={"height": shape["side"], "width": shape["side"]})
+    images = image_processor_for(layout_for(HUB_LAYOUTS["siglip2"]), shape["side"])
     return model, SiglipProcessor(image_processor=images, tokenizer=tokenizer)
 
 
-#: The naflex model's saved patch budget: smaller than Siglip2Processor's default of 256, the
-#: case where trusting the processor's default would change the inputs.
+#: The naflex model's saved patch budget, the checkpoint's 256 shrunk with the model: smaller
+#: than Siglip2Processor's default of 256, the case where trusting the processor's default
+#: would change the inputs.
 NAFLEX_MAX_PATCHES = 16
 
 
 def _siglip2_naflex(out_dir: Path, seed: int) -> tuple[Any, Any]:
-    from transformers import Siglip2Config, Siglip2ImageProcessorPil, Siglip2Model, Siglip2Processor
+    from transformers import Siglip2Config, Siglip2Model, Siglip2Processor
 
     tokenizer = gemma_tokenizer()
     base = _siglip_config(tokenizer, len(tokenizer))
@@ -212,7 +221,8 @@ def _siglip2_naflex(out_dir: Path, seed: int) -> tuple[Any, Any]:
     config = Siglip2Config(text_config=base["text_config"], vision_config=vision)
     model = seeded_init(seed, lambda: Siglip2Model(config))
     _set_scale_and_bias(model)
-    images = Siglip2ImageProcessorPil(patch_size=_PATCH, max_num_patches=NAFLEX_MAX_PATCHES)
+    layout = layout_for(HUB_LAYOUTS["siglip2-naflex"])
+    images = image_processor_for(layout, patch_size=_PATCH, max_num_patches=NAFLEX_MAX_PATCHES)
     return model, Siglip2Processor(image_processor=images, tokenizer=tokenizer)
 
 
@@ -232,9 +242,9 @@ BASE_FAMILIES = ("metaclip_2", "siglip2")
 
 
 def build_random_model(out_dir: str | Path, family: str, seed: int = 0, shape: str = "tiny") -> Path:
-    """Write a random model of `family` (one of TINY_FAMILIES) and its processor to `out_dir`
-    with `save_pretrained`; returns `out_dir`. Deterministic for a given seed. `shape` "base"
-    (for BASE_FAMILIES) has a real ViT-B image tower (see SHAPES)."""
+    """Write a random model of `family` (one of TINY_FAMILIES) and its processor to `out_dir`,
+    laid out as its HUB_LAYOUTS checkpoint; returns `out_dir`. Deterministic for a given seed.
+    `shape` "base" (for BASE_FAMILIES) has a real ViT-B image tower (see SHAPES)."""
     if family not in _BUILDERS:
         raise ValueError(f"family must be one of {', '.join(TINY_FAMILIES)}; got {family!r}")
     if shape != "tiny" and family not in BASE_FAMILIES:
@@ -244,5 +254,5 @@ def build_random_model(out_dir: str | Path, family: str, seed: int = 0, shape: s
     build = _BUILDERS[family]
     model, processor = build(out_dir, seed, SHAPES[shape]) if shape != "tiny" else build(out_dir, seed)
     model.save_pretrained(out_dir)
-    processor.save_pretrained(out_dir)
+    save_hub_layout(processor, out_dir)
     return out_dir

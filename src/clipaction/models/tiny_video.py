@@ -6,10 +6,13 @@ an offline tokenizer, written with `save_pretrained` so the folder loads through
 code path a hub id takes. Every build is the same, byte for byte. A random model's numbers mean
 nothing about actions.
 
-X-CLIP uses CLIP's tokenizer (`tiny.build_tokenizer`) and image processor. VideoPrism uses a
-T5-style Unigram tokenizer (built here from a fixed vocabulary, no SentencePiece training) and a
-video processor that needs torchvision in transformers; its preprocessing settings are written
-as the `video_preprocessor_config.json` that processor would save.
+Each is laid out as the hub checkpoint it stands for (`HUB_LAYOUTS`, facts in
+`checkpoint_layouts`). X-CLIP: `XCLIPProcessor` with the checkpoints' `VideoMAEImageProcessor`
+(shortest edge, centre crop, bilinear) and CLIP's tokenizer (`tiny.build_tokenizer`), files as
+on the hub (`tiny.save_hub_layout`). VideoPrism: a T5-style Unigram tokenizer (built here from a
+fixed vocabulary, no SentencePiece training) and a video processor that needs torchvision in
+transformers; its preprocessing settings are written as the `video_preprocessor_config.json`
+that processor would save.
 """
 
 from __future__ import annotations
@@ -18,7 +21,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from clipaction.models.tiny import _WHOLE_WORDS, build_tokenizer, seeded_init
+from clipaction.models.checkpoint_layouts import layout_for
+from clipaction.models.tiny import _WHOLE_WORDS, build_tokenizer, image_processor_for, save_hub_layout, seeded_init
+
+#: The hub checkpoint each tiny model mirrors (classes and preprocessing keys).
+HUB_LAYOUTS = {"xclip": "microsoft/xclip-base-patch32", "videoprism": "google/videoprism-lvt-base-f16r288"}
 
 #: Tiny shapes (seconds to build and run on a CPU). "base" shapes have the real compute.
 XCLIP_SHAPES: dict[str, dict[str, Any]] = {
@@ -100,9 +107,10 @@ def build_videoprism_tokenizer():
 
 
 def _build_xclip(out_dir: Path, shape: dict[str, Any], seed: int) -> None:
-    from transformers import CLIPImageProcessorPil, XCLIPConfig, XCLIPModel, XCLIPProcessor
+    from transformers import XCLIPConfig, XCLIPModel, XCLIPProcessor
 
-    tokenizer = build_tokenizer()
+    layout = layout_for(HUB_LAYOUTS["xclip"])
+    tokenizer = build_tokenizer(**layout.tokenizer)
     special = {
         "bos_token_id": tokenizer.bos_token_id,
         "eos_token_id": tokenizer.eos_token_id,
@@ -115,10 +123,9 @@ def _build_xclip(out_dir: Path, shape: dict[str, Any], seed: int) -> None:
         **{k: v for k, v in shape.items() if k not in {"text_config", "vision_config"}},
     )
     model = seeded_init(seed, lambda: XCLIPModel(config))
-    size = int(config.vision_config.image_size)
-    image_processor = CLIPImageProcessorPil(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+    image_processor = image_processor_for(layout, int(config.vision_config.image_size))
     model.save_pretrained(out_dir)
-    XCLIPProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(out_dir)
+    save_hub_layout(XCLIPProcessor(image_processor=image_processor, tokenizer=tokenizer), out_dir)
 
 
 def _build_videoprism(out_dir: Path, shape: dict[str, Any], seed: int) -> None:
@@ -130,19 +137,14 @@ def _build_videoprism(out_dir: Path, shape: dict[str, Any], seed: int) -> None:
     config = VideoPrismConfig(text_config=text_config, vision_config=shape["vision_config"])
     model = seeded_init(seed, lambda: VideoPrismClipModel(config))
     model.save_pretrained(out_dir)
+    layout = layout_for(HUB_LAYOUTS["videoprism"])
     tokenizer.save_pretrained(out_dir)
-    size = int(config.vision_config.image_size)
     # What transformers' VideoPrismProcessor (a LlavaOnevisionVideoProcessor with the
     # processor's video defaults) writes; built by hand because that class needs torchvision.
     settings = {
-        "video_processor_type": "LlavaOnevisionVideoProcessor",
-        "processor_class": "VideoPrismProcessor",
-        "size": {"height": size, "width": size},
-        "resample": 3,  # bicubic
-        "do_resize": True,
-        "do_rescale": True,
-        "rescale_factor": 1 / 255,
-        "do_normalize": False,
+        "video_processor_type": layout.video_processor_class,
+        "processor_class": layout.processor_class,
+        **layout.shrunk(int(config.vision_config.image_size)),
         "do_center_crop": None,
         "do_convert_rgb": True,
         "do_sample_frames": True,

@@ -27,7 +27,6 @@ Capabilities: embeddings only (no linear visual projection over pooled features,
 
 from __future__ import annotations
 
-import json
 from typing import Any, Sequence
 
 import numpy as np
@@ -38,6 +37,7 @@ from clipaction.features.pooling import pool_frames
 from clipaction.models.base import Capability, FrameFeatures, Scoring
 from clipaction.models.hf_common import load_pretrained
 from clipaction.models.hf_video import TEXT_BATCH, ClipLevelBackend
+from clipaction.models.processor_files import ProcessorSpec
 from clipaction.models.registry import BACKENDS
 
 #: Divides the video-text cosine before the softmax over the labels: 1.0, since
@@ -90,6 +90,10 @@ class VideoPrismBackend(ClipLevelBackend):
     model_class = "VideoPrismClipModel"
     capabilities = frozenset({Capability.EMBEDDINGS})
     video_tower_attribute = "video_model"
+    #: a missing video_preprocessor_config.json falls back to VideoPrismProcessor's defaults
+    processor_spec = ProcessorSpec(
+        processors=("VideoPrismProcessor",), video_processors=("LlavaOnevisionVideoProcessor",), video_optional=True
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -108,8 +112,8 @@ class VideoPrismBackend(ClipLevelBackend):
     def settings(self) -> dict[str, Any]:
         """The video processor's settings: its saved config over VideoPrismProcessor's defaults."""
         if self._settings is None:
-            path = self.source.file("video_preprocessor_config.json")
-            saved = json.loads(path.read_text(encoding="utf-8")) if path is not None else {}
+            # video_preprocessor_config.json, or the video processor in processor_config.json
+            saved = self.processor_files.video
             settings = {**PROCESSOR_DEFAULTS, **{k: v for k, v in saved.items() if v is not None}}
             size = settings.get("size") or {"height": self.input_size, "width": self.input_size}
             if not ("height" in size and "width" in size) or int(settings["resample"]) not in _MODES:
@@ -168,5 +172,5 @@ class VideoPrismBackend(ClipLevelBackend):
     def scoring(self) -> Scoring:
         """softmax over the labels of cos / TEMPERATURE (see the module docstring)."""
         if self._scoring is None:
-            self._scoring = Scoring(scale=1.0 / TEMPERATURE, kind="softmax")
+            self._scoring = Scoring(scale=1.0 / TEMPERATURE, kind=self.score_kind)
         return self._scoring

@@ -1,5 +1,12 @@
-"""X-CLIP through transformers: `XCLIPModel` and its processor (CLIP's image processor applied to
-each frame, CLIP's tokenizer).
+"""X-CLIP through transformers: `XCLIPModel` and its own processor (`XCLIPProcessor`: the image
+processor the checkpoint ships, CLIP's tokenizer).
+
+Preprocessing. The hub's X-CLIP checkpoints ship a `VideoMAEImageProcessor` (shortest edge 224,
+centre crop, bilinear): it takes the frames of a clip as one video and returns (1, F, 3, S, S).
+Folders saved with a `CLIPImageProcessor` exist too: it takes the frames as F images and returns
+(F, 3, S, S). `preprocess` calls the model's processor exactly as `XCLIPProcessor(videos=...)`
+does and accepts either shape. Both processors treat every frame on its own, so the decoder may
+preprocess each distinct frame of a video once and assemble the clips from those rows.
 
 Clip-level: the frames of a clip go through the vision transformer together (cross-frame
 message tokens), the multi-frame integration transformer (MIT) pools them into the video
@@ -27,16 +34,19 @@ frame-by-frame tower.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
+from clipaction.errors import ModelLoadError
 from clipaction.features.pooling import normalise
 from clipaction.models.base import FrameFeatures, Scoring
 from clipaction.models.hf_common import load_pretrained
 from clipaction.models.hf_video import TEXT_BATCH, ClipLevelBackend
+from clipaction.models.processor_files import ProcessorSpec
 from clipaction.models.registry import BACKENDS
 
 #: The constant appended to every text feature before normalising (see the module docstring);
@@ -54,6 +64,21 @@ def unpack_text(text: torch.Tensor) -> torch.Tensor:
 def unpack_video(video: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(V, P + L * P) packed clip rows -> (V, P) video embeddings, (V, L, P) patch features."""
     return video[:, :dim], video[:, dim:].reshape(len(video), -1, dim)
+
+
+def frames_of_one_video(pixels: torch.Tensor, count: int, processor: str) -> torch.Tensor:
+    """An image processor's output for the `count` frames of one video -> (count, 3, S, S):
+    (1, count, 3, S, S) (video processors such as VideoMAE's) or (count, 3, S, S) (per-image
+    processors such as CLIP's). Any other shape is a ModelLoadError naming the processor."""
+    if pixels.ndim == 5 and pixels.shape[0] == 1:
+        pixels = pixels[0]
+    if pixels.ndim != 4 or pixels.shape[0] != count:
+        raise ModelLoadError(
+            f"the X-CLIP image processor {processor} returned pixels of shape {tuple(pixels.shape)} for one video of "
+            f"{count} frames; expected ({count}, 3, S, S) or (1, {count}, 3, S, S)",
+            setting="model.name_or_path",
+        )
+    return pixels
 
 
 @dataclass(frozen=True)
@@ -93,28 +118,36 @@ class XCLIPBackend(ClipLevelBackend):
     family = "xclip"
     model_class = "XCLIPModel"
     video_tower_attribute = "vision_model"
+    processor_spec = ProcessorSpec(
+        processors=("XCLIPProcessor",), image_processors=("VideoMAEImageProcessor", "CLIPImageProcessor")
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._processor: Any = None
+        self._processor_lock = threading.Lock()
 
     @property
     def processor(self) -> Any:
-        if self._processor is None:
-            from transformers import AutoProcessor
+        # Decoding threads preprocess: the first loads the processor, the others wait.
+        with self._processor_lock:
+            if self._processor is None:
+                from transformers import AutoProcessor
 
-            self._processor = load_pretrained(AutoProcessor, self.source, "processor")
-        return self._processor
+                self._processor = load_pretrained(AutoProcessor, self.source, "processor")
+            return self._processor
 
     @property
     def embed_dim(self) -> int:
         return int(self.source.config.get("projection_dim", 512))
 
     def preprocess(self, frames: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
-        """One clip's uint8 frames (F, H, W, 3) -> (F, 3, S, S): X-CLIP's processor sends video
-        frames through its CLIP image processor one by one (resize, centre crop, normalise)."""
+        """One clip's uint8 frames (F, H, W, 3) -> (F, 3, S, S) float32, through the model's own
+        processor as one video: a VideoMAE image processor's (1, F, 3, S, S) loses its video
+        axis, a CLIP image processor's (F, 3, S, S) is already per frame."""
         images = [np.asarray(frame) for frame in frames]
-        return self.processor.image_processor(images=images, return_tensors="pt")["pixel_values"]
+        pixels = self.processor(videos=images, return_tensors="pt")["pixel_values"]
+        return frames_of_one_video(pixels, len(images), type(self.processor.image_processor).__name__)
 
     @torch.no_grad()
     def encode_pixels(self, pixels: torch.Tensor) -> FrameFeatures:
@@ -173,7 +206,7 @@ class XCLIPBackend(ClipLevelBackend):
             log_scale = stored if stored is not None else self.model.logit_scale.detach().cpu()
             self._scoring = XCLIPScoring(
                 scale=float(log_scale.float().exp()),
-                kind="softmax",
+                kind=self.score_kind,
                 prompt_generator=lambda: self.model.prompts_generator,
             )
         return self._scoring
