@@ -57,10 +57,26 @@ def test_spaced(name, text):
 
 def test_raw_and_registry():
     assert format_class_name("ApplyEyeMakeup", "raw") == "ApplyEyeMakeup"
-    assert list_name_styles() == ["raw", "spaced"]
+    assert list_name_styles() == ["plain", "raw", "spaced"]
     assert NAME_STYLES.get("raw")("brush_hair") == "brush_hair"
     with pytest.raises(ValueError, match="raw, spaced"):
         format_class_name("Archery", "fancy")
+
+
+@pytest.mark.parametrize(
+    "name, text",
+    [
+        ("backflip (human)", "backflip"),
+        ("mountain climber (exercise)", "mountain climber"),
+        ("passing American football (in game)", "passing American football"),
+        ("arguing", "arguing"),
+        ("a (b) c ((d))", "a c"),
+        ("(only a note)", "(only a note)"),  # never an empty prompt
+        ("ApplyEyeMakeup", "ApplyEyeMakeup"),
+    ],
+)
+def test_plain_drops_the_parenthesised_disambiguation(name, text):
+    assert format_class_name(name, "plain") == text
 
 
 def test_exceptions_table_is_packaged_data():

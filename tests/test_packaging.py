@@ -18,3 +18,12 @@ def test_py_typed_is_declared_as_package_data():
     # An installed wheel holds only the non-Python files pyproject declares.
     config = tomllib.loads(PYPROJECT.read_text())
     assert "py.typed" in config["tool"]["setuptools"]["package-data"]["clipaction"]
+
+
+def test_the_kinetics600_zeroshot_class_splits_ship_and_are_declared():
+    # `benchmark --protocols k600-zs` reads them by default: an install without them cannot run it.
+    folder = files("clipaction.data").joinpath("kinetics600_zeroshot")
+    for split in (1, 2, 3):
+        assert folder.joinpath(f"split{split}.csv").is_file()
+    declared = tomllib.loads(PYPROJECT.read_text())["tool"]["setuptools"]["package-data"]["clipaction"]
+    assert "data/kinetics600_zeroshot/*.csv" in declared

@@ -16,13 +16,28 @@ from clipaction.errors import ConfigError
 
 Subset = Literal["train", "test", "all"]
 Device = Literal["auto", "cpu", "cuda"]
-NameStyle = Literal["raw", "spaced"]
+NameStyle = Literal["raw", "spaced", "plain"]
 Precision = Literal["fp32", "int8", "fp16"]
 Runtime = Literal["torch", "openvino"]
 EngineName = Literal["local", "ray"]
+#: Spatial crops per frame: 1, the model's own preprocessing (resize and centre crop, or a
+#: squash for models without a crop); 3, the square at each end and the centre of the long
+#: side, each then preprocessed the model's way (the papers' three-crop testing).
+CropCount = Literal[1, 3]
+CropPosition = Literal["left", "center", "right"]
+#: How the clips of a multi-clip sampler and the crops become one score per class:
+#: `features` pools every row into one video feature and scores it; `probabilities` scores
+#: each clip x crop on its own and averages the probabilities (the papers' multi-view testing).
+ViewPool = Literal["features", "probabilities"]
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
 DEFAULT_NUM_CLASSES = 15
+
+
+def crop_positions(crops: int) -> tuple[CropPosition | None, ...]:
+    """The crops a frame is cut into: (None,) for 1 (no crop of ours), left/center/right for 3."""
+    check_choice("crops", crops, CropCount)
+    return (None,) if crops == 1 else ("left", "center", "right")
 
 
 def check_choice(setting: str, value: Any, literal: Any) -> None:
@@ -164,6 +179,16 @@ class ZeroShotConfig:
     workers: int = 2
     strict: bool = False
     engine: "EngineConfig" = field(default_factory=lambda: EngineConfig())
+    #: spatial crops per frame (`CropCount`); each crop has its own cache entries
+    crops: CropCount = 1
+    #: how clips (multi-clip) and crops combine (`ViewPool`)
+    pool: ViewPool = "features"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.crops, bool):
+            raise ConfigError(f"must be 1 or 3; got {self.crops!r}", setting="crops")
+        check_choice("crops", self.crops, CropCount)
+        check_choice("pool", self.pool, ViewPool)
 
 
 def canonical_json(value: Any) -> str:

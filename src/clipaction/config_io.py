@@ -64,7 +64,7 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
         raise ConfigError(f"{where}: expected {_describe(hint)}, got {value!r}")
     if origin is Literal:
         if value not in get_args(hint):
-            raise ConfigError(f"{where}: must be one of {', '.join(map(str, get_args(hint)))}; got {value!r}")
+            raise ConfigError(f"must be one of {', '.join(map(str, get_args(hint)))}; got {value!r}", setting=where)
         return value
     if origin is tuple:
         if not isinstance(value, (list, tuple)):

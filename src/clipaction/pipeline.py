@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from clipaction.config import SamplerConfig, ZeroShotConfig
+from clipaction.config import CropPosition, SamplerConfig, ViewPool, ZeroShotConfig, crop_positions
 from clipaction.data import VideoDataset, VideoRecord, load_dataset
 from clipaction.data.names import load_label_map, prompt_names
 from clipaction.errors import ConfigError
@@ -30,7 +30,7 @@ from clipaction.results import (
     write_predictions_csv,
     write_text_atomic,
 )
-from clipaction.zeroshot import SEED_TEMPLATES, class_text_features, load_templates, video_scores
+from clipaction.zeroshot import SEED_TEMPLATES, class_text_features, load_templates, multiview_scores, video_scores
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +39,10 @@ log = logging.getLogger(__name__)
 class ZeroShotRun:
     """A finished zero-shot evaluation.
 
-    scores: (V, C) logits of the V videos that could be read; labels: (V,) int; videos: their
-    paths; failures: missing and unreadable videos with reasons.
+    scores: (V, C) logits of the V videos that could be read (with `pool="probabilities"`: the
+    probabilities averaged over views x crops); labels: (V,) int; videos: their paths;
+    failures: missing and unreadable videos with reasons. With several crops, `extraction`
+    counts every (video, crop) and holds no features: each crop's are in `crop_extractions`.
     """
 
     config: ZeroShotConfig
@@ -56,11 +58,40 @@ class ZeroShotRun:
     device: str
     sampler: SamplerConfig  # the sampler used: a clip model's own frame count when it differs
     model: dict[str, Any]  # the backend's description: family, score kind, scale, sizes
+    crop_extractions: dict[str, Extraction] = dataclasses.field(default_factory=dict)
+
+    @property
+    def score_kind(self) -> str:
+        """What `scores` holds: "logits", or "probabilities" (averaged over views x crops)."""
+        return "probabilities" if self.config.pool == "probabilities" else "logits"
 
 
-def open_cache(cache_dir: str | None, backend: Backend) -> FeatureCache:
-    """The cache of `backend`'s frame features (every sampler shares it)."""
-    return FeatureCache(cache_dir, cache_space(backend))
+def open_cache(cache_dir: str | None, backend: Backend, crop: CropPosition | None = None) -> FeatureCache:
+    """The cache of `backend`'s frame features (every sampler shares it); a crop has its own."""
+    return FeatureCache(cache_dir, cache_space(backend, crop))
+
+
+def combined_extraction(extractions: Sequence[Extraction]) -> Extraction:
+    """One account of several crops' extractions of the same videos: counts summed (per video
+    and crop), failures and warnings once per video and reason, no features."""
+    if len(extractions) == 1:
+        return extractions[0]
+    combined = Extraction()
+    failed: set[str] = set()
+    warned: set[tuple[str, str]] = set()
+    for extraction in extractions:
+        for failure in extraction.failures:
+            if failure.path not in failed:
+                failed.add(failure.path)
+                combined.failures.append(failure)
+        for warning in extraction.warnings:
+            if (warning.path, warning.warning) not in warned:
+                warned.add((warning.path, warning.warning))
+                combined.warnings.append(warning)
+        combined.n_cached += extraction.n_cached
+        combined.n_encoded += extraction.n_encoded
+        combined.n_frames_encoded += extraction.n_frames_encoded
+    return combined
 
 
 @dataclass
@@ -90,7 +121,11 @@ def score_records(
 def run_zeroshot(
     config: ZeroShotConfig, *, backend: Backend | None = None, progress: bool = True
 ) -> ZeroShotRun:
-    """Evaluate zero-shot CLIP on the dataset `config` describes. Reads/fills the cache."""
+    """Evaluate zero-shot CLIP on the dataset `config` describes. Reads/fills the cache.
+
+    With `config.crops` 3 every video is extracted once per crop (each crop in its own cache
+    space); `config.pool` says how the crops and a multi-clip sampler's clips are combined
+    (`clipaction.zeroshot.multiview_scores`)."""
     dataset = load_dataset(config.dataset)
     label_map = load_label_map(config.prompts.label_map) if config.prompts.label_map else None
     names = prompt_names(dataset.classes, config.prompts.name_style, label_map)
@@ -99,18 +134,25 @@ def run_zeroshot(
     sampler = sampler_for(backend, config.sampler)
     cache = open_cache(config.cache_dir, backend)
     paths = [str(record.path) for record in dataset.records]
-    extraction = extract(
-        paths,
-        backend,
-        sampler,
-        cache,
-        batch_size=config.model.batch_size,
-        workers=config.workers,
-        progress=progress,
-        engine=config.engine,
-    )
+    by_crop = {}
+    for crop in crop_positions(config.crops):
+        by_crop[crop or "none"] = extract(
+            paths,
+            backend,
+            sampler,
+            cache if crop is None else open_cache(config.cache_dir, backend, crop),
+            batch_size=config.model.batch_size,
+            workers=config.workers,
+            progress=progress,
+            engine=config.engine,
+            crop=crop,
+        )
+    extraction = combined_extraction(list(by_crop.values()))
     text_features = class_text_features(backend, names, templates, cache)
-    scored = score_records(backend, dataset.records, extraction, text_features)
+    if config.crops == 1 and config.pool == "features":
+        scored = score_records(backend, dataset.records, extraction, text_features)
+    else:
+        scored = score_views(backend, dataset.records, list(by_crop.values()), text_features, sampler, config.pool)
     failures = [Failure(missing.path, f"missing: {missing.error}") for missing in dataset.missing]
     failures += extraction.failures
     return ZeroShotRun(
@@ -127,7 +169,24 @@ def run_zeroshot(
         device=str(backend.device),
         sampler=sampler,
         model=backend.describe(),
+        crop_extractions=by_crop if config.crops > 1 else {},
     )
+
+
+def score_views(
+    backend: Backend,
+    records: Sequence[VideoRecord],
+    extractions: Sequence[Extraction],
+    text_features: torch.Tensor,
+    sampler: SamplerConfig,
+    pool: ViewPool,
+) -> Scored:
+    """`score_records` over views x crops (`clipaction.zeroshot.multiview_scores`)."""
+    by_path = {str(record.path): record for record in records}
+    readable, scores = multiview_scores(backend, extractions, list(by_path), text_features, sampler, pool)
+    kept = [by_path[path] for path in readable]
+    labels = np.array([record.label for record in kept], dtype=np.int64)
+    return Scored(kept, labels, scores.numpy())
 
 
 def zeroshot_results(run: ZeroShotRun) -> dict[str, Any]:
@@ -147,6 +206,7 @@ def zeroshot_results(run: ZeroShotRun) -> dict[str, Any]:
         },
         "model": {**dataclasses.asdict(config.model), **run.model, "device": run.device},
         "sampler": dataclasses.asdict(run.sampler),
+        "views": {"crops": config.crops, "pool": config.pool, "scores": run.score_kind},
         "prompts": {
             **dataclasses.asdict(config.prompts),
             "n_templates": len(run.templates),

@@ -9,9 +9,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from clipaction.config import SamplerConfig, ViewPool
 from clipaction.errors import ConfigError
-from clipaction.features.cache import FeatureCache
-from clipaction.features.extract import Extraction
+from clipaction.features.cache import CachedVideo, FeatureCache
+from clipaction.features.extract import Extraction, stored_meta
 from clipaction.features.pooling import pool_frames
 from clipaction.models.base import Backend
 
@@ -98,3 +99,60 @@ def video_scores(
     if not readable:
         return [], torch.zeros(0, len(text_features))
     return readable, score(backend, video_embeddings(backend, extraction, readable), text_features)
+
+
+def view_rows(backend: Backend, video: CachedVideo, sampler: SamplerConfig) -> list[torch.Tensor]:
+    """A video's cached rows cut into its temporal views, each (R, E) as `backend.video_embedding`
+    takes them. Clip models: each clip row is a view. Frame models with the multi-clip sampler:
+    each clip's frames (found by frame index from the sampler's clips of the video's stored
+    metadata, since overlapping windows share frames); any other sampler: one view of all rows."""
+    rows = torch.from_numpy(video.embeds)
+    if backend.kind == "clip":
+        return [rows[i : i + 1] for i in range(len(rows))]
+    if sampler.name != "multi-clip" or sampler.clips == 1:
+        return [rows]
+    from clipaction.video.sampling import multi_clip_groups
+
+    meta = stored_meta(video)
+    if meta is None:
+        raise RuntimeError("a cached video without its metadata cannot be cut into clips")
+    row_of = {int(index): row for row, index in enumerate(video.indices)}
+    groups = multi_clip_groups(meta, frames=sampler.frames, window=sampler.window, clips=sampler.clips)
+    return [rows[[row_of[index] for index in group]] for group in groups]
+
+
+def multiview_scores(
+    backend: Backend,
+    extractions: Sequence[Extraction],
+    videos: Sequence[str],
+    text_features: torch.Tensor,
+    sampler: SamplerConfig,
+    pool: ViewPool,
+) -> tuple[list[str], torch.Tensor]:
+    """Scores over views x crops: `extractions` holds one extraction per crop of the same
+    videos with the same `sampler`. Returns the videos read in every crop (in order) and
+    (V, C) scores against the (C, E) class features:
+
+    - `pool="features"`: every row of every crop is pooled into one video feature
+      (`backend.video_embedding`) and scored: logits, as `video_scores` gives for one crop;
+    - `pool="probabilities"`: each (crop, view) of a video (`view_rows`) is pooled and scored
+      on its own, and the (V, C) probabilities (the family's softmax or sigmoids, in float64)
+      are averaged over the crops x views: what the papers' multi-view testing reports.
+    """
+    readable = [video for video in videos if all(video in e.features for e in extractions)]
+    if not readable:
+        return [], torch.zeros(0, len(text_features))
+    if pool == "features":
+        rows = [np.concatenate([e.features[v].embeds for e in extractions]) for v in readable]
+        embeds = torch.stack([backend.video_embedding(torch.from_numpy(r)) for r in rows])
+        return readable, score(backend, embeds, text_features)
+    views = [[view for e in extractions for view in view_rows(backend, e.features[v], sampler)] for v in readable]
+    count = len(views[0])
+    if any(len(v) != count for v in views):
+        raise RuntimeError("videos were cut into different numbers of views")
+    scoring = backend.scoring()
+    total = torch.zeros(len(readable), len(text_features), dtype=torch.float64)
+    for j in range(count):
+        embeds = torch.stack([backend.video_embedding(v[j]) for v in views])
+        total += scoring.probabilities(scoring.logits(embeds, text_features).double())
+    return readable, total / count

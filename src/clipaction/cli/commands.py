@@ -34,12 +34,13 @@ def _number(dest: str, value: str, kind: type) -> int | float:
         raise ConfigError(f"must be a number; got {value!r}", setting=dest) from None
 
 
-def engine_overrides(args: argparse.Namespace) -> dict:
-    """The engine flags given to `run` or `benchmark` (text), as dotted config overrides."""
+def engine_overrides(args: argparse.Namespace, items: Sequence | None = None) -> dict:
+    """The engine flags (or the `items` of (flag, dest, help)) given to `run` or `benchmark`
+    (text), as dotted config overrides."""
     from clipaction.cli.parser import ENGINE_OVERRIDES
 
     changes: dict = {}
-    for _, dest, _ in ENGINE_OVERRIDES:
+    for _, dest, _ in ENGINE_OVERRIDES if items is None else items:
         value = getattr(args, dest, None)
         if value is not None:
             kind = int if dest in _INT_OVERRIDES else float if dest in _FLOAT_OVERRIDES else str
@@ -186,12 +187,22 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
 
     from clipaction.benchmark import BenchmarkConfig, benchmark_config_to_toml, load_benchmark_config, run_benchmark
 
+    from clipaction.benchmark import with_protocols
+    from clipaction.cli.parser import BENCHMARK_MODEL_OVERRIDES
+
     config = load_benchmark_config(args.config) if args.config else BenchmarkConfig()
     if args.out:
         config = dataclasses.replace(config, out=args.out)
     if args.models:
         config = dataclasses.replace(config, models=tuple(m.strip() for m in args.models.split(",") if m.strip()))
-    engine = engine_overrides(args)
+    names = [name.strip() for name in args.protocols.split(",") if name.strip()] if args.protocols is not None else None
+    if names is not None or any(v is not None for v in (args.data_root, args.annotations, args.split_dir, args.name_style)):
+        config = with_protocols(
+            config, names, root=args.data_root, annotations=args.annotations, split_dir=args.split_dir,
+            name_style=args.name_style,
+        )  # fmt: skip
+    engine = {**engine_overrides(args), **engine_overrides(args, BENCHMARK_MODEL_OVERRIDES)}
+    engine.update({key: getattr(args, key) for key in ("views", "crops") if getattr(args, key) is not None})
     if engine:
         from clipaction.config_io import merge
 
@@ -362,7 +373,10 @@ def _parse_labels(spec: str) -> list[str]:
         path = Path(spec[1:]).expanduser()
         if not path.is_file():
             raise DataError(f"label file not found: {path}", setting="labels")
-        items = path.read_text(encoding="utf-8").splitlines()
+        try:  # utf-8-sig: a byte-order mark would become part of the first label
+            items = path.read_text(encoding="utf-8-sig").splitlines()
+        except UnicodeDecodeError as error:
+            raise DataError(f"label file {path} is not UTF-8 text ({error.reason} at byte {error.start})", setting="labels") from None
     else:
         items = spec.split(",")
     return check_labels(items)
@@ -417,6 +431,7 @@ def _cmd_timeline(args: argparse.Namespace) -> int:
     from clipaction.data.folder import video_files
     from clipaction.results import check_output_folder
     from clipaction.timeline import TimelineConfig, label_videos
+    from clipaction.timeline.tiou import parse_tiou
 
     videos = video_files(args.videos)
     if args.shard:
@@ -433,6 +448,7 @@ def _cmd_timeline(args: argparse.Namespace) -> int:
         min_segment=args.min_segment,
         background=args.background,
         ground_truth=args.ground_truth,
+        tiou_thresholds=parse_tiou(args.tiou) if args.tiou else None,
         templates=args.prompts,
         model=_model_config(args),
         cache_dir=args.cache_dir,
@@ -445,14 +461,28 @@ def _cmd_timeline(args: argparse.Namespace) -> int:
         print(f"{video['video']}: {video['duration']:.0f} s, {video['n_segments']} segment(s){': ' + per_label if per_label else ''}")
     evaluation = results.get("evaluation")
     if evaluation:
-        maps = ", ".join(f"{t} {_pct(v)}" for t, v in evaluation["map"].items())
-        print(f"detection mAP at tIoU {maps}; average {_pct(evaluation['average_map'])}")
+        _print_evaluation(evaluation)
     if results["warnings"]:
         print(f"{len(results['warnings'])} warning(s) (skipped stretches): see results.json")
     for failure in results["failures"]:
         print(f"clipaction: skipped {failure['path']}: {failure['error']}", file=sys.stderr)
     print(f"results: {Path(args.out).expanduser() / 'results.json'}")
     return _failures_exit(results["failures"])
+
+
+def _print_evaluation(evaluation: dict) -> None:
+    maps = ", ".join(f"{t} {_pct(v)}" for t, v in evaluation["map"].items())
+    print(f"detection mAP ({evaluation['benchmark']}) at tIoU {maps}; average over {evaluation['tiou']}: {_pct(evaluation['average_map'])}")
+    if evaluation["benchmark"] == "thumos14":
+        print("  computed with ActivityNet's algorithm, not THUMOS14's MATLAB kit (see 'protocol' in results.json)")
+    renamed = {video: gt for video, gt in evaluation["id_matching"].items() if video != gt}
+    if renamed:
+        shown = ", ".join(f"{video} -> {gt}" for video, gt in list(renamed.items())[:3])
+        more = f" and {len(renamed) - 3} more" if len(renamed) > 3 else ""
+        print(f"  segments.json names {len(renamed)} video(s) by their ground-truth ids: {shown}{more}")
+    if evaluation["labels_not_in_ground_truth"]:
+        unknown = ", ".join(evaluation["labels_not_in_ground_truth"])
+        print(f"  warning: label(s) matching no ground-truth class, left out of the mAP (ActivityNet's evaluator stops on them): {unknown}")
 
 
 def _pct(value: float) -> str:
@@ -463,6 +493,12 @@ def _cmd_models(args: argparse.Namespace) -> int:
     from clipaction.models import list_backends
     from clipaction.models.catalog import catalog_json, catalog_text
 
+    if args.check:
+        from clipaction.models.check import check_model, check_text
+
+        report = check_model(args.check)
+        print(json.dumps(report, indent=2) if args.json else check_text(report))
+        return EXIT_OK
     families = list_backends()
     print(json.dumps(catalog_json(families), indent=2) if args.json else catalog_text(families))
     return EXIT_OK

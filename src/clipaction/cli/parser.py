@@ -62,6 +62,7 @@ SETTING_FLAGS = {
     "timeline.min_segment": "--min-segment",
     "timeline.background": "--background",
     "timeline.ground_truth": "--ground-truth",
+    "timeline.tiou_thresholds": "--tiou",
     "engine.name": "--engine",
     "engine.ray_address": "--ray-address",
     "engine.workers": "--ray-workers",
@@ -71,14 +72,22 @@ SETTING_FLAGS = {
     "videos_dir": "--videos",
     "port": "--port",
     "max_upload_mb": "--max-upload-mb",
+    "protocols": "--protocols",
+    "annotations": "--annotations",
+    "split_dir": "--split-dir",
+    "views": "--views",
+    "crops": "--crops",
 }
 
 
 def flag_for(command: str, setting: str) -> str:
     """The flag of `command` that sets `setting`, or the setting itself (a TOML key) when the
     command has no such flag (e.g. `run`'s stage settings, which come from --config)."""
+    if command == "models" and setting == "model.name_or_path":
+        return "--check"
     flag = SETTING_FLAGS.get(setting)
-    if flag is None or (command in ("run", "benchmark") and flag not in _RUN_FLAGS):
+    allowed = _BENCHMARK_FLAGS if command == "benchmark" else _RUN_FLAGS
+    if flag is None or (command in ("run", "benchmark") and flag not in allowed):
         return setting
     return flag
 
@@ -109,6 +118,11 @@ RUN_OVERRIDES = [
 #: Flags that set the extraction engine (`EngineConfig`), for the commands with a config file.
 ENGINE_OVERRIDES = [item for item in RUN_OVERRIDES if item[1].startswith("engine.")]
 _RUN_FLAGS = {flag for flag, _, _ in RUN_OVERRIDES} | {"RUN_DIR", "--out"}
+#: `benchmark` flags for its model and compute: the same settings as `zeroshot`'s (and `run`'s)
+BENCHMARK_MODEL_OVERRIDES = [
+    item for item in RUN_OVERRIDES if item[0] in ("--device", "--batch-size", "--precision", "--runtime", "--cache-dir")
+]
+_BENCHMARK_FLAGS = _RUN_FLAGS | {"--protocols", "--annotations", "--split-dir", "--views", "--crops"}
 SKIP_KEYS = {
     "temporal": "temporal",
     "fewshot": "fewshot",
@@ -131,7 +145,8 @@ def _add_dataset_args(parser: argparse.ArgumentParser) -> None:
         "--dataset",
         default=_DATASET.name,
         choices=list_datasets(),
-        help="ucf101, hmdb51 or folder (your own <root>/<label>/<video> tree or a CSV manifest)",
+        help="ucf101, hmdb51, kinetics (an annotation CSV as --manifest) or folder (your own "
+        "<root>/<label>/<video> tree or a CSV manifest)",
     )
     group.add_argument("--data-root", help="UCF101: the UCF-101 folder with one folder per class; folder: the tree's root")
     group.add_argument(
@@ -139,7 +154,11 @@ def _add_dataset_args(parser: argparse.ArgumentParser) -> None:
         help="UCF101: the folder with classInd.txt, trainlist0N.txt, testlist0N.txt; "
         "HMDB51: the folder with <class>_test_split<N>.txt",
     )
-    group.add_argument("--manifest", help="folder dataset: a CSV of path,label[,split] instead of a tree")
+    group.add_argument(
+        "--manifest",
+        help="folder dataset: a CSV of path,label[,split] instead of a tree; kinetics: the official annotation "
+        "CSV (label,youtube_id,time_start,time_end,split)",
+    )
     group.add_argument("--split", type=int, default=_DATASET.split, choices=(1, 2, 3))
     group.add_argument("--subset", default=_DATASET.subset, choices=get_args(Subset))
     selection = group.add_mutually_exclusive_group()
@@ -386,6 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="comma-separated hub ids or folders to compare on the same splits, frames and prompts "
         "(replaces the config's models; each may be of any family)",
     )
+    _add_benchmark_protocol_args(benchmark)
     benchmark_engine = benchmark.add_argument_group("engine (each replaces the config's)")
     for flag, dest, help_text in ENGINE_OVERRIDES:
         benchmark_engine.add_argument(flag, dest=dest, default=None, metavar=flag.lstrip("-").replace("-", "_").upper(), help=help_text)
@@ -426,7 +446,14 @@ def build_parser() -> argparse.ArgumentParser:
         "top-1 with its source ('not published' where none is).",
         formatter_class=_Formatter,
     )
-    models.add_argument("--json", action="store_true", help="print the catalog as JSON")
+    models.add_argument("--json", action="store_true", help="print the catalog (or the --check report) as JSON")
+    models.add_argument(
+        "--check",
+        metavar="DIR_OR_ID",
+        help="instead: what clipaction will do with this model (family, frames, processor classes, input size, "
+        "score kind, precisions and runtimes), read from its config and processor files without loading the "
+        "weights; exit 2 with the reason when it cannot run it",
+    )
 
     from clipaction.serve.settings import ServeConfig
 
@@ -451,6 +478,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_benchmark_protocol_args(benchmark: argparse.ArgumentParser) -> None:
+    from clipaction.config import CropCount
+
+    benchmark.add_argument(
+        "--protocols",
+        metavar="P1,P2",
+        help="which to run, comma-separated: ucf101, hmdb51 (their folders from the config), k600-zs "
+        "(Kinetics-600 zero-shot: 3 splits of 160 of the classes new in K600, mean ± std), k400, k700 "
+        "(every class of the annotation file); default: the config's datasets and protocols",
+    )
+    kinetics = benchmark.add_argument_group("Kinetics protocols (each replaces the config's)")
+    kinetics.add_argument("--data-root", help="the folder of the clips, <youtube_id>_<start:06d>_<end:06d>.mp4, flat or one folder per label")
+    kinetics.add_argument("--annotations", metavar="CSV", help="the official annotation file (label,youtube_id,time_start,time_end,split), e.g. Kinetics-600's validate.csv")
+    kinetics.add_argument("--split-dir", help="k600-zs: a folder of split1.csv-split3.csv (id,name) instead of the packaged class splits")
+    views = benchmark.add_argument_group("class names, views and crops (each replaces the config's)")
+    views.add_argument(
+        "--name-style",
+        choices=get_args(NameStyle),
+        help="for every dataset and protocol (config default: spaced for ucf101/hmdb51, raw for Kinetics); "
+        "plain drops a parenthesised disambiguation: 'backflip (human)' -> 'backflip'",
+    )
+    views.add_argument("--views", type=int, help="temporal views: N clips (the multi-clip sampler), each scored (config default 1)")
+    views.add_argument(
+        "--crops",
+        type=int,
+        choices=get_args(CropCount),
+        help="3: the left, centre and right squares of every frame, each scored; probabilities are averaged "
+        f"over views x crops (config default {_ZEROSHOT.crops})",
+    )
+    model = benchmark.add_argument_group("model and compute, as for zeroshot (each replaces the config's)")
+    for flag, dest, help_text in BENCHMARK_MODEL_OVERRIDES:
+        value = getattr(_MODEL, dest.split(".", 1)[1]) if dest.startswith("model.") else getattr(_ZEROSHOT, dest)
+        default = value if value is not None else "~/.cache/clipaction or $CLIPACTION_CACHE"
+        model.add_argument(
+            flag, dest=dest, default=None, metavar=flag.lstrip("-").replace("-", "_").upper(),
+            help=f"{help_text} (config default {default})",
+        )  # fmt: skip
+
+
 def _add_timeline_parser(commands) -> None:
     from clipaction.timeline.config import TimelineConfig
 
@@ -463,8 +529,9 @@ def _add_timeline_parser(commands) -> None:
         "with the same top label merge into segments. Per video, in OUT/<video>/: windows.csv, "
         "segments.csv, segments.json (ActivityNet format), <video>.vtt (subtitles), timeline.png; "
         "OUT/results.json holds the settings, a summary per video, warnings and, with "
-        "--ground-truth, the detection mAP at tIoU 0.3-0.7. Frame features are cached by time, so "
-        "a rerun with other labels, window or threshold encodes no frame. e.g.\n"
+        "--ground-truth, the detection mAP (ActivityNet's algorithm, at the benchmark's tIoU "
+        "thresholds), segments.json then naming videos by their ground-truth ids. Frame features "
+        "are cached by time, so a rerun with other labels, window or threshold encodes no frame. e.g.\n"
         "  clipaction timeline match.mp4 --labels @labels.txt --out runs/match",
         formatter_class=_Formatter,
     )
@@ -479,6 +546,13 @@ def _add_timeline_parser(commands) -> None:
     group.add_argument("--min-segment", type=float, default=defaults.min_segment, help="drop segments shorter than this (seconds)")
     group.add_argument("--background", default=defaults.background, metavar="LABEL", help="a label meaning 'none of these' (e.g. 'a person standing still'): scored, never a segment")
     group.add_argument("--ground-truth", default=defaults.ground_truth, metavar="FILE", help="ActivityNet JSON, or THUMOS14 annotation .txt files (a file or their folder): report detection mAP")
+    group.add_argument(
+        "--tiou",
+        default=defaults.tiou_thresholds,
+        metavar="THRESHOLDS",
+        help="tIoU thresholds of the mAP: START:STEP:STOP or a comma list (default: the benchmark's own, "
+        "ActivityNet 0.5:0.05:0.95, THUMOS14 0.3:0.1:0.7; a THUMOS14 JSON is known by its video ids)",
+    )
     timeline.add_argument("--prompts", default=defaults.templates, help="seed, clip or a template file")
     _add_model_args(timeline)
     timeline.add_argument(

@@ -1,6 +1,6 @@
 """Class names: picking classes by name, turning names into prompt text, label maps.
 
-Name styles live in the `NAME_STYLES` registry (`raw`, `spaced`); irregular names the splitting
+Name styles live in the `NAME_STYLES` registry (`raw`, `spaced`, `plain`); irregular names the splitting
 rule gets wrong sit in the data file `name_exceptions.json` (raw name -> text), not in code.
 """
 
@@ -12,6 +12,7 @@ import functools
 import io
 import json
 import logging
+import re
 import unicodedata
 from importlib import resources
 from pathlib import Path
@@ -107,8 +108,23 @@ def spaced_name(name: str) -> str:
     return " ".join(w.lower() for w in words) if words else name.lower()
 
 
+_DISAMBIGUATION = re.compile(r"\s*\([^()]*\)")
+
+
+@NAME_STYLES.register("plain")
+def plain_name(name: str) -> str:
+    """The name without its parenthesised disambiguations, otherwise as spelled: Kinetics'
+    "backflip (human)" -> "backflip", "curling (sport)" -> "curling". A name that is nothing
+    but a parenthesis is kept whole, so a prompt never goes empty."""
+    text, previous = name, None
+    while text != previous:  # innermost first, so nested parentheses go too
+        previous, text = text, _DISAMBIGUATION.sub("", text)
+    text = " ".join(text.split())
+    return text if text else name
+
+
 def format_class_name(name: str, style: str) -> str:
-    """`name` in the given style (`raw` or `spaced`); ValueError lists the valid styles."""
+    """`name` in the given style (`raw`, `spaced` or `plain`); ValueError lists the valid styles."""
     return NAME_STYLES.get(style)(name)
 
 

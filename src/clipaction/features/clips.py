@@ -2,9 +2,10 @@
 
 Clip models (`backend.kind == "clip"`: X-CLIP, VideoPrism) encode the frames of a clip
 together, so a clip's feature depends on all its frame indices at once and nothing can be
-shared frame by frame. The sampler's indices, in order, are cut into clips of `sampler.frames`
-(one clip for `uniform` and `center-clip`, `clips` of them for `multi-clip`); each clip becomes
-one row, and `backend.video_embedding(rows)` makes the video's feature from them.
+shared frame by frame. The sampler's indices are cut into clips of `sampler.frames`
+(one clip for `uniform` and `center-clip`, `clips` of them for `multi-clip`, each clip its own
+window's frames: `clip_order`); each clip becomes one row, and `backend.video_embedding(rows)`
+makes the video's feature from them.
 
 Cache layout (in the backend's cache space, beside nothing else: the model fingerprint keys
 the space):
@@ -12,7 +13,7 @@ the space):
 - `<video_key>`: the video's *meta entry*, no rows, only `info` (path, frame count, fps,
   duration, declared duration): what sampling needs, so a rerun finds its indices without
   decoding;
-- `clip_key(video_key, indices, frames)`: the *clip entry*: `indices` the sampler's indices,
+- `clip_key(video_key, indices, frames, order)`: the *clip entry*: `indices` the sampler's indices,
   `pooled` (R, D) and `embeds` (R, E) one row per clip, `info` as above plus `clip_frames`.
   Another sampler (other indices) gets another entry, so switching samplers back and forth
   encodes each set once.
@@ -32,12 +33,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from clipaction.config import SamplerConfig, stable_hash
+from clipaction.config import CropPosition, SamplerConfig, stable_hash
 from clipaction.errors import ConfigError
 from clipaction.features.cache import CachedVideo, FeatureCache, video_key
 from clipaction.models.base import Backend
 from clipaction.video.decode import partial_warnings
-from clipaction.video.sampling import sample_indices, sampler_spec
+from clipaction.video.sampling import VideoMeta, multi_clip_groups, sample_indices, sampler_spec
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +85,29 @@ def sampler_for(backend: Backend, sampler: SamplerConfig) -> SamplerConfig:
     return resolved
 
 
-def clip_key(key: str, indices: Sequence[int], frames: int) -> str:
-    """The clip entry's key: the video's key, the sampler's indices and the clip length."""
-    return stable_hash({"video": key, "indices": [int(i) for i in indices], "clip_frames": int(frames)}, 32)
+def clip_order(meta: VideoMeta, sampler: SamplerConfig, indices: Sequence[int]) -> list[int]:
+    """The sampler's frame indices clip after clip, as the clips are encoded. Multi-clip: each
+    clip's own frames (its windows may overlap, and then the sorted indices cut into runs of
+    `frames` would mix frames of two clips); any other sampler: `indices` as sampled."""
+    if sampler.name == "multi-clip" and sampler.clips > 1:
+        groups = multi_clip_groups(meta, frames=sampler.frames, window=sampler.window, clips=sampler.clips)
+        return [index for group in groups for index in group]
+    return [int(i) for i in indices]
+
+
+def info_meta(info: dict[str, str]) -> VideoMeta:
+    """The video metadata an entry's `info` records (what decoding established)."""
+    return VideoMeta(int(info["num_frames"]), float(info["fps"]), float(info["duration"]))
+
+
+def clip_key(key: str, indices: Sequence[int], frames: int, order: Sequence[int] | None = None) -> str:
+    """The clip entry's key: the video's key, the sampler's indices and the clip length, and
+    the clips' frame order where it is not the sorted indices (overlapping multi-clip windows;
+    entries of other samplers keep the key they always had)."""
+    data: dict = {"video": key, "indices": [int(i) for i in indices], "clip_frames": int(frames)}
+    if order is not None and [int(i) for i in order] != data["indices"]:
+        data["order"] = [int(i) for i in order]
+    return stable_hash(data, 32)
 
 
 def _meta_entry(info: dict[str, str]) -> CachedVideo:
@@ -104,6 +125,7 @@ class _Clips:
     info: dict[str, str]
     pixels: torch.Tensor  # (R, F, 3, S, S)
     warnings: tuple[str, ...]
+    order: list[int]  # `indices` clip after clip (`clip_order`)
 
 
 def extract_clips(
@@ -116,10 +138,16 @@ def extract_clips(
     workers: int = 2,
     progress: bool = True,
     keep: bool = True,
+    crop: CropPosition | None = None,
 ):
     """`extract_features` for clip-level backends (see the module docstring). Model calls take
-    the clips of several videos, about `batch_size` frames in all (at least one video)."""
-    from clipaction.features.extract import Extraction, _fail, _one_line, _warn, decoded_ahead, stored_declared, stored_meta
+    the clips of several videos, about `batch_size` frames in all (at least one video). With a
+    `crop`, every frame is cut to that square first (`cache` on that crop's space)."""
+    from clipaction.features.extract import (
+        Extraction, _fail, _one_line, _warn, check_crop_space, decoded_ahead, stored_declared, stored_meta,
+    )  # fmt: skip
+
+    check_crop_space(cache, crop)
 
     frames = clip_length(backend, sampler)
     result = Extraction()
@@ -139,7 +167,7 @@ def extract_clips(
         if meta is not None:
             known[path] = {k: v for k, v in meta_entry.info.items() if k != "sha256"}
             indices = sample_indices(meta, sampler)
-            hit = cache.load(clip_key(key, indices, frames))
+            hit = cache.load(clip_key(key, indices, frames, clip_order(meta, sampler, indices)))
             if hit is not None and [int(i) for i in hit.indices] != [int(i) for i in indices]:
                 hit = None
         if hit is not None:
@@ -171,7 +199,7 @@ def extract_clips(
             if cache is not None:
                 if known.get(video.path) != video.info:
                     cache.store(video.key, _meta_entry(video.info))
-                cache.store(clip_key(video.key, video.indices, frames), entry)
+                cache.store(clip_key(video.key, video.indices, frames, video.order), entry)
             _warn(result, video.path, video.warnings)
             if keep:
                 result.features[video.path] = entry
@@ -180,7 +208,7 @@ def extract_clips(
             bar.update(1)
         batch = []
 
-    decoded = decoded_ahead(todo, sampler, backend, workers)
+    decoded = decoded_ahead(todo, sampler, backend, workers, crop)
     try:
         for (path, key, _), outcome in decoded:
             if isinstance(outcome, BaseException):
@@ -191,12 +219,13 @@ def extract_clips(
                 raise RuntimeError(f"{path}: {len(indices)} sampled frames are not whole clips of {frames}")
             # the decoder preprocesses each distinct frame once; clips repeat them as sampled
             position = {int(index): row for row, index in enumerate(distinct)}
-            clips = pixels[[position[int(i)] for i in indices]]
+            order = clip_order(info_meta(info), sampler, indices)
+            clips = pixels[[position[int(i)] for i in order]]
             clips = clips.reshape(len(indices) // frames, frames, *clips.shape[1:])
             frames_queued = sum(video.pixels.shape[0] * frames for video in batch)
             if batch and frames_queued + clips.shape[0] * frames > batch_size:
                 run_batch()
-            batch.append(_Clips(path, key, indices, info, clips, warnings))
+            batch.append(_Clips(path, key, indices, info, clips, warnings, order))
         run_batch()
     finally:  # on Ctrl-C: stop the decoding threads now; finished videos are already stored
         decoded.close()

@@ -29,10 +29,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from clipaction.config import SamplerConfig
+from clipaction.config import CropPosition, SamplerConfig
 from clipaction.features.cache import CachedVideo, FeatureCache, video_key
 from clipaction.models.base import Backend
 from clipaction.video.decode import VideoDecodeError, decode_settings, partial_warnings, read_sampled_frames
+from clipaction.video.frames import square_crop
 from clipaction.video.sampling import VideoMeta, sample_indices
 
 log = logging.getLogger(__name__)
@@ -68,9 +69,18 @@ class Extraction:
     n_frames_encoded: int = 0
 
 
-def cache_space(backend: Backend) -> dict:
-    """Everything that changes a frame's cached features, besides the frame itself."""
-    return {"model": backend.fingerprint, "decode": decode_settings()}
+def cache_space(backend: Backend, crop: CropPosition | None = None) -> dict:
+    """Everything that changes a frame's cached features, besides the frame itself. A crop
+    (three-crop testing: `clipaction.video.frames.square_crop`) gets a space of its own, so its
+    entries never meet the uncropped ones; without a crop the space is what it always was."""
+    space = {"model": backend.fingerprint, "decode": decode_settings()}
+    return space if crop is None else {**space, "crop": crop}
+
+
+def check_crop_space(cache: FeatureCache | None, crop: CropPosition | None) -> None:
+    """Refuse to store features of one crop in another crop's space (a caller's bug)."""
+    if cache is not None and cache.space.get("crop") != crop:
+        raise ValueError(f"the cache's space is for crop {cache.space.get('crop')!r}, the extraction crops {crop!r}")
 
 
 def stored_meta(entry: CachedVideo) -> VideoMeta | None:
@@ -138,9 +148,10 @@ class _Pending:
 
 
 def _decode(
-    path: str, sampler: SamplerConfig, backend: Backend, have: frozenset[int]
+    path: str, sampler: SamplerConfig, backend: Backend, have: frozenset[int], crop: CropPosition | None = None
 ) -> tuple[np.ndarray, np.ndarray, dict[str, str], torch.Tensor, tuple[str, ...]]:
-    """Sample and decode a video; preprocess only the frames not in `have`.
+    """Sample and decode a video; preprocess only the frames not in `have`, cut to the square
+    `crop` first when one is given.
 
     Returns the sampler's indices, the new ones, the cache entry's info, the new frames'
     pixels and the decoder's warnings."""
@@ -158,6 +169,8 @@ def _decode(
         "declared_duration": "unknown" if sampled.declared_duration is None else repr(sampled.declared_duration),
     }
     frames = sampled.frames[list(new_positions.values())]
+    if crop is not None and len(frames):
+        frames = square_crop(frames, crop)
     pixels = backend.preprocess(frames) if len(frames) else torch.empty(0)
     return (
         np.asarray(sampled.indices, dtype=np.int64),
@@ -185,9 +198,12 @@ def extract_features(
     workers: int = 2,
     progress: bool = True,
     keep: bool = True,
+    crop: CropPosition | None = None,
 ) -> Extraction:
     """Features of the frames `sampler` picks from every video in `paths`: read from `cache`
-    where present, else encoded (and stored). Videos that cannot be read are skipped with a
+    where present, else encoded (and stored). With a `crop`, each frame is cut to that square
+    before preprocessing, and `cache` must be opened on that crop's space
+    (`cache_space(backend, crop)`). Videos that cannot be read are skipped with a
     warning and listed in `failures`; videos that decode only partly are used and listed in
     `warnings`. With `keep=False` (filling the cache only) no features are held, so memory does
     not grow with the number of videos.
@@ -198,8 +214,10 @@ def extract_features(
         from clipaction.features.clips import extract_clips
 
         return extract_clips(
-            paths, backend, sampler, cache, batch_size=batch_size, workers=workers, progress=progress, keep=keep
-        )
+            paths, backend, sampler, cache, batch_size=batch_size, workers=workers, progress=progress, keep=keep,
+            crop=crop,
+        )  # fmt: skip
+    check_crop_space(cache, crop)
     result = Extraction()
     todo: list[tuple[str, str, CachedVideo | None]] = []
     bar = tqdm(total=len(paths), unit="video", desc="extract", disable=not progress, dynamic_ncols=True)
@@ -251,7 +269,7 @@ def extract_features(
                 bar.update(1)
         batch, batch_frames = [], 0
 
-    decoded = decoded_ahead(todo, sampler, backend, workers)
+    decoded = decoded_ahead(todo, sampler, backend, workers, crop)
     try:
         for item, outcome in decoded:
             path, key, cached = item
@@ -280,16 +298,23 @@ def extract_features(
 
 
 def decoded_ahead(
-    todo: list[tuple[str, str, CachedVideo | None]], sampler: SamplerConfig, backend: Backend, workers: int
+    todo: list[tuple[str, str, CachedVideo | None]],
+    sampler: SamplerConfig,
+    backend: Backend,
+    workers: int,
+    crop: CropPosition | None = None,
 ) -> Iterator[tuple[tuple[str, str, CachedVideo | None], tuple | BaseException]]:
-    """Yields (item, decoded or the error) in order, decoding up to 4 x workers videos ahead."""
+    """Yields (item, decoded or the error) in order, decoding up to 4 x workers videos ahead
+    (each frame cut to the square `crop` first, when one is given)."""
     if not todo:
         return
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode")
 
     def submit(item: tuple[str, str, CachedVideo | None]) -> Future:
         have = frozenset(int(i) for i in item[2].indices) if item[2] is not None else frozenset()
-        return pool.submit(_decode, item[0], sampler, backend, have)
+        if crop is None:  # the call without a crop stays the 4-argument one it always was
+            return pool.submit(_decode, item[0], sampler, backend, have)
+        return pool.submit(_decode, item[0], sampler, backend, have, crop)
 
     try:
         queue: deque[tuple[tuple[str, str, CachedVideo | None], Future]] = deque()

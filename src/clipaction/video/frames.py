@@ -1,5 +1,6 @@
 """A decoded PyAV frame -> the upright (H, W, 3) uint8 RGB array a player would show, with its
-short side bounded so that 4K footage never holds full-size RGB frames in memory."""
+short side bounded so that 4K footage never holds full-size RGB frames in memory; and the
+square crops of multi-crop testing (`square_crop`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import math
 
 import av
 import numpy as np
+
+from clipaction.config import CropPosition
 
 log = logging.getLogger(__name__)
 
@@ -80,3 +83,23 @@ def to_rgb(frame: av.VideoFrame, max_short_side: int | None = MAX_SHORT_SIDE) ->
         small = frame.reformat(width=width, height=height, format="rgb24", interpolation=_INTERPOLATION)
         image = small.to_ndarray()
     return _orient(image, frame)
+
+
+def square_crop(frames: np.ndarray, position: CropPosition) -> np.ndarray:
+    """(..., H, W, C) frames -> (..., S, S, C), S = min(H, W): the square at the start
+    (`left`; the top of a portrait frame), the middle (`center`) or the end (`right`; the
+    bottom) of the long side, as three-crop testing takes them before the model's own resize.
+    A square frame is returned whole for every position. Pure: no copy of the pixels beyond
+    making the result contiguous."""
+    frames = np.asarray(frames)
+    if frames.ndim < 3:
+        raise ValueError(f"frames must be (..., H, W, C); got shape {frames.shape}")
+    height, width = frames.shape[-3], frames.shape[-2]
+    side = min(height, width)
+    offsets = {"left": 0, "center": (max(height, width) - side) // 2, "right": max(height, width) - side}
+    if position not in offsets:
+        raise ValueError(f"crop position must be one of left, center, right; got {position!r}")
+    start = offsets[position]
+    if width >= height:
+        return np.ascontiguousarray(frames[..., :, start : start + side, :])
+    return np.ascontiguousarray(frames[..., start : start + side, :, :])

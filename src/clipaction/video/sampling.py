@@ -130,19 +130,25 @@ def multi_clip(meta: VideoMeta, *, frames: int, window: float, clips: int = 3) -
 
     Clip j's index k is floor(start_j + (k + 0.5) * L / frames), start_j = clamp(c_j - L/2).
     """
+    return sorted(index for clip in multi_clip_groups(meta, frames=frames, window=window, clips=clips) for index in clip)
+
+
+def multi_clip_groups(meta: VideoMeta, *, frames: int, window: float, clips: int = 3) -> list[list[int]]:
+    """`multi_clip`'s indices clip by clip: `clips` lists of `frames` sorted indices, in clip
+    order. Windows may overlap (a short video), so the sorted union alone cannot say which
+    frame belongs to which clip; multi-view scoring asks here."""
     _check_frames(frames)
     if isinstance(clips, bool) or int(clips) != clips or clips < 1:
         raise ConfigError(f"must be an integer >= 1; got {clips!r}", setting="sampler.clips")
     n = meta.num_frames
     length = window_length(meta, window)
-    indices = []
+    groups = []
     for j in range(clips):
         # c_j - L/2 = (2n(j+1) - L(clips+1)) / (2(clips+1)), in exact fractions
         start = Fraction(2 * n * (j + 1) - length * (clips + 1), 2 * (clips + 1))
         start = min(max(start, Fraction(0)), Fraction(n - length))
-        for k in range(frames):
-            indices.append(min(n - 1, math.floor(start + Fraction((2 * k + 1) * length, 2 * frames))))
-    return sorted(indices)
+        groups.append([min(n - 1, math.floor(start + Fraction((2 * k + 1) * length, 2 * frames))) for k in range(frames)])
+    return groups
 
 
 def list_samplers(pattern: str = "*") -> list[str]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from clipaction.config import EngineConfig, ModelConfig, SamplerConfig
+from clipaction.config import CropPosition, EngineConfig, ModelConfig, SamplerConfig
 from clipaction.errors import ConfigError
 from clipaction.features.cache import FeatureCache
 from clipaction.features.extract import Extraction, extract_features, select_frames, stored_declared, stored_meta
@@ -40,16 +40,18 @@ def extract(
     workers: int = 2,
     progress: bool = True,
     keep: bool = True,
+    crop: CropPosition | None = None,
 ) -> Extraction:
-    """`extract_features` run by `engine`. The ray engine rebuilds the backend on its workers
+    """`extract_features` run by `engine` (`crop`: see there). The ray engine rebuilds the backend on its workers
     from `model` (default: the config `backend` was built from), fills `cache` (required, and
     shared by every node), then, with `keep`, the local path reads the features back; without
     `keep` (filling the cache only) the engine's own account is returned. Counts say what the
     engine encoded; failures and warnings are those of the videos as the local path finds them."""
     if engine.name == "local":
         return extract_features(
-            paths, backend, sampler, cache, batch_size=batch_size, workers=workers, progress=progress, keep=keep
-        )
+            paths, backend, sampler, cache, batch_size=batch_size, workers=workers, progress=progress, keep=keep,
+            crop=crop,
+        )  # fmt: skip
     if cache is None:
         raise ConfigError("the ray engine writes its features to the cache; give a cache folder", setting="engine.name")
     model = model or getattr(backend, "config", None)
@@ -61,14 +63,14 @@ def extract(
 
     filled = fill_cache(
         [str(p) for p in paths], backend, model, sampler, cache,
-        engine=engine, batch_size=batch_size, workers=workers, progress=progress,
+        engine=engine, batch_size=batch_size, workers=workers, progress=progress, crop=crop,
     )  # fmt: skip
     if not keep:
         return filled
     failed = {failure.path for failure in filled.failures}
     read = extract_features(
         [p for p in paths if str(p) not in failed], backend, sampler, cache,
-        batch_size=batch_size, workers=workers, progress=progress, keep=True,
+        batch_size=batch_size, workers=workers, progress=progress, keep=True, crop=crop,
     )  # fmt: skip
     order = {str(p): i for i, p in enumerate(paths)}
     read.failures = sorted(filled.failures + read.failures, key=lambda f: order.get(f.path, len(order)))
@@ -95,12 +97,12 @@ def lookup(cache: FeatureCache, key: str, sampler: SamplerConfig, backend: Backe
     entry = cache.load(key)
     meta = stored_meta(entry) if entry is not None else None
     if backend.kind == "clip":
-        from clipaction.features.clips import clip_key, clip_length
+        from clipaction.features.clips import clip_key, clip_length, clip_order
 
         if meta is None:
             return Lookup(False)
         indices = sample_indices(meta, sampler)
-        clip = cache.load(clip_key(key, indices, clip_length(backend, sampler)))
+        clip = cache.load(clip_key(key, indices, clip_length(backend, sampler), clip_order(meta, sampler, indices)))
         if clip is None or [int(i) for i in clip.indices] != [int(i) for i in indices]:
             return Lookup(False)
         return Lookup(True, warnings=tuple(partial_warnings(meta, sampler, indices, stored_declared(entry))))
@@ -111,14 +113,17 @@ def lookup(cache: FeatureCache, key: str, sampler: SamplerConfig, backend: Backe
     return Lookup(False, have=[int(i) for i in entry.indices] if entry is not None else [])
 
 
-def complete(cache: FeatureCache, key: str, indices: Sequence[int], backend: Backend, clip_frames: int = 0) -> bool:
-    """Whether the cache now holds every sampled frame (or the clip) of this video, as a hit
-    needs: a retried batch or another shard wrote it since the driver looked, and it is not
-    written again."""
+def complete(
+    cache: FeatureCache, key: str, indices: Sequence[int], backend: Backend, clip_frames: int = 0,
+    order: Sequence[int] | None = None,
+) -> bool:  # fmt: skip
+    """Whether the cache now holds every sampled frame (or the clip, its frames in `order`) of
+    this video, as a hit needs: a retried batch or another shard wrote it since the driver
+    looked, and it is not written again."""
     if backend.kind == "clip":
         from clipaction.features.clips import clip_key
 
-        clip = cache.load(clip_key(key, indices, clip_frames))
+        clip = cache.load(clip_key(key, indices, clip_frames, order))
         return clip is not None and [int(i) for i in clip.indices] == [int(i) for i in indices]
     entry = cache.load(key)
     return entry is not None and "declared_duration" in entry.info and select_frames(entry, indices) is not None

@@ -34,7 +34,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from clipaction.config import EngineConfig, ModelConfig, SamplerConfig, stable_hash
+from clipaction.config import CropPosition, EngineConfig, ModelConfig, SamplerConfig, stable_hash
 from clipaction.errors import ConfigError
 from clipaction.features.cache import CachedVideo, FeatureCache, video_key
 from clipaction.features.engines import complete, lookup
@@ -108,8 +108,10 @@ def fill_cache(
     progress: bool = True,
     hooks: FaultHooks | None = None,
     stats: dict[str, float] | None = None,
+    crop: CropPosition | None = None,
 ) -> Extraction:
-    """Encode into `cache` every video of `paths` it lacks, on the Ray cluster. The returned
+    """Encode into `cache` every video of `paths` it lacks, on the Ray cluster (each frame cut
+    to the square `crop` first when one is given; `cache` on that crop's space). The returned
     Extraction holds no features: counts, failures and warnings (in the order of `paths`).
     `stats`, when given, receives timings: `connect_s` (joining or starting Ray), `plan_s`
     (hashing and cache lookups), `run_s` (the pipeline, start to last row) and `busy_s` (from
@@ -125,6 +127,9 @@ def fill_cache(
             "describe this backend (e.g. a fine-tuned image tower): use the local engine",
             setting="engine.name",
         )
+    from clipaction.features.extract import check_crop_space
+
+    check_crop_space(cache, crop)
     frames = 0
     if backend.kind == "clip":
         from clipaction.features.clips import clip_length
@@ -150,7 +155,7 @@ def fill_cache(
         # replacement; explicit, bounded retries matter more here than the warning.
         warnings.simplefilter("ignore", DeprecationWarning)
         encoded = _pipeline(dataset, model, sampler, cache, engine, batch_size, videos_per_batch, frames, hooks,
-                            actor_count(engine, ray.cluster_resources()))  # fmt: skip
+                            actor_count(engine, ray.cluster_resources()), crop)  # fmt: skip
     first, last = math.inf, -math.inf
     for row in encoded.iter_rows():
         _account(result, row, duplicates.get(row["key"], []))
@@ -161,14 +166,15 @@ def fill_cache(
 
 
 def _pipeline(dataset: Any, model: ModelConfig, sampler: SamplerConfig, cache: FeatureCache, engine: EngineConfig,
-              batch_size: int, videos_per_batch: int, frames: int, hooks: FaultHooks | None, n_actors: int) -> Any:
+              batch_size: int, videos_per_batch: int, frames: int, hooks: FaultHooks | None, n_actors: int,
+              crop: CropPosition | None = None) -> Any:
     """decode (tasks) -> encode and store (actors), as a lazy Ray dataset of result rows."""
     from ray.data import ActorPoolStrategy
 
     threads = engine.threads_per_worker or max(1, round(engine.cpus_per_worker))
     decoded = dataset.map_batches(
         _decode_rows,
-        fn_kwargs={"model": model, "sampler": sampler},
+        fn_kwargs={"model": model, "sampler": sampler, "crop": crop},
         batch_size=1,
         batch_format="pandas",
         num_cpus=1,
@@ -272,7 +278,7 @@ def _backend(model: ModelConfig) -> Backend:
     return _BACKENDS[name]
 
 
-def _decode_rows(batch: Any, model: ModelConfig, sampler: SamplerConfig) -> Any:
+def _decode_rows(batch: Any, model: ModelConfig, sampler: SamplerConfig, crop: CropPosition | None = None) -> Any:
     """A Ray task: decode and preprocess the rows' videos (only frames not yet cached). A video
     that cannot be decoded becomes a row with its reason, never an exception."""
     import pandas as pd
@@ -287,7 +293,7 @@ def _decode_rows(batch: Any, model: ModelConfig, sampler: SamplerConfig) -> Any:
         row = {"path": path, "key": key, "error": "", "indices": "[]", "new_indices": "[]", "info": "{}",
                "warnings": "[]", "pixels": b"", "shape": "[0]"}  # fmt: skip
         try:
-            indices, new_indices, info, pixels, warnings = _decode(path, sampler, backend, frozenset(json.loads(have)))
+            indices, new_indices, info, pixels, warnings = _decode(path, sampler, backend, frozenset(json.loads(have)), crop)
         except (VideoDecodeError, OSError, ValueError, RuntimeError) as error:
             row["error"] = _one_line(error)
         else:
@@ -338,7 +344,7 @@ class _Encoder:
                 row["error"] = row["error"] or self.mismatch
                 continue
             indices = np.asarray(json.loads(record["indices"]), dtype=np.int64)
-            if complete(self.cache, record["key"], indices, self.backend, self.clip_frames):
+            if complete(self.cache, record["key"], indices, self.backend, self.clip_frames, self._order(record, indices)):
                 row["status"] = "cached"  # a retried batch, or another shard, wrote it already
                 continue
             shape = json.loads(record["shape"])
@@ -366,12 +372,20 @@ class _Encoder:
         ended = time.time()
         return pd.DataFrame([{**row, "batch_started": started, "batch_ended": ended} for row in rows])
 
+    def _order(self, record: dict, indices: np.ndarray) -> list[int] | None:
+        """A clip model's frame indices clip after clip (`features.clips.clip_order`)."""
+        if not self.clip_frames:
+            return None
+        from clipaction.features.clips import clip_order, info_meta
+
+        return clip_order(info_meta(json.loads(record["info"])), self.sampler, indices)
+
     def _model_input(self, record: dict, indices: np.ndarray, pixels: Any) -> Any:
         if not self.clip_frames:
             return pixels
         # the decoder preprocessed each distinct frame once; clips repeat them as sampled
         position = {int(index): row for row, index in enumerate(json.loads(record["new_indices"]))}
-        clips = pixels[[position[int(i)] for i in indices]]
+        clips = pixels[[position[int(i)] for i in self._order(record, indices)]]
         return clips.reshape(len(indices) // self.clip_frames, self.clip_frames, *clips.shape[1:])
 
     def _encode(self, inputs: list[Any]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -408,7 +422,7 @@ class _Encoder:
             if old is None or {k: v for k, v in old.info.items() if k != "sha256"} != info:
                 self._write(key, _meta_entry(info))
             entry = CachedVideo(indices, pooled, embeds, {**info, "clip_frames": str(self.clip_frames)})
-            self._write(clip_key(key, indices, self.clip_frames), entry)
+            self._write(clip_key(key, indices, self.clip_frames, self._order(record, indices)), entry)
             return "encoded"
         new_indices = np.asarray(json.loads(record["new_indices"]), dtype=np.int64)
         old = self.cache.load(key)  # now, not when the driver looked: another writer may have added frames
