@@ -387,3 +387,19 @@ def test_benchmark_flags_errors_name_the_flag(capsys, tmp_path):
     printed = capsys.readouterr().out
     assert "crops = 3" in printed and "batch_size = 4" in printed and 'precision = "int8"' in printed
     assert 'name = "k400"' in printed and "datasets = []" in printed
+
+
+def test_a_sampler_a_later_model_cannot_take_fails_before_any_model_runs(kinetics, tiny_model_dir, tmp_path, monkeypatch):
+    """The middle sampler gives a clip model no clip: the benchmark says so before it encodes
+    anything with the first (frame) model."""
+    from clipaction import benchmark as benchmark_module
+    from clipaction.models.tiny_video import build_random_video_model
+
+    xclip = build_random_video_model(tmp_path / "xclip", "xclip")
+    ran = []
+    monkeypatch.setattr(benchmark_module, "_benchmark_model", lambda *a, **k: ran.append(a) or {})
+    code = main(["benchmark", "--protocols", "k400", "--data-root", str(kinetics["root"]), "--annotations",
+                 str(kinetics["annotations"]), "--models", f"{tiny_model_dir},{xclip}", "--out", str(tmp_path / "out"),
+                 "--no-progress"])  # fmt: skip
+    assert code == 2
+    assert ran == []

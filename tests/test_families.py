@@ -253,6 +253,9 @@ def test_models_command_lists_every_registered_family(capsys):
     for family in list_backends():
         assert family in text
     assert "google/siglip2-base-patch16-naflex" in text and "not published" in text
+    # the literature's three zero-shot columns, each with its spread over the splits
+    xclip_line = next(line for line in text.splitlines()[text.splitlines().index("  microsoft/xclip-base-patch16-zero-shot") :] if "top-1" in line)
+    assert "UCF101 72.0 ± 2.3" in xclip_line and "HMDB51 44.6 ± 5.2" in xclip_line and "K600 65.2 ± 0.4" in xclip_line
     assert main(["models", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [item["family"] for item in listed] == list_backends()

@@ -44,6 +44,7 @@ from clipaction.config import (
 )
 from clipaction.errors import ConfigError
 from clipaction.data import load_dataset
+from clipaction.features.clips import sampler_for
 from clipaction.models import Backend, load_backend
 from clipaction.pipeline import ZeroShotRun, run_zeroshot
 from clipaction.results import environment, now_iso, output_folder, write_json, write_predictions_csv, write_text_atomic
@@ -393,14 +394,20 @@ def run_benchmark(
     `config.out` and returns the content of results.json. The top-level `model` and `datasets`
     are the first model's; `models` lists every model's.
 
-    Every dataset and split is listed and `out` checked first (cheap), so a wrong path fails
-    before a model loads. `backend` (tests, notebooks) stands for the first model.
+    Every dataset and split is listed, `out` checked and every model's sampler resolved first
+    (cheap), so a wrong path or a sampler a model cannot take fails before a model loads.
+    `backend` (tests, notebooks) stands for the first model.
     """
     for dataset in config.evaluations():
         for split in dataset.splits:
             listed = load_dataset(dataset.dataset_config(split))
             log.info("benchmark: %s split %d lists %d test videos", dataset.name, split, len(listed.records))
     out = output_folder(config.out)
+    for index, model in enumerate(config.model_configs()):
+        # constructing a backend reads config.json only (weights load on first use), so a
+        # sampler that one of the models cannot take fails here, before any model runs
+        given = backend if (backend is not None and index == 0) else None
+        sampler_for(given or load_backend(model), config.view_sampler())
     runs = []
     for index, model in enumerate(config.model_configs()):
         model_backend = backend if (backend is not None and index == 0) else load_backend(model)
@@ -462,7 +469,6 @@ def _benchmark_model(
                 "published": published_figure(model.name_or_path, dataset.name),
             }
         )
-    from clipaction.features.clips import sampler_for
 
     description = backend.describe()
     return {

@@ -208,8 +208,10 @@ def family_info(family: str) -> Family | None:
     return next((entry for entry in FAMILIES if entry.family == family), None)
 
 
-def _top1(value: float | None) -> str:
-    return f"{value:g}" if value is not None else "not published"
+def _top1(value: float | None, std: float | None = None) -> str:
+    if value is None:
+        return "not published"
+    return f"{value:.1f} ± {std:.1f}" if std is not None else f"{value:.1f}"
 
 
 def catalog_json(registered: list[str]) -> list[dict[str, Any]]:
@@ -233,15 +235,20 @@ def catalog_text(registered: list[str]) -> str:
         for model in entry.models:
             published = model.published
             top1 = (
-                f"UCF101 {_top1(published.ucf101)}, HMDB51 {_top1(published.hmdb51)}"
+                f"UCF101 {_top1(published.ucf101, published.ucf101_std)}, "
+                f"HMDB51 {_top1(published.hmdb51, published.hmdb51_std)}, "
+                f"K600 {_top1(published.k600, published.k600_std)}"
                 if published
-                else "UCF101 not published, HMDB51 not published"
+                else "UCF101 not published, HMDB51 not published, K600 not published"
             )
             lines.append(f"  {model.hub_id}")
             lines.append(f"    frames: {model.frames}; input: {model.input_size}; zero-shot top-1: {top1}")
             if published:
                 protocol = f" ({published.protocol})" if published.protocol else ""
                 lines.append(f"    source: {published.source}{protocol}")
+                if published.k600 is not None and (published.k600_source or published.k600_protocol):
+                    k600_protocol = f" ({published.k600_protocol})" if published.k600_protocol else ""
+                    lines.append(f"    K600 source: {published.k600_source or published.source}{k600_protocol}")
             if model.note:
                 lines.append(f"    note: {model.note}")
         if entry.pick:
