@@ -125,14 +125,14 @@ _XCLIP_IMAGE = {
     "image_std": IMAGENET_STD,
 }
 _XCLIP_SOURCE = (
-    "preprocessor_config.json of {hub_id} on the hub: VideoMAEFeatureExtractor keys (loads as "
-    "VideoMAEImageProcessor), size 224 (shortest edge), centre crop 224, resample 2 (bilinear), processor_class "
-    "XCLIPProcessor; tokenizer: openai/clip-vit-base-patch32's CLIPTokenizer (model_max_length 77), as "
-    "transformers' X-CLIP conversion script builds the processor. UNCERTAIN: image_mean/std. Written here as "
-    "ImageNet's [0.485, 0.456, 0.406] / [0.229, 0.224, 0.225]: the conversion script passed none, the "
-    "VideoMAEFeatureExtractor of that time (transformers 4.22) defaulted to ImageNet's, and the model card says "
-    "frames are 'normalized ... with the ImageNet mean and standard deviation'; DESIGN.md says CLIP's mean/std. "
-    "Not checked against the file itself (no network here)"
+    "preprocessor_config.json of {hub_id} on the hub (its current revision, read through the library's "
+    "search of huggingface.co on 2026-12-03; microsoft/xclip-base-patch32 commit e437ef9 'Update "
+    "preprocessor_config.json' replaced an earlier CLIPFeatureExtractor file with this one): "
+    "feature_extractor_type VideoMAEFeatureExtractor (loads as VideoMAEImageProcessor), size 224 (an int: "
+    "the shortest edge), do_center_crop with no crop_size (VideoMAE's default 224), resample 2 (bilinear), "
+    "ImageNet's image_mean [0.485, 0.456, 0.406] and image_std [0.229, 0.224, 0.225] (not CLIP's), "
+    "processor_class XCLIPProcessor; tokenizer: openai/clip-vit-base-patch32's CLIPTokenizer "
+    "(model_max_length 77), as transformers' X-CLIP conversion script builds the processor"
 )
 
 LAYOUTS: tuple[CheckpointLayout, ...] = (
