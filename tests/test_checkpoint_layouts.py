@@ -25,7 +25,7 @@ def test_every_catalog_checkpoint_has_one_layout_of_its_family():
 def test_the_builders_stand_for_catalog_checkpoints():
     from clipaction.models import tiny, tiny_families, tiny_video
 
-    assert set(tiny_families.HUB_LAYOUTS) == set(tiny_families.TINY_FAMILIES)
+    assert set(tiny_families.HUB_LAYOUTS) == set(tiny_families.TINY_VARIANTS)
     for hub_id in [tiny.HUB_LAYOUT, *tiny_families.HUB_LAYOUTS.values(), *tiny_video.HUB_LAYOUTS.values()]:
         layout_for(hub_id)  # a KeyError fails the test
     with pytest.raises(KeyError, match="known"):

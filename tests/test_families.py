@@ -16,7 +16,7 @@ from clipaction.config import ModelConfig
 from clipaction.errors import CapabilityError
 from clipaction.models import Capability, load_backend
 from clipaction.models.siglip import pack_naflex, unpack_naflex
-from clipaction.models.tiny_families import NAFLEX_MAX_PATCHES, TINY_FAMILIES, build_random_model
+from clipaction.models.tiny_families import NAFLEX_MAX_PATCHES, TINY_VARIANTS, VARIANT_FAMILY, build_random_model
 from clipaction.zeroshot import class_text_features, score
 
 LABELS = ["juggling a soccer ball", "shooting a basketball", "riding a bike", "archery"]
@@ -32,10 +32,10 @@ class Expect:
 EXPECT = {
     "metaclip_2": Expect("metaclip_2", "MetaClip2Model", "softmax"),
     "siglip": Expect("siglip", "SiglipModel", "sigmoid"),
-    "siglip2": Expect("siglip", "SiglipModel", "sigmoid"),  # fixed-resolution SigLIP 2, as on the hub
+    "siglip2-fixed": Expect("siglip", "SiglipModel", "sigmoid"),  # fixed-resolution SigLIP 2, as on the hub
     "siglip2-naflex": Expect("siglip2", "Siglip2Model", "sigmoid"),
 }
-SIGLIPS = ["siglip", "siglip2", "siglip2-naflex"]
+SIGLIPS = ["siglip", "siglip2-fixed", "siglip2-naflex"]
 
 
 def _frames(count: int, seed: int = 1) -> np.ndarray:
@@ -46,7 +46,7 @@ def _frames(count: int, seed: int = 1) -> np.ndarray:
 @pytest.fixture(scope="session")
 def family_dirs(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("tiny-families")
-    return {name: build_random_model(root / name, name, seed=0) for name in TINY_FAMILIES}
+    return {name: build_random_model(root / name, name, seed=0) for name in TINY_VARIANTS}
 
 
 @pytest.fixture(scope="session")
@@ -68,7 +68,7 @@ def _reference(model_dir: Path, variant: str, frames: np.ndarray) -> torch.Tenso
             text=LABELS, images=images, max_num_patches=saved.max_num_patches, patch_size=saved.patch_size,
             return_tensors="pt",
         )
-    elif variant == "siglip2":  # its model card: "the model was trained with" max_length 64
+    elif variant == "siglip2-fixed":  # its model card: "the model was trained with" max_length 64
         inputs = processor(text=LABELS, images=images, padding="max_length", max_length=64, return_tensors="pt")
     else:  # SigLIP's tokenizer config says model_max_length 64
         inputs = processor(text=LABELS, images=images, padding="max_length", return_tensors="pt")
@@ -83,13 +83,13 @@ def _ours(backend, frames: np.ndarray) -> torch.Tensor:
     return backend.scoring().probabilities(score(backend, image, text))
 
 
-@pytest.mark.parametrize("variant", TINY_FAMILIES)
+@pytest.mark.parametrize("variant", TINY_VARIANTS)
 def test_probabilities_equal_transformers(variant, family_dirs, backends):
     frames = _frames(5)
     backend = backends[variant]
     expected = _reference(family_dirs[variant], variant, frames)
     ours = _ours(backend, frames)
-    assert backend.family == EXPECT[variant].family  # detected from config.json
+    assert backend.family == EXPECT[variant].family == VARIANT_FAMILY[variant]  # detected from config.json
     assert type(backend.model).__name__ == EXPECT[variant].model_class
     assert backend.scoring().kind == EXPECT[variant].kind
     assert ours.shape == expected.shape == (5, len(LABELS))
@@ -100,7 +100,7 @@ def test_probabilities_equal_transformers(variant, family_dirs, backends):
     assert float(expected.max() - expected.min()) > 0.05
 
 
-@pytest.mark.parametrize("variant", TINY_FAMILIES)
+@pytest.mark.parametrize("variant", TINY_VARIANTS)
 def test_tiny_model_is_laid_out_as_its_checkpoint(variant, family_dirs):
     """Same processor, image processor and tokenizer classes and the same preprocessing and
     tokenizer keys as the hub checkpoint the tiny model stands for; only dimensions differ."""
@@ -128,7 +128,7 @@ def test_metaclip_2_does_not_load_as_clip(family_dirs, backends):
     assert float((wrong - right).abs().max()) > 0.01
 
 
-@pytest.mark.parametrize("variant", TINY_FAMILIES)
+@pytest.mark.parametrize("variant", TINY_VARIANTS)
 def test_describe_reports_the_score_kind(variant, backends):
     described = backends[variant].describe()
     assert described["family"] == EXPECT[variant].family
@@ -144,7 +144,7 @@ def test_fingerprints_differ_between_families(backends, tiny_backend):
     assert {fp["backend"] for fp in fingerprints} == {"clip", "metaclip_2", "siglip", "siglip2"}
 
 
-@pytest.mark.parametrize("variant", TINY_FAMILIES)
+@pytest.mark.parametrize("variant", TINY_VARIANTS)
 def test_int8_is_close_to_fp32(variant, family_dirs, backends):
     fast = load_backend(ModelConfig(name_or_path=str(family_dirs[variant]), device="cpu", precision="int8"))
     assert fast.fingerprint != backends[variant].fingerprint
@@ -227,7 +227,7 @@ def test_naflex_packing_round_trips_and_concatenates():
 
 
 def test_tiny_builds_are_identical(tmp_path, family_dirs):
-    for name in TINY_FAMILIES:
+    for name in TINY_VARIANTS:
         again = build_random_model(tmp_path / name, name, seed=0)
         names = sorted(p.name for p in family_dirs[name].iterdir())
         assert names == sorted(p.name for p in again.iterdir())
@@ -235,8 +235,8 @@ def test_tiny_builds_are_identical(tmp_path, family_dirs):
         assert not mismatch and not errors, (name, mismatch)
 
 
-def test_unknown_tiny_family_is_refused(tmp_path):
-    with pytest.raises(ValueError, match="family must be one of"):
+def test_unknown_tiny_variant_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="variant must be one of"):
         build_random_model(tmp_path / "x", "flava")
 
 

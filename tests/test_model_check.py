@@ -22,7 +22,7 @@ EXPECT = {
     "clip": ("clip", "frame", "softmax", True),
     "metaclip_2": ("metaclip_2", "frame", "softmax", True),
     "siglip": ("siglip", "frame", "sigmoid", True),
-    "siglip2": ("siglip", "frame", "sigmoid", True),  # fixed-resolution SigLIP 2 is a SiglipModel
+    "siglip2-fixed": ("siglip", "frame", "sigmoid", True),  # fixed-resolution SigLIP 2 is a SiglipModel
     "siglip2-naflex": ("siglip2", "frame", "sigmoid", False),
     "xclip": ("xclip", "clip", "softmax", False),
     "videoprism": ("videoprism", "clip", "softmax", False),
@@ -40,12 +40,12 @@ def _hub_layout(name: str):
 @pytest.fixture(scope="module")
 def tiny_dirs(tmp_path_factory) -> dict[str, Path]:
     from clipaction.models.tiny import build_random_clip
-    from clipaction.models.tiny_families import TINY_FAMILIES, build_random_model
+    from clipaction.models.tiny_families import TINY_VARIANTS, build_random_model
     from clipaction.models.tiny_video import build_random_video_model
 
     root = tmp_path_factory.mktemp("check-models")
     dirs = {"clip": build_random_clip(root / "clip", logit_scale=100.0)}
-    dirs.update({name: build_random_model(root / name, name) for name in TINY_FAMILIES})
+    dirs.update({name: build_random_model(root / name, name) for name in TINY_VARIANTS})
     dirs.update({name: build_random_video_model(root / name, name) for name in ("xclip", "videoprism")})
     assert set(dirs) == set(EXPECT)
     return dirs

@@ -27,6 +27,9 @@ from clipaction.features.extract import extract_features  # noqa: E402
 from clipaction.models import load_backend, openvino_runtime  # noqa: E402
 from clipaction.zeroshot import video_embedding  # noqa: E402
 
+# Converting and calibrating with OpenVINO/NNCF takes seconds per test.
+pytestmark = [pytest.mark.openvino, pytest.mark.slow]
+
 #: Measured on the tiny random CLIP: int8 video features have a cosine of 0.9999 or more to
 #: torch fp32's (frame features 0.9998 or more); the bounds leave room for other CPUs' kernels.
 INT8_VIDEO_COSINE = 0.999
@@ -66,8 +69,29 @@ def test_fp32_features_equal_torch(tiny_model_dir, store):
     expected, got = torch_backend.encode_frames(_frames()), backend.encode_frames(_frames())
     torch.testing.assert_close(got.pooled, expected.pooled, atol=1e-4, rtol=0)
     torch.testing.assert_close(got.embeds, expected.embeds, atol=1e-4, rtol=0)
-    assert (store / backend.openvino.key / "model.xml").is_file()
+    assert (store / backend.runtime.key / "model.xml").is_file()
     assert backend.describe()["runtime"]["calibration"] is None
+
+
+def test_the_runtime_is_held_not_patched_on(tiny_model_dir):
+    """OpenVINO is the backend's `runtime` object: no method of the class is shadowed on the
+    instance, and the fine-tuned copy goes back to torch the same way."""
+    from clipaction.models import TorchRuntime
+
+    backend = load_backend(_config(tiny_model_dir, runtime="openvino"))
+    assert isinstance(backend.runtime, openvino_runtime.OpenVINOImageEncoder)
+    assert not {"encode_pixels", "prepare_extraction", "openvino"} & set(vars(backend))
+    assert not [name for name, value in vars(backend).items() if callable(value) and hasattr(type(backend), name)]
+    tuned = backend.with_image_tower(backend.image_tower(), "copy")
+    assert isinstance(tuned.runtime, TorchRuntime) and "runtime" not in tuned.fingerprint
+    assert not {"encode_pixels", "prepare_extraction", "openvino"} & set(vars(tuned))
+    assert isinstance(backend.runtime, openvino_runtime.OpenVINOImageEncoder)  # the original keeps it
+    torch_backend = load_backend(_config(tiny_model_dir))
+    assert tuned.fingerprint == {**torch_backend.fingerprint, "vision": "copy"}
+    backend.use_runtime(None)  # detached: torch's features and cache keys
+    assert backend.fingerprint == torch_backend.fingerprint
+    torch.testing.assert_close(backend.encode_frames(_frames()).embeds, torch_backend.encode_frames(_frames()).embeds)
+    assert not set(vars(backend)) - set(vars(torch_backend))
 
 
 def test_int8_calibrates_on_the_videos_being_extracted(tiny_model_dir, videos, store, monkeypatch):
@@ -81,7 +105,7 @@ def test_int8_calibrates_on_the_videos_being_extracted(tiny_model_dir, videos, s
     quantized = extract_features(videos, backend, sampler, None, batch_size=8, workers=1, progress=False)
     reference = extract_features(videos, load_backend(_config(tiny_model_dir)), sampler, None, batch_size=8, workers=1, progress=False)
 
-    calibration = json.loads((store / backend.openvino.key / "info.json").read_text())["calibration"]
+    calibration = json.loads((store / backend.runtime.key / "info.json").read_text())["calibration"]
     # 6 videos x 8 sampled frames, topped up with uniformly spread frames of the same videos
     assert calibration["sampled_frames"] == 48 and calibration["videos"] == 6
     assert 48 < calibration["frames"] == 48 + calibration["top_up"]["frames"] <= 6 * 40
@@ -104,7 +128,7 @@ def test_a_stored_model_is_reused_without_converting(tiny_model_dir, videos, mon
     import openvino
 
     first = load_backend(_config(tiny_model_dir, runtime="openvino", precision="int8"))
-    assert first.openvino.stored(), "the int8 test stores the model first"
+    assert first.runtime.stored(), "the int8 test stores the model first"
     expected = first.encode_frames(_frames())
 
     def refuse(*args, **kwargs):
@@ -115,7 +139,7 @@ def test_a_stored_model_is_reused_without_converting(tiny_model_dir, videos, mon
     again = load_backend(_config(tiny_model_dir, runtime="openvino", precision="int8"))
     again.prepare_extraction([str(videos[0])], SamplerConfig())  # nothing to calibrate
     torch.testing.assert_close(again.encode_frames(_frames()).embeds, expected.embeds, atol=0, rtol=0)
-    assert again.openvino.built_here is None
+    assert again.runtime.built_here is None
 
 
 def test_few_frames_are_topped_up_from_the_same_videos(tiny_model_dir, tmp_path):
@@ -142,6 +166,7 @@ def test_unsupported_combinations_name_the_setting(tiny_model_dir, tmp_path):
         assert error.value.setting == "model.runtime"
 
 
+@pytest.mark.subprocess
 def test_importing_clipaction_does_not_import_openvino():
     code = "import sys, clipaction, clipaction.models, clipaction.cli; assert 'openvino' not in sys.modules and 'nncf' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -107,8 +107,8 @@ def test_clip_models_score_each_window_as_one_clip(tmp_path, scenes_video):
 
 def test_a_clip_model_that_does_not_say_its_clip_length_is_a_config_error(tmp_path, scenes_video):
     backend = ColourBackend(clip_frames=4)
-    del backend.clip_frames
-    with pytest.raises(ConfigError, match="clip_frames"):
+    backend.clip_frames = 0
+    with pytest.raises(ConfigError, match="clip_frames 0"):
         label_videos([scenes_video], _config(), tmp_path / "out", backend=backend)
 
 
@@ -170,6 +170,8 @@ _MEMORY_CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_peak_memory_does_not_grow_with_the_length_of_the_video(tmp_path):
     """One process labels a 1-minute video, then a 5-minute one (320x240, 1 frame/s): the
     peak of what the code allocates (tracemalloc: Python objects and numpy arrays, where

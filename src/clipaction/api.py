@@ -67,7 +67,7 @@ def predict(
         sampler or SamplerConfig(),
         templates=load_templates(templates),
         cache=open_cache(cache_dir, backend),
-        batch_size=getattr(getattr(backend, "config", None), "batch_size", 32),
+        batch_size=backend.config.batch_size if backend.config is not None else 32,
         workers=workers,
         progress=progress,
     )

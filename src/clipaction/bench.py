@@ -28,6 +28,7 @@ from clipaction.data.synthetic import SyntheticVideo, write_video
 from clipaction.features.cache import FeatureCache
 from clipaction.features.extract import cache_space, decoded_ahead, extract_features
 from clipaction.models import Backend, load_backend
+from clipaction.models.base import as_frame
 from clipaction.models.tiny import build_random_clip
 from clipaction.results import now_iso
 from clipaction.zeroshot import CLIP_TEMPLATES, video_embedding
@@ -224,13 +225,16 @@ def measure_openvino(
     "fp32" and "fast") and torch fp32's extraction (`reference`). Each builds its model afresh
     in `work` (conversion, and for int8 NNCF calibration on the first sampled frames of
     `paths`), so the one-time cost is measured; peak memory covers building, then extraction."""
+    from clipaction.models.openvino_runtime import OpenVINOImageEncoder
+
     rows: dict[str, Any] = {"inference_threads": torch.get_num_threads()}
     for precision in ("fp32", "int8"):
         backend = load_backend(ModelConfig(name_or_path=model_dir, device="cpu", precision=precision, runtime="openvino"))
-        encoder = backend.openvino  # type: ignore[attr-defined]
+        encoder = as_frame(backend).runtime
+        assert isinstance(encoder, OpenVINOImageEncoder), "runtime openvino gives the backend an OpenVINO runtime"
         encoder.folder = work / "openvino" / encoder.key  # a fresh store: building is measured
         with _PeakRss() as rss:
-            build_s, _ = _timed(lambda: backend.prepare_extraction([str(p) for p in paths], config.sampler))  # type: ignore[attr-defined]
+            build_s, _ = _timed(lambda: backend.prepare_extraction([str(p) for p in paths], config.sampler))
         size = int(backend.preprocess(np.zeros((1, 240, 320, 3), dtype=np.uint8)).shape[-1])
         fps, batch_size = model_fps(backend, config.batch_sizes, size, config.min_seconds)
         measured = measure_extraction(paths, backend, config, batch_size, work / f"cache-openvino-{precision}")

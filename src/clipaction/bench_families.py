@@ -27,11 +27,14 @@ from clipaction.features.cache import FeatureCache
 from clipaction.features.clips import sampler_for
 from clipaction.features.extract import cache_space, extract_features
 from clipaction.models import load_backend
+from clipaction.models.base import as_clip
 from clipaction.zeroshot import video_embeddings
 
 log = logging.getLogger(__name__)
 
-#: family -> what is built (a description for the JSON).
+#: `--families` name -> what is built (a description for the JSON). The names are the CLI's
+#: (kept as they were); "siglip2" here is SigLIP 2 at a fixed resolution, which loads as the
+#: "siglip" family (tiny builder variant "siglip2-fixed", see `BUILDER_VARIANTS`).
 FAMILY_MODELS = {
     "clip": "random CLIP ViT-B/32, 224 px",
     "metaclip_2": "random MetaCLIP 2 with a ViT-B/32 image tower, 224 px",
@@ -43,16 +46,20 @@ FAMILY_MODELS = {
 INT8_COSINE_BOUND = 0.99
 
 
+#: `--families` names built by `tiny_families.build_random_model` -> its variant.
+BUILDER_VARIANTS = {"metaclip_2": "metaclip_2", "siglip2": "siglip2-fixed"}
+
+
 def build_family_model(family: str, out_dir: Path) -> Path:
     """The real-size random model of `family` (see FAMILY_MODELS), saved to `out_dir`."""
     if family == "clip":
         from clipaction.models.tiny import build_random_clip
 
         return build_random_clip(out_dir, "vit-b-32", logit_scale=100.0)
-    if family in ("metaclip_2", "siglip2"):
+    if family in BUILDER_VARIANTS:
         from clipaction.models.tiny_families import build_random_model
 
-        return build_random_model(out_dir, family, shape="base")
+        return build_random_model(out_dir, BUILDER_VARIANTS[family], shape="base")
     from clipaction.models.tiny_video import build_random_video_model
 
     shape = {"xclip": "base-patch32", "videoprism": "base"}[family]
@@ -71,7 +78,7 @@ def encoder_fps(backend: Any, frames_per_call: int, min_seconds: float) -> float
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 256, (frames_per_call, 240, 320, 3), dtype=np.uint8)
     if backend.kind == "clip":
-        length = int(backend.clip_frames)
+        length = int(as_clip(backend).clip_frames)
         clips = max(1, frames_per_call // length)
         pixels = torch.stack([backend.preprocess(frames[:length]) for _ in range(clips)])
         count = clips * length

@@ -151,8 +151,8 @@ def build_demo_model(family: str, out_dir: Path) -> Path:
         return build_random_video_model(out_dir, family, seed=0)
     from clipaction.models.tiny_families import build_random_model
 
-    # the siglip2 family is SigLIP 2's NaFlex model (fixed-resolution SigLIP 2 loads as siglip)
-    return build_random_model(out_dir, "siglip2-naflex" if family == "siglip2" else family, seed=0)
+    # the builder variant that loads as `family` (the siglip2 family is SigLIP 2 NaFlex)
+    return build_random_model(out_dir, {"siglip2": "siglip2-naflex"}.get(family, family), seed=0)
 
 
 def _run_random_demo(out: Path, progress: bool, family: str = "clip") -> dict[str, Any]:

@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from clipaction.config import CropPosition, SamplerConfig, stable_hash
 from clipaction.errors import ConfigError
 from clipaction.features.cache import CachedVideo, FeatureCache, video_key
-from clipaction.models.base import Backend
+from clipaction.models.base import Backend, as_clip
 from clipaction.video.decode import partial_warnings
 from clipaction.video.sampling import VideoMeta, multi_clip_groups, sample_indices, sampler_spec
 
@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 def clip_length(backend: Backend, sampler: SamplerConfig) -> int:
     """Frames per clip for `backend` under `sampler` (`sampler.frames`), or a one-line
     ConfigError naming the counts the model takes."""
-    counts = tuple(getattr(backend, "frame_counts", ()))
+    counts = as_clip(backend).frame_counts
     takes = " or ".join(str(count) for count in counts)
     if "frames" not in sampler_spec(sampler.name).uses:
         raise ConfigError(
@@ -67,7 +67,7 @@ def clip_sampler(backend: Backend, sampler: SamplerConfig, frames_given: bool) -
     user gave one (`frames_given`); frame models get `sampler` unchanged."""
     if backend.kind != "clip" or frames_given or "frames" not in sampler_spec(sampler.name).uses:
         return sampler
-    return replace(sampler, frames=int(getattr(backend, "clip_frames")))
+    return replace(sampler, frames=int(as_clip(backend).clip_frames))
 
 
 def sampler_for(backend: Backend, sampler: SamplerConfig) -> SamplerConfig:
@@ -78,7 +78,7 @@ def sampler_for(backend: Backend, sampler: SamplerConfig) -> SamplerConfig:
     model cannot take before calling this."""
     if backend.kind != "clip":
         return sampler
-    resolved = clip_sampler(backend, sampler, frames_given=sampler.frames in tuple(getattr(backend, "frame_counts", ())))
+    resolved = clip_sampler(backend, sampler, frames_given=sampler.frames in as_clip(backend).frame_counts)
     clip_length(backend, resolved)
     if resolved != sampler:
         log.info("%s model: %d frames per clip instead of %d", backend.family, resolved.frames, sampler.frames)

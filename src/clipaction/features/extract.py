@@ -244,9 +244,8 @@ def extract_features(
         else:
             todo.append((path, key, cached))
 
-    prepare = getattr(backend, "prepare_extraction", None)  # e.g. OpenVINO int8 calibrates on these videos
-    if prepare is not None and todo:
-        prepare([path for path, _, _ in todo], sampler)
+    if todo:  # e.g. OpenVINO int8 calibrates on these videos
+        backend.prepare_extraction([path for path, _, _ in todo], sampler)
 
     batch: list[tuple[_Pending, torch.Tensor]] = []
     batch_frames = 0

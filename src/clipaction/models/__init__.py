@@ -1,7 +1,19 @@
-"""Model families behind one protocol (`base.Backend`), one file each, registered by
-`model_type`."""
+"""Model families behind one protocol (`base.Backend`, with `base.FrameBackend` and
+`base.ClipBackend` for the two kinds), one file each, registered by `model_type`."""
 
-from clipaction.models.base import Backend, Capability, FrameFeatures, Scoring, missing
+from clipaction.models.base import (
+    Backend,
+    Capability,
+    ClipBackend,
+    FrameBackend,
+    FrameFeatures,
+    Runtime,
+    Scoring,
+    TorchRuntime,
+    as_clip,
+    as_frame,
+    missing,
+)
 from clipaction.models.registry import BACKENDS, list_backends, load_backend
 from clipaction.models import hf_clip  # noqa: F401  (registers "clip")
 from clipaction.models import videoprism  # noqa: F401  (registers "videoprism")
@@ -13,8 +25,14 @@ __all__ = [
     "BACKENDS",
     "Backend",
     "Capability",
+    "ClipBackend",
+    "FrameBackend",
     "FrameFeatures",
+    "Runtime",
     "Scoring",
+    "TorchRuntime",
+    "as_clip",
+    "as_frame",
     "list_backends",
     "load_backend",
     "missing",

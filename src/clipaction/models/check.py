@@ -75,7 +75,7 @@ def check_model(name_or_path: str, revision: str | None = None) -> dict[str, Any
         "precisions": {precision: list(devices) for precision, devices in PRECISION_DEVICES.items()},
         "runtimes": _runtimes(backend),
     }
-    if getattr(backend, "naflex", False):
+    if backend.kind == "frame" and backend.naflex:
         report["max_num_patches"] = backend.max_num_patches
         report["patch_size"] = backend.patch_size
     return report

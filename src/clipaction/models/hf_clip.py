@@ -16,7 +16,7 @@ import torch
 
 from clipaction.config import ModelConfig
 from clipaction.features.pooling import pool_frames
-from clipaction.models.base import Capability, FrameFeatures, Scoring, ScoreKind
+from clipaction.models.base import Capability, FrameBackendBase, FrameFeatures, Scoring, ScoreKind
 from clipaction.models.fast_preprocess import preprocess_frames
 from clipaction.models.hf_common import (
     ModelSource,
@@ -52,11 +52,11 @@ class ImageTower(torch.nn.Module):
 
 
 @BACKENDS.register("clip")
-class HFClipBackend:
-    """CLIPModel + its processor, in eval mode. See `clipaction.models.base.Backend`."""
+class HFClipBackend(FrameBackendBase):
+    """CLIPModel + its processor, in eval mode. A `clipaction.models.base.FrameBackend`; its
+    image tower runs on `runtime` (torch, or OpenVINO with `model.runtime = "openvino"`)."""
 
     family = "clip"
-    kind = "frame"
     capabilities = frozenset({Capability.PROJECTION, Capability.IMAGE_TOWER, Capability.EMBEDDINGS})
     model_class = "CLIPModel"
     #: the processors this family runs (checked against the model's files on construction)
@@ -64,7 +64,7 @@ class HFClipBackend:
     score_kind: ScoreKind = "softmax"
 
     def __init__(self, config: ModelConfig, source: ModelSource | None = None) -> None:
-        self.config = config
+        self.config: ModelConfig = config
         self.source = source or ModelSource(config.name_or_path, config.revision)
         self.device = resolve_device("cpu" if config.runtime == "openvino" else config.device)
         check_precision(config, self.device)
@@ -79,14 +79,16 @@ class HFClipBackend:
         self._scoring: Scoring | None = None
         self._loading = threading.RLock()
         self._input_dtype = torch.float16 if config.precision == "fp16" else torch.float32
+        FrameBackendBase.__init__(self)  # the torch runtime
         if config.runtime == "openvino":  # the image tower runs compiled; text and training stay torch
-            from clipaction.models.openvino_runtime import attach
+            from clipaction.models.openvino_runtime import openvino_runtime
 
-            attach(self)
+            self.use_runtime(openvino_runtime(self))
         # after the runtime's own refusals: a setting that cannot work is named first
         self.processor_files = check_processor_files(
-            self.family, self.processor_spec, self.source, None if getattr(self, "naflex", False) else self.input_size
+            self.family, self.processor_spec, self.source, None if self.naflex else self.input_size
         )
+
 
     # -- lazy loading ---------------------------------------------------------------------
 
@@ -148,7 +150,8 @@ class HFClipBackend:
         return preprocess_frames(self.processor.image_processor, frames)
 
     @torch.no_grad()  # not inference_mode: callers may train on these tensors
-    def encode_pixels(self, pixels: torch.Tensor) -> FrameFeatures:
+    def _encode_torch(self, pixels: torch.Tensor) -> FrameFeatures:
+        """The torch runtime's encoder: (N, 3, S, S) -> FrameFeatures on the CPU."""
         tower = self.tower
         if self.device.type == "cuda" and not pixels.is_pinned():
             pixels = pixels.pin_memory()  # lets the copy below overlap with the GPU's work
@@ -206,7 +209,7 @@ class HFClipBackend:
             "embed_dim": self.embed_dim,
             "input_size": self.input_size,
             "capabilities": sorted(c.value for c in self.capabilities),
-            **({"runtime": self.openvino.describe()} if "openvino" in self.__dict__ else {}),
+            **({"runtime": runtime} if (runtime := self.runtime.describe()) is not None else {}),
         }
 
     # -- capabilities -----------------------------------------------------------------------
@@ -224,8 +227,5 @@ class HFClipBackend:
         tuned._tower = tower.eval().to(self.device)
         tuned._input_dtype = next(tower.parameters()).dtype
         tuned.fingerprint = {**self.fingerprint, "vision": tag}
-        if "openvino" in self.__dict__:  # a trained tower runs on torch
-            from clipaction.models.openvino_runtime import detach
-
-            detach(tuned)
+        tuned.use_runtime(None)  # a trained tower runs on torch (and the copy's own torch path)
         return tuned

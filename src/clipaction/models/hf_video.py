@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from clipaction.config import ModelConfig
-from clipaction.models.base import Capability, Scoring, ScoreKind
+from clipaction.models.base import BackendBase, Capability, Scoring, ScoreKind
 from clipaction.models.hf_common import ModelSource, check_precision, load_pretrained, resolve_device
 from clipaction.models.processor_files import ProcessorSpec, check_processor_files
 
@@ -28,9 +28,10 @@ log = logging.getLogger(__name__)
 TEXT_BATCH = 256
 
 
-class ClipLevelBackend:
-    """Base of the clip-level families; subclasses set `family`, `model_class` and implement
-    the encoders and `scoring`. No optional capabilities (see `models.base.Capability`)."""
+class ClipLevelBackend(BackendBase):
+    """Base of the clip-level families (`clipaction.models.base.ClipBackend`); subclasses set
+    `family`, `model_class` and implement the encoders and `scoring`. No optional capabilities
+    (see `models.base.Capability`); the torch runtime only."""
 
     family = ""
     kind = "clip"
@@ -44,7 +45,7 @@ class ClipLevelBackend:
     score_kind: ScoreKind = "softmax"
 
     def __init__(self, config: ModelConfig, source: ModelSource | None = None) -> None:
-        self.config = config
+        self.config: ModelConfig = config
         self.source = source or ModelSource(config.name_or_path, config.revision)
         self.device = resolve_device(config.device)
         check_precision(config, self.device)

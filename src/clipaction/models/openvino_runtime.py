@@ -78,9 +78,6 @@ RECIPE = {
 INFERENCE_PRECISION = {"fp32": "f32", "int8": "f32"}
 FAMILIES = "clip, metaclip_2, siglip"
 
-_ATTRIBUTES = ("openvino", "encode_pixels", "prepare_extraction")
-
-
 def store_root() -> Path:
     """Where converted models live: `<cache>/openvino` ($CLIPACTION_CACHE or ~/.cache/clipaction)."""
     from clipaction.features.cache import default_cache_dir
@@ -102,7 +99,7 @@ def versions(precision: str) -> dict[str, str | None]:
 def unsupported_reason(backend: Any) -> str | None:
     """Why this runtime cannot run `backend`'s model family (a backend or its class), or None
     when it can; reads only class attributes."""
-    if getattr(backend, "kind", "frame") != "frame" or getattr(backend, "naflex", False):
+    if backend.kind != "frame" or backend.naflex:
         return (
             f"openvino converts the image towers of fixed-size frame models ({FAMILIES}), not the "
             f"{backend.family} family; use runtime torch"
@@ -132,24 +129,14 @@ def check_supported(backend: Any) -> None:
         )
 
 
-def attach(backend: Any) -> None:
-    """Make a frame backend (an `HFClipBackend` or subclass) encode pixels with OpenVINO: its
-    `encode_pixels` becomes the compiled tower's, it gains `prepare_extraction` (int8
-    calibration on the videos about to be extracted) and `openvino` (the encoder), and its
-    fingerprint names the runtime, so features are cached apart from torch's."""
+def openvino_runtime(backend: Any) -> "OpenVINOImageEncoder":
+    """The OpenVINO runtime for a frame backend (an `HFClipBackend` or subclass), to give to
+    its `use_runtime`: then its `encode_pixels` runs the compiled tower, its
+    `prepare_extraction` calibrates int8 on the videos about to be extracted, and its
+    fingerprint names the runtime, so features are cached apart from torch's. One-line errors
+    for what this runtime cannot do (`check_supported`)."""
     check_supported(backend)
-    encoder = OpenVINOImageEncoder(backend)
-    backend.fingerprint = {**backend.fingerprint, "runtime": encoder.fingerprint}
-    backend.openvino = encoder
-    backend.encode_pixels = encoder.encode_pixels
-    backend.prepare_extraction = encoder.prepare_extraction
-
-
-def detach(backend: Any) -> None:
-    """Undo `attach` on a copy that runs the torch tower (a fine-tuned one)."""
-    for name in _ATTRIBUTES:
-        backend.__dict__.pop(name, None)
-    backend.fingerprint = {k: v for k, v in backend.fingerprint.items() if k != "runtime"}
+    return OpenVINOImageEncoder(backend)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -174,7 +161,10 @@ class _TowerOutputs(torch.nn.Module):
 
 
 class OpenVINOImageEncoder:
-    """The compiled image tower of one backend, built or loaded on first use (thread-safe)."""
+    """The compiled image tower of one backend, built or loaded on first use (thread-safe): a
+    `clipaction.models.base.Runtime` the backend holds (`backend.runtime`)."""
+
+    name = "openvino"
 
     def __init__(self, backend: Any, root: str | Path | None = None) -> None:
         self.backend = backend

@@ -36,7 +36,7 @@ def load_backend(config: ModelConfig) -> Backend:
             setting="model.name_or_path",
         )
     backend_class = BACKENDS.get(family)
-    if config.runtime != "torch" and getattr(backend_class, "kind", "frame") != "frame":
+    if config.runtime != "torch" and backend_class.kind != "frame":  # type: ignore[attr-defined]
         raise ConfigError(
             f"the {family} family encodes clips; runtime {config.runtime} converts frame models only: use runtime torch",
             setting="model.runtime",

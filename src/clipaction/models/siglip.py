@@ -131,7 +131,7 @@ class SiglipBackend(HFClipBackend):
     # -- the required core ----------------------------------------------------------------
 
     @torch.no_grad()  # not inference_mode: callers may train on these tensors
-    def encode_pixels(self, pixels: torch.Tensor) -> FrameFeatures:
+    def _encode_torch(self, pixels: torch.Tensor) -> FrameFeatures:
         if self.device.type == "cuda" and not pixels.is_pinned():
             pixels = pixels.pin_memory()
         pixels = pixels.to(self.device, dtype=self._input_dtype, non_blocking=True)

@@ -1,7 +1,9 @@
 """Random-weight models of the other frame families, built offline and saved like downloads.
 
-`build_random_model(out_dir, family)` writes a tiny random model of one family laid out as the
-hub checkpoint it stands for (`HUB_LAYOUTS`): that checkpoint's processor, image processor and
+`build_random_model(out_dir, variant)` writes a tiny random model of one variant laid out as
+the hub checkpoint it stands for (`HUB_LAYOUTS`); `VARIANT_FAMILY` says which registered family
+(model_type) each loads as. A variant is a builder name, not a family: "siglip2-fixed" loads as
+the "siglip" family, and only "siglip2-naflex" is the "siglip2" family: that checkpoint's processor, image processor and
 tokenizer classes and preprocessing keys (`checkpoint_layouts`), only the dimensions shrunk. The
 tokenizers are built from a fixed vocabulary (never trained, so every build is the same byte for
 byte):
@@ -10,7 +12,7 @@ byte):
   end-of-text id is 2, as in the released weights (CLIP's text model would pool elsewhere).
 - "siglip": `SiglipModel` + `SiglipProcessor` with a SentencePiece `SiglipTokenizer` (the
   spiece.model is written from a ModelProto, not trained).
-- "siglip2": a fixed-resolution SigLIP 2 as the hub ships them: `SiglipModel` (model_type
+- "siglip2-fixed": a fixed-resolution SigLIP 2 as the hub ships them: `SiglipModel` (model_type
   "siglip") with a Gemma (BPE, byte fallback) tokenizer.
 - "siglip2-naflex": `Siglip2Model` + `Siglip2Processor` with a Gemma tokenizer and a saved
   `max_num_patches` smaller than the processor's own default.
@@ -33,7 +35,7 @@ from clipaction.models.tiny import _WHOLE_WORDS, image_processor_for, save_hub_l
 HUB_LAYOUTS = {
     "metaclip_2": "facebook/metaclip-2-worldwide-huge-quickgelu",
     "siglip": "google/siglip-base-patch16-224",
-    "siglip2": "google/siglip2-base-patch16-224",
+    "siglip2-fixed": "google/siglip2-base-patch16-224",
     "siglip2-naflex": "google/siglip2-base-patch16-naflex",
 }
 
@@ -202,7 +204,7 @@ def _siglip2_fixed(out_dir: Path, seed: int, shape: dict[str, Any] = SHAPES["tin
     config = SiglipConfig(**_siglip_config(tokenizer, len(tokenizer), shape))
     model = seeded_init(seed, lambda: SiglipModel(config))
     _set_scale_and_bias(model)
-    images = image_processor_for(layout_for(HUB_LAYOUTS["siglip2"]), shape["side"])
+    images = image_processor_for(layout_for(HUB_LAYOUTS["siglip2-fixed"]), shape["side"])
     return model, SiglipProcessor(image_processor=images, tokenizer=tokenizer)
 
 
@@ -229,29 +231,36 @@ def _siglip2_naflex(out_dir: Path, seed: int) -> tuple[Any, Any]:
 _BUILDERS: dict[str, Callable[[Path, int], tuple[Any, Any]]] = {
     "metaclip_2": _metaclip_2,
     "siglip": _siglip,
-    "siglip2": _siglip2_fixed,
+    "siglip2-fixed": _siglip2_fixed,
     "siglip2-naflex": _siglip2_naflex,
 }
 
-#: What `build_random_model` can build.
-TINY_FAMILIES = tuple(_BUILDERS)
+#: What `build_random_model` can build (variants: builder names, see the module docstring).
+TINY_VARIANTS = tuple(_BUILDERS)
+
+#: variant -> the registered family (config.json's model_type) its folder loads as.
+VARIANT_FAMILY = {
+    "metaclip_2": "metaclip_2",
+    "siglip": "siglip",
+    "siglip2-fixed": "siglip",
+    "siglip2-naflex": "siglip2",
+}
+
+#: The variants with a "base" shape.
+BASE_VARIANTS = ("metaclip_2", "siglip2-fixed")
 
 
-#: The families with a "base" shape.
-BASE_FAMILIES = ("metaclip_2", "siglip2")
-
-
-def build_random_model(out_dir: str | Path, family: str, seed: int = 0, shape: str = "tiny") -> Path:
-    """Write a random model of `family` (one of TINY_FAMILIES) and its processor to `out_dir`,
+def build_random_model(out_dir: str | Path, variant: str, seed: int = 0, shape: str = "tiny") -> Path:
+    """Write a random model of `variant` (one of TINY_VARIANTS) and its processor to `out_dir`,
     laid out as its HUB_LAYOUTS checkpoint; returns `out_dir`. Deterministic for a given seed.
-    `shape` "base" (for BASE_FAMILIES) has a real ViT-B image tower (see SHAPES)."""
-    if family not in _BUILDERS:
-        raise ValueError(f"family must be one of {', '.join(TINY_FAMILIES)}; got {family!r}")
-    if shape != "tiny" and family not in BASE_FAMILIES:
-        raise ValueError(f"shape {shape!r} is built for {', '.join(BASE_FAMILIES)} only; got {family!r}")
+    `shape` "base" (for BASE_VARIANTS) has a real ViT-B image tower (see SHAPES)."""
+    if variant not in _BUILDERS:
+        raise ValueError(f"variant must be one of {', '.join(TINY_VARIANTS)}; got {variant!r}")
+    if shape != "tiny" and variant not in BASE_VARIANTS:
+        raise ValueError(f"shape {shape!r} is built for {', '.join(BASE_VARIANTS)} only; got {variant!r}")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    build = _BUILDERS[family]
+    build = _BUILDERS[variant]
     model, processor = build(out_dir, seed, SHAPES[shape]) if shape != "tiny" else build(out_dir, seed)
     model.save_pretrained(out_dir)
     save_hub_layout(processor, out_dir)

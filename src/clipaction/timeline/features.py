@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from clipaction.config import stable_hash
 from clipaction.errors import ConfigError
 from clipaction.features.cache import CachedVideo, FeatureCache, video_key
-from clipaction.models.base import Backend
+from clipaction.models.base import Backend, as_clip
 from clipaction.timeline.config import TimelineConfig
 from clipaction.timeline.decode import Sample, Skipped, StreamInfo, frames_at, probe_stream
 from clipaction.timeline.grid import TimeGrid, chunk_samples, exact
@@ -66,15 +66,15 @@ class PassStats:
 
 
 def clip_frames(backend: Backend) -> int:
-    """Frames per clip of a clip-level backend, or a ConfigError saying what is missing."""
-    frames = getattr(backend, "clip_frames", None)
-    if not isinstance(frames, int) or frames < 1:
+    """Frames per clip of a clip-level backend (`ClipBackend.clip_frames`), or a ConfigError
+    when it gives none."""
+    frames = as_clip(backend).clip_frames
+    if frames < 1:
         raise ConfigError(
-            f"the {backend.family} model encodes clips but does not say how many frames a clip has "
-            "(its backend needs a `clip_frames` attribute)",
+            f"the {backend.family} model encodes clips but gives no frame count per clip (clip_frames {frames})",
             setting="model.name_or_path",
         )
-    return frames
+    return int(frames)
 
 
 def _skips_json(skips: list[Skipped]) -> str:

@@ -17,6 +17,8 @@ import av
 import numpy as np
 import torch
 
+from clipaction.models.base import FrameBackendBase, FrameFeatures
+
 log = logging.getLogger(__name__)
 
 _CONTAINERS = {".avi": "avi", ".mp4": "mp4", ".mkv": "matroska", ".ts": "mpegts"}
@@ -153,24 +155,27 @@ def write_scenes(
     return write_frames(path, scene_frames(scenes, fps, width, height, seed), fps=fps, codec=codec, gop=gop)
 
 
-class ColourBackend:
+class ColourBackend(FrameBackendBase):
     """A stand-in model whose features follow the generated content, for tests and the README
     figure (not registered: no `--model` reaches it): a frame's feature is its mean colour
     (centred, L2-normalised), a text's is the `PALETTE` colour it names, CLIP's softmax over
     scale x cosine. `encoded` counts the frames through `encode_pixels`. With `clip_frames`,
-    it is a clip-level backend whose clip feature is the mean over the clip's frames;
-    `aliases` lets other words name palette colours (`{"juggling": 0}`: red)."""
+    it is a clip-level backend (kind "clip", a `ClipBackend`) whose clip feature is the mean
+    over the clip's frames; without, a `FrameBackend` on the torch runtime. `aliases` lets
+    other words name palette colours (`{"juggling": 0}`: red)."""
 
     family = "colour"
     capabilities: frozenset = frozenset()
     device = torch.device("cpu")
 
     def __init__(self, clip_frames: int | None = None, scale: float = 30.0, aliases: dict[str, int] | None = None) -> None:
+        super().__init__()
         #: words that name a palette colour in texts, besides the colour names themselves
         self.aliases = dict(aliases or {})
-        self.kind = "clip" if clip_frames else "frame"
-        if clip_frames:
-            self.clip_frames = clip_frames
+        self.kind = "clip" if clip_frames else "frame"  # type: ignore[assignment]
+        #: frames per clip (0: a frame model) and the counts it takes
+        self.clip_frames = int(clip_frames or 0)
+        self.frame_counts: tuple[int, ...] = (self.clip_frames,) if clip_frames else ()
         self.fingerprint = {"backend": "colour-test", "kind": self.kind, "clip_frames": clip_frames}
         self.scale = scale
         self.encoded = 0
@@ -180,7 +185,7 @@ class ColourBackend:
         means = np.asarray(frames, dtype=np.float32).mean(axis=(1, 2)) / 255.0
         return torch.from_numpy(means)[:, :, None, None]
 
-    def encode_pixels(self, pixels: torch.Tensor):
+    def _encode_torch(self, pixels: torch.Tensor) -> FrameFeatures:
         from clipaction.features.pooling import normalise
         from clipaction.models.base import FrameFeatures
 

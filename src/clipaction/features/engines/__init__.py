@@ -54,7 +54,7 @@ def extract(
         )  # fmt: skip
     if cache is None:
         raise ConfigError("the ray engine writes its features to the cache; give a cache folder", setting="engine.name")
-    model = model or getattr(backend, "config", None)
+    model = model or backend.config
     if not isinstance(model, ModelConfig):
         raise ConfigError("the ray engine rebuilds the model on its workers and needs its ModelConfig", setting="engine.name")
     if importlib.util.find_spec("ray") is None:
