@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import traceback
-from typing import Sequence
+from collections.abc import Sequence
 
 from clipaction.cli.commands import COMMANDS, EXIT_BUG, EXIT_USAGE, error_line
 from clipaction.cli.parser import build_parser, flag_for
@@ -35,6 +36,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = flag_for(args.command, error.setting) if error.setting else None
         error_line(f"{where}: {error.message}" if where else error.message)
         return EXIT_USAGE
+    except BrokenPipeError:
+        # the reader went away (`clipaction models | head`): what it read was all it wanted;
+        # point stdout at devnull so the interpreter's final flush does not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         error_line("interrupted; finished videos are in the cache, run the same command again to resume")
         return 130
