@@ -4,7 +4,7 @@ command's parser; `args.command` names the command for `clipaction.cli.commands.
 from __future__ import annotations
 
 import argparse
-from typing import get_args
+from typing import TYPE_CHECKING, get_args
 
 from clipaction import __version__
 from clipaction.config import (
@@ -16,6 +16,9 @@ from clipaction.config import (
     Subset,
     ZeroShotConfig,
 )
+
+if TYPE_CHECKING:
+    from clipaction.timeline.config import TimelineConfig
 
 # Every default below comes from these (one source of truth); tests/test_cli_defaults.py walks
 # every flag and compares. The one deliberate difference: --num-classes has no flag default
@@ -249,6 +252,8 @@ def _add_engine_args(parser: argparse.ArgumentParser, shard: bool = False) -> No
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The `clipaction` parser: global flags, then one subcommand per `_add_*` below (the order
+    of `clipaction --help`)."""
     parser = argparse.ArgumentParser(
         prog="clipaction",
         description="Zero-shot human action recognition in videos with CLIP and its successors (see `clipaction models`).",
@@ -257,7 +262,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"clipaction {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_zeroshot, _add_extract, _add_predict, _add_run, _add_report, _add_demo, _add_download,
+                _add_benchmark, _add_bench, _add_models, _add_serve, _add_timeline):
+        add(commands)
+    return parser
 
+
+def _add_no_progress(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _add_overrides(group: argparse._ArgumentGroup, overrides: list[tuple[str, str, str]]) -> None:
+    """One flag per (flag, dotted config path, help): default None, so only a flag given replaces
+    the config's value."""
+    for flag, dest, help_text in overrides:
+        metavar = flag.lstrip("-").replace("-", "_").upper()
+        group.add_argument(flag, dest=dest, default=None, metavar=metavar, help=help_text)
+
+
+def _add_zeroshot(commands: argparse._SubParsersAction) -> None:
     zeroshot = commands.add_parser(
         "zeroshot",
         help="evaluate zero-shot CLIP on a dataset and write results",
@@ -273,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     zeroshot.add_argument("--out", required=True, help="output directory")
     zeroshot.add_argument("--strict", action="store_true", help="exit 2 before writing results if any video failed or decoded only partly")
 
+
+def _add_extract(commands: argparse._SubParsersAction) -> None:
     extract = commands.add_parser(
         "extract",
         help="fill the embedding cache for a dataset",
@@ -285,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(extract)
     _add_engine_args(extract, shard=True)
 
+
+def _add_predict(commands: argparse._SubParsersAction) -> None:
     predict = commands.add_parser(
         "predict",
         help="rank your own labels for your own videos",
@@ -304,6 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_sampler_args(predict)
     _add_model_args(predict)
+
+
+def _add_run(commands: argparse._SubParsersAction) -> None:
     run = commands.add_parser(
         "run",
         help="run the whole study and write its report",
@@ -317,9 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="a TOML study file (write one with --print-config)")
     run.add_argument("--print-config", action="store_true", help="print the effective settings as TOML and exit")
     overrides = run.add_argument_group("overrides (each replaces the value from the defaults/config file)")
-    for flag, dest, help_text in RUN_OVERRIDES:
-        metavar = flag.lstrip("-").replace("-", "_").upper()
-        overrides.add_argument(flag, dest=dest, default=None, metavar=metavar, help=help_text)
+    _add_overrides(overrides, RUN_OVERRIDES)
     overrides.add_argument(
         "--skip",
         action="append",
@@ -327,8 +355,10 @@ def build_parser() -> argparse.ArgumentParser:
         choices=tuple(SKIP_KEYS),
         help="switch a stage off (repeatable)",
     )
-    run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _add_no_progress(run)
 
+
+def _add_report(commands: argparse._SubParsersAction) -> None:
     report = commands.add_parser(
         "report",
         help="rebuild report.md/report.html from a run's results.json",
@@ -337,6 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("run_dir", metavar="RUN_DIR", help="the --out folder of a run")
 
+
+def _add_demo(commands: argparse._SubParsersAction) -> None:
     demo = commands.add_parser(
         "demo",
         help="the whole study offline on a synthetic action world and a tiny CLIP trained on it",
@@ -367,8 +399,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the trained world model is kept between runs (default <cache>/world-models, "
         "<cache> being ~/.cache/clipaction or $CLIPACTION_CACHE)",
     )
-    demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _add_no_progress(demo)
 
+
+def _add_download(commands: argparse._SubParsersAction) -> None:
     download = commands.add_parser(
         "download",
         help="download and unpack a dataset (ucf101)",
@@ -385,8 +419,10 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not verify TLS certificates (only for a mirror with a broken certificate)",
     )
-    download.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _add_no_progress(download)
 
+
+def _add_benchmark(commands: argparse._SubParsersAction) -> None:
     benchmark = commands.add_parser(
         "benchmark",
         help="zero-shot on UCF101 and HMDB51: all classes, splits 1-3, mean ± std",
@@ -406,11 +442,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(replaces the config's models; each may be of any family)",
     )
     _add_benchmark_protocol_args(benchmark)
-    benchmark_engine = benchmark.add_argument_group("engine (each replaces the config's)")
-    for flag, dest, help_text in ENGINE_OVERRIDES:
-        benchmark_engine.add_argument(flag, dest=dest, default=None, metavar=flag.lstrip("-").replace("-", "_").upper(), help=help_text)
-    benchmark.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _add_overrides(benchmark.add_argument_group("engine (each replaces the config's)"), ENGINE_OVERRIDES)
+    _add_no_progress(benchmark)
 
+
+def _add_bench(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser(
         "bench",
         help="measure extraction speed on generated videos",
@@ -437,6 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
         "its real image-tower size, fp32 and int8, one row each (several minutes)",
     )
 
+
+def _add_models(commands: argparse._SubParsersAction) -> None:
     models = commands.add_parser(
         "models",
         help="list the model families, their checkpoints and published zero-shot results",
@@ -455,6 +493,8 @@ def build_parser() -> argparse.ArgumentParser:
         "weights; exit 2 with the reason when it cannot run it",
     )
 
+
+def _add_serve(commands: argparse._SubParsersAction) -> None:
     from clipaction.serve.settings import ServeConfig
 
     serve_defaults = ServeConfig()
@@ -474,8 +514,6 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--prompts", default=serve_defaults.templates, help="seed, clip or a template file")
     _add_sampler_args(serve)
     _add_model_args(serve)
-    _add_timeline_parser(commands)
-    return parser
 
 
 def _add_benchmark_protocol_args(benchmark: argparse.ArgumentParser) -> None:
@@ -517,7 +555,7 @@ def _add_benchmark_protocol_args(benchmark: argparse.ArgumentParser) -> None:
         )  # fmt: skip
 
 
-def _add_timeline_parser(commands) -> None:
+def _add_timeline(commands: argparse._SubParsersAction) -> None:
     from clipaction.timeline.config import TimelineConfig
 
     defaults = TimelineConfig()
@@ -538,6 +576,19 @@ def _add_timeline_parser(commands) -> None:
     timeline.add_argument("videos", nargs="+", metavar="VIDEO", help="video files, or folders to search for videos")
     timeline.add_argument("--labels", required=True, help="comma-separated labels, or @FILE with one label per line")
     timeline.add_argument("--out", required=True, help="output directory")
+    _add_timeline_args(timeline, defaults)
+    timeline.add_argument("--prompts", default=defaults.templates, help="seed, clip or a template file")
+    _add_model_args(timeline)
+    timeline.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="only the I-th of N shares of the videos, chosen by content, e.g. 2/8 in a SLURM array "
+        "(give each shard its own --out: results.json and the mAP cover the shard's videos)",
+    )
+
+
+def _add_timeline_args(timeline: argparse.ArgumentParser, defaults: TimelineConfig) -> None:
+    """The "timeline" group: sampling, windows, segments and the mAP (defaults: `TimelineConfig`)."""
     group = timeline.add_argument_group("timeline")
     group.add_argument("--fps", type=float, default=defaults.fps, help="frames sampled per second")
     group.add_argument("--window", type=float, default=defaults.window, help="seconds scored together (frame models: mean of the frames; clip models: one clip)")
@@ -552,12 +603,4 @@ def _add_timeline_parser(commands) -> None:
         metavar="THRESHOLDS",
         help="tIoU thresholds of the mAP: START:STEP:STOP or a comma list (default: the benchmark's own, "
         "ActivityNet 0.5:0.05:0.95, THUMOS14 0.3:0.1:0.7; a THUMOS14 JSON is known by its video ids)",
-    )
-    timeline.add_argument("--prompts", default=defaults.templates, help="seed, clip or a template file")
-    _add_model_args(timeline)
-    timeline.add_argument(
-        "--shard",
-        metavar="I/N",
-        help="only the I-th of N shares of the videos, chosen by content, e.g. 2/8 in a SLURM array "
-        "(give each shard its own --out: results.json and the mAP cover the shard's videos)",
     )

@@ -24,17 +24,18 @@ the samples there (`Skipped` with the reason).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Literal
 
 import av
 import av.error
 import av.logging
 import numpy as np
 
-from clipaction.video.decode import VideoDecodeError, _open
+from clipaction.video.decode import VideoDecodeError, open_video
 from clipaction.video.frames import MAX_SHORT_SIDE, to_rgb
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ def should_seek(gap: float, keyframe_interval: float | None) -> bool:
 def probe_stream(path: str | Path) -> StreamInfo:
     """Start time, declared duration and average rate of the first video stream."""
     path = Path(path)
-    with _open(path) as (container, stream):
+    with open_video(path) as (container, stream):
         base = stream.time_base
         if stream.start_time is not None and base:
             start = float(stream.start_time * base)
@@ -130,6 +131,25 @@ def probe_stream(path: str | Path) -> StreamInfo:
     if duration <= 0:
         raise VideoDecodeError(path, "the container declares no duration for the video stream")
     return StreamInfo(start_time=start, duration=duration, rate=rate)
+
+
+@dataclass
+class _PassState:
+    """Where one pass stands (times in seconds from the stream's start)."""
+
+    demux: Iterator  # the demuxer's packets, restarted after an error or a seek
+    prev: Any = None  # the last trusted frame, shown from prev_t to prev_end
+    prev_t: float = 0.0
+    prev_end: float = 0.0
+    prev_rgb: np.ndarray | None = None  # prev as (H, W, 3) uint8 RGB, once converted
+    damage: float | None = None  # frames from this time are untrusted until a keyframe
+    seek_target: float | None = None  # a seek waits for its keyframe
+    seek_attempt: int = 0
+    fresh: bool = True  # decoding from the start of the stream (no seek yet)
+    sought: float | None = None  # a time is sought once; then decoding goes on
+    demux_errors: int = 0  # in a row
+    last_packet: float | None = None  # the latest end of a packet demuxed so far
+    ended: bool = False  # no more packets
 
 
 class _Reader:
@@ -172,113 +192,168 @@ class _Reader:
         self._last_key = None  # keyframe spacing is measured only while decoding on
 
     def read(self, wanted: Sequence[tuple[int, float]]) -> Iterator[Sample | Skipped]:
+        """For each (index, time in seconds) of `wanted`, in order, a `Sample` with the (H, W, 3)
+        uint8 RGB frame shown then or a `Skipped` covering it: seek when cheaper, demux a
+        packet, note damage, decode it, and show its trusted frames."""
         out = _Emitter(wanted)
-        prev = None  # the last trusted frame, shown from prev_t to prev_end
-        prev_t = prev_end = 0.0
-        prev_rgb: np.ndarray | None = None
-        damage: float | None = None  # frames from this time are untrusted until a keyframe
-        seek_target: float | None = None
-        seek_attempt = 0
-        fresh = True  # decoding from the start of the stream (no seek yet)
-        sought: float | None = None  # a time is sought once; then decoding goes on
-        demux_errors = 0
-        last_packet: float | None = None  # the latest end of a packet demuxed so far
-        demux = self.container.demux(self.stream)
+        state = _PassState(demux=self.container.demux(self.stream))
         while not out.done:
-            here = prev_t if prev is not None else 0.0
-            gap = out.next_time - here
-            if seek_target is None and out.next_time != sought and should_seek(gap, self.keyframe_interval):
-                seek_target = sought = out.next_time
-                seek_attempt, fresh = 0, False
-                self._seek_or_fail(seek_target, 0)
-                demux = self.container.demux(self.stream)
-                prev, prev_rgb, damage, last_packet = None, None, None, None
-            try:
-                packet = next(demux)
-                demux_errors = 0
-            except StopIteration:
+            self._seek_if_cheaper(state, out.next_time)
+            packet = self._next_packet(state)
+            if state.ended:
                 break
-            except _DATA_ERRORS as error:
-                demux_errors += 1
-                if demux_errors == 1:
-                    log.debug("%s: demuxer error after %.2f s: %s", self.path, prev_t, error)
-                    damage = prev_end if damage is None else damage
-                if demux_errors >= _MAX_DEMUX_ERRORS:
-                    log.warning("%s: cannot read past %.2f s (%s)", self.path, prev_t, error)
-                    break
-                demux = self.container.demux(self.stream)
+            if packet is None:
                 continue
-            if len(self.logs) > self._seen_logs:
-                errors = [entry for entry in self.logs[self._seen_logs :] if entry[0] <= av.logging.ERROR]
-                self._seen_logs = len(self.logs)
-                if errors:
-                    # the demuxer skipped damaged data (a resync logs an error, raises
-                    # nothing): frames are missing after the last packet read before it
-                    log.debug("%s: FFmpeg reported %s", self.path, str(errors[-1][-1]).strip())
-                    hole = last_packet if last_packet is not None else prev_end
-                    damage = hole if damage is None else min(damage, hole)
-            if packet.pts is not None and packet.time_base is not None and packet.size:
+            self._note_logged_damage(state)
+            self._note_packet_end(state, packet)
+            frames = self._decode(state, packet)
+            if frames is not None:
+                yield from self._show_frames(state, out, frames)
+        yield from self._finish(state, out)
+
+    def _seek_if_cheaper(self, state: _PassState, next_time: float) -> None:
+        """Seek to the keyframe before `next_time` (seconds) when decoding on would cost more
+        (`should_seek`); a time is sought once, then decoding goes on."""
+        here = state.prev_t if state.prev is not None else 0.0
+        if state.seek_target is not None or next_time == state.sought:
+            return
+        if not should_seek(next_time - here, self.keyframe_interval):
+            return
+        state.seek_target = state.sought = next_time
+        state.seek_attempt, state.fresh = 0, False
+        self._seek_or_fail(next_time, 0)
+        state.demux = self.container.demux(self.stream)
+        state.prev, state.prev_rgb, state.damage, state.last_packet = None, None, None, None
+
+    def _next_packet(self, state: _PassState):
+        """The next packet, or None after a demuxer error (the data after the last frame is
+        then damaged; the demuxer restarts); sets `state.ended` at the end of the stream or after
+        `_MAX_DEMUX_ERRORS` errors in a row."""
+        try:
+            packet = next(state.demux)
+        except StopIteration:
+            state.ended = True
+            return None
+        except _DATA_ERRORS as error:
+            state.demux_errors += 1
+            if state.demux_errors == 1:
+                log.debug("%s: demuxer error after %.2f s: %s", self.path, state.prev_t, error)
+                state.damage = state.prev_end if state.damage is None else state.damage
+            if state.demux_errors >= _MAX_DEMUX_ERRORS:
+                log.warning("%s: cannot read past %.2f s (%s)", self.path, state.prev_t, error)
+                state.ended = True
+                return None
+            state.demux = self.container.demux(self.stream)
+            return None
+        state.demux_errors = 0
+        return packet
+
+    def _note_logged_damage(self, state: _PassState) -> None:
+        """Mark damage from the end of the last packet read (seconds) when FFmpeg logged an
+        error since the last look."""
+        if len(self.logs) <= self._seen_logs:
+            return
+        errors = [entry for entry in self.logs[self._seen_logs :] if entry[0] <= av.logging.ERROR]
+        self._seen_logs = len(self.logs)
+        if errors:
+            # the demuxer skipped damaged data (a resync logs an error, raises
+            # nothing): frames are missing after the last packet read before it
+            log.debug("%s: FFmpeg reported %s", self.path, str(errors[-1][-1]).strip())
+            hole = state.last_packet if state.last_packet is not None else state.prev_end
+            state.damage = hole if state.damage is None else min(state.damage, hole)
+
+    def _note_packet_end(self, state: _PassState, packet) -> None:
+        """Track the latest end (seconds from the stream's start) of a packet demuxed so far."""
+        if packet.pts is not None and packet.time_base is not None and packet.size:
+            at = float(packet.pts * packet.time_base) - self.info.start_time
+            at += float(packet.duration * packet.time_base) if packet.duration else self.nominal
+            state.last_packet = at if state.last_packet is None else max(state.last_packet, at)
+
+    def _decode(self, state: _PassState, packet) -> list | None:
+        """The packet's decoded frames, or None when the decoder rejects it (damage from its
+        time, or from the end of the last trusted frame when earlier)."""
+        try:
+            return packet.decode()
+        except _DATA_ERRORS as error:
+            at = state.prev_end
+            if packet.pts is not None and packet.time_base is not None:
                 at = float(packet.pts * packet.time_base) - self.info.start_time
-                at += float(packet.duration * packet.time_base) if packet.duration else self.nominal
-                last_packet = at if last_packet is None else max(last_packet, at)
-            try:
-                frames = packet.decode()
-            except _DATA_ERRORS as error:
-                at = prev_end
-                if packet.pts is not None and packet.time_base is not None:
-                    at = float(packet.pts * packet.time_base) - self.info.start_time
-                log.debug("%s: undecodable packet at %.3f s: %s", self.path, at, error)
-                # Threaded decoders report an error a few packets late, and the frames still
-                # queued may lean on the bad data: distrust everything after the last frame.
-                if prev is not None:
-                    at = min(at, prev_end)
-                damage = at if damage is None else min(damage, at)
+            log.debug("%s: undecodable packet at %.3f s: %s", self.path, at, error)
+            # Threaded decoders report an error a few packets late, and the frames still
+            # queued may lean on the bad data: distrust everything after the last frame.
+            if state.prev is not None:
+                at = min(at, state.prev_end)
+            state.damage = at if state.damage is None else min(state.damage, at)
+            return None
+
+    def _show_frames(self, state: _PassState, out: _Emitter, frames: list) -> Iterator[Sample | Skipped]:
+        """Emit the wanted times the trusted frames of one packet cover; stops early after a
+        new seek (the packet's other frames are stale) or when every time is handed out."""
+        for frame in frames:
+            self.decoded += 1
+            t = self.time_of(frame)
+            if t is None:
                 continue
-            for frame in frames:
-                self.decoded += 1
-                t = self.time_of(frame)
-                if t is None:
-                    continue
-                if seek_target is not None:
-                    if not frame.key_frame:
-                        continue  # frames before the first keyframe may lean on skipped data
-                    if t > seek_target and seek_attempt < 2:
-                        seek_attempt += 1  # landed past the target: aim earlier
-                        self._seek_or_fail(seek_target, seek_attempt)
-                        demux = self.container.demux(self.stream)
-                        break
-                    seek_target = None
-                if frame.key_frame:
-                    self._note_keyframe(t)
-                if frame.is_corrupt:
-                    damage = t if damage is None else min(damage, t)
-                    continue
-                if damage is not None and not frame.key_frame and t >= damage:
-                    continue
-                if prev is not None and t <= prev_t:
-                    continue  # out of order after damage: its time has passed
-                if prev is None:
-                    if fresh:  # the first frame also stands for times just before it
-                        prev_rgb = yield from out.emit_until(t, frame, None, self.max_short_side)
-                    else:
-                        out.skip_before(t, "no keyframe reached", (0.0, t))
-                elif damage is not None and t >= damage:  # a keyframe after a damaged stretch
-                    yield from out.emit_until(min(prev_end, t), prev, prev_rgb, self.max_short_side)
-                    out.skip_before(t, "corrupt data", (min(prev_end, t), t))
-                    damage, prev_rgb = None, None
-                else:
-                    yield from out.emit_until(t, prev, prev_rgb, self.max_short_side)
-                    prev_rgb = None
-                yield from out.drain()
-                prev, prev_t, prev_end = frame, t, t + self.duration_of(frame)
-                if out.done:
-                    break
-        if prev is not None:
+            verdict = self._judge(state, frame, t)
+            if verdict == "reseek":
+                return
+            if verdict == "drop":
+                continue
+            yield from self._show(state, out, frame, t)
+            if out.done:
+                return
+
+    def _judge(self, state: _PassState, frame, t: float) -> Literal["show", "drop", "reseek"]:
+        """Whether the frame at `t` seconds is shown, dropped (before the keyframe a seek lands
+        on, corrupt, in a damaged stretch, or out of order), or a seek landed past its target
+        and was redone earlier."""
+        if state.seek_target is not None:
+            if not frame.key_frame:
+                return "drop"  # frames before the first keyframe may lean on skipped data
+            if t > state.seek_target and state.seek_attempt < 2:
+                state.seek_attempt += 1  # landed past the target: aim earlier
+                self._seek_or_fail(state.seek_target, state.seek_attempt)
+                state.demux = self.container.demux(self.stream)
+                return "reseek"
+            state.seek_target = None
+        if frame.key_frame:
+            self._note_keyframe(t)
+        if frame.is_corrupt:
+            state.damage = t if state.damage is None else min(state.damage, t)
+            return "drop"
+        if state.damage is not None and not frame.key_frame and t >= state.damage:
+            return "drop"
+        if state.prev is not None and t <= state.prev_t:
+            return "drop"  # out of order after damage: its time has passed
+        return "show"
+
+    def _show(self, state: _PassState, out: _Emitter, frame, t: float) -> Iterator[Sample | Skipped]:
+        """A trusted frame at `t` seconds: emit the previous frame for the wanted times before
+        `t` (or skip them after damage or a seek), then make this frame the previous one."""
+        if state.prev is None:
+            if state.fresh:  # the first frame also stands for times just before it
+                state.prev_rgb = yield from out.emit_until(t, frame, None, self.max_short_side)
+            else:
+                out.skip_before(t, "no keyframe reached", (0.0, t))
+        elif state.damage is not None and t >= state.damage:  # a keyframe after a damaged stretch
+            yield from out.emit_until(min(state.prev_end, t), state.prev, state.prev_rgb, self.max_short_side)
+            out.skip_before(t, "corrupt data", (min(state.prev_end, t), t))
+            state.damage, state.prev_rgb = None, None
+        else:
+            yield from out.emit_until(t, state.prev, state.prev_rgb, self.max_short_side)
+            state.prev_rgb = None
+        yield from out.drain()
+        state.prev, state.prev_t, state.prev_end = frame, t, t + self.duration_of(frame)
+
+    def _finish(self, state: _PassState, out: _Emitter) -> Iterator[Sample | Skipped]:
+        """After the last packet: the last frame covers times up to its end, and the times left
+        are skipped (corrupt data, or the stream ends early)."""
+        if state.prev is not None:
             # tolerance: containers round the declared duration
-            yield from out.emit_until(prev_end + self.nominal, prev, prev_rgb, self.max_short_side)
-        end = prev_end if prev is not None else 0.0
-        if damage is not None:
-            out.skip_before(float("inf"), "corrupt data", (max(end, min(damage, end)), self.info.duration))
+            yield from out.emit_until(state.prev_end + self.nominal, state.prev, state.prev_rgb, self.max_short_side)
+        end = state.prev_end if state.prev is not None else 0.0
+        if state.damage is not None:
+            out.skip_before(float("inf"), "corrupt data", (max(end, min(state.damage, end)), self.info.duration))
         else:
             out.skip_before(float("inf"), "the stream ends early", (end, self.info.duration))
         yield from out.drain()
@@ -352,7 +427,7 @@ def frames_at(
         # damaged data says so only in its log
         av.logging.set_level(av.logging.ERROR)
     try:
-        with _open(path) as (container, stream), av.logging.Capture(local=True) as logs:
+        with open_video(path) as (container, stream), av.logging.Capture(local=True) as logs:
             reader = _Reader(path, container, stream, info, max_short_side)
             reader.logs = logs
             try:
