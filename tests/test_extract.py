@@ -146,7 +146,7 @@ def test_decoding_runs_a_bounded_number_of_videos_ahead(monkeypatch):
     import threading
     import time
 
-    from clipaction.features import extract as extract_mod
+    from clipaction.features import core as extract_mod
 
     started = []
     lock = threading.Lock()
@@ -156,7 +156,7 @@ def test_decoding_runs_a_bounded_number_of_videos_ahead(monkeypatch):
             started.append(path)
         return path
 
-    monkeypatch.setattr(extract_mod, "_decode", fake_decode)
+    monkeypatch.setattr(extract_mod, "decode_video", fake_decode)
     workers = 2
     todo = [(f"v{i}.avi", f"k{i}", None) for i in range(100)]
     consumed = 0

@@ -42,7 +42,7 @@ STUDY_CLASSES = (
 )  # fmt: skip
 
 
-class _PeakRss:
+class PeakRss:
     """Samples this process's resident set size every 20 ms while active (Linux /proc)."""
 
     def __init__(self) -> None:
@@ -66,7 +66,7 @@ class _PeakRss:
             self.peak_kb = max(self.peak_kb, self.current_kb())
             self._stop.wait(0.02)
 
-    def __enter__(self) -> "_PeakRss":
+    def __enter__(self) -> "PeakRss":
         self._thread.start()
         return self
 
@@ -129,7 +129,7 @@ def text_prompts_per_s(backend: Backend) -> dict[str, float]:
 
 def measure_extraction(paths: list[Path], backend: Backend, config: BenchConfig, batch_size: int, cache_dir: Path) -> dict[str, Any]:
     cache = FeatureCache(cache_dir, cache_space(backend))
-    with _PeakRss() as rss:
+    with PeakRss() as rss:
         seconds, extraction = _timed(
             lambda: extract_features(paths, backend, config.sampler, cache, batch_size=batch_size, workers=config.workers, progress=False)
         )
@@ -233,7 +233,7 @@ def measure_openvino(
         encoder = as_frame(backend).runtime
         assert isinstance(encoder, OpenVINOImageEncoder), "runtime openvino gives the backend an OpenVINO runtime"
         encoder.folder = work / "openvino" / encoder.key  # a fresh store: building is measured
-        with _PeakRss() as rss:
+        with PeakRss() as rss:
             build_s, _ = _timed(lambda: backend.prepare_extraction([str(p) for p in paths], config.sampler))
         size = int(backend.preprocess(np.zeros((1, 240, 320, 3), dtype=np.uint8)).shape[-1])
         fps, batch_size = model_fps(backend, config.batch_sizes, size, config.min_seconds)

@@ -22,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from clipaction.bench import PeakRss
 from clipaction.config import BenchConfig, ModelConfig
 from clipaction.features.cache import FeatureCache
 from clipaction.features.clips import sampler_for
@@ -95,8 +96,6 @@ def encoder_fps(backend: Any, frames_per_call: int, min_seconds: float) -> float
 
 def measure_family(family: str, paths: list[Path], config: BenchConfig, work: Path) -> dict[str, Any]:
     """fp32 and int8 figures of one family (see the module docstring)."""
-    from clipaction.bench import _PeakRss
-
     model_dir = build_family_model(family, work / f"model-{family}")
     row: dict[str, Any] = {"model": FAMILY_MODELS[family]}
     features = {}
@@ -106,7 +105,7 @@ def measure_family(family: str, paths: list[Path], config: BenchConfig, work: Pa
         batch = max(config.batch_sizes)
         fps = encoder_fps(backend, batch, config.min_seconds)
         cache = FeatureCache(work / f"cache-{family}-{precision}", cache_space(backend))
-        with _PeakRss() as rss:
+        with PeakRss() as rss:
             seconds, extraction = _timed(
                 lambda: extract_features(paths, backend, sampler, cache, batch_size=batch,
                                          workers=config.workers, progress=False)  # fmt: skip

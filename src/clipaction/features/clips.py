@@ -33,33 +33,41 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from clipaction.config import CropPosition, SamplerConfig, stable_hash
-from clipaction.errors import ConfigError
-from clipaction.features.cache import CachedVideo, FeatureCache, video_key
+from clipaction.config import CropPosition, SamplerConfig
+from clipaction.features.cache import FeatureCache
+from clipaction.features.core import (  # clip_* and meta_entry re-exported: callers import them from here
+    Batches,
+    Extraction,
+    check_crop_space,
+    clip_entries,
+    clip_key,
+    clip_length,
+    clip_order,
+    clip_pixels,
+    decoded_ahead,
+    find_cached,
+    info_meta,
+    meta_entry,
+    one_line,
+    plain_info,
+    record_failure,
+    record_warnings,
+)
 from clipaction.models.base import Backend, as_clip
-from clipaction.video.decode import partial_warnings
-from clipaction.video.sampling import VideoMeta, multi_clip_groups, sample_indices, sampler_spec
+from clipaction.video.sampling import sampler_spec
+
+__all__ = [
+    "clip_key",
+    "clip_length",
+    "clip_order",
+    "clip_sampler",
+    "extract_clips",
+    "info_meta",
+    "meta_entry",
+    "sampler_for",
+]
 
 log = logging.getLogger(__name__)
-
-
-def clip_length(backend: Backend, sampler: SamplerConfig) -> int:
-    """Frames per clip for `backend` under `sampler` (`sampler.frames`), or a one-line
-    ConfigError naming the counts the model takes."""
-    counts = as_clip(backend).frame_counts
-    takes = " or ".join(str(count) for count in counts)
-    if "frames" not in sampler_spec(sampler.name).uses:
-        raise ConfigError(
-            f"the {sampler.name} sampler takes no frame count, but {backend.family} models encode "
-            f"clips of {takes} frames: use uniform, center-clip or multi-clip",
-            setting="sampler.name",
-        )
-    if sampler.frames not in counts:
-        raise ConfigError(
-            f"this {backend.family} model takes {takes} frames per clip, not {sampler.frames}",
-            setting="sampler.frames",
-        )
-    return sampler.frames
 
 
 def clip_sampler(backend: Backend, sampler: SamplerConfig, frames_given: bool) -> SamplerConfig:
@@ -85,45 +93,15 @@ def sampler_for(backend: Backend, sampler: SamplerConfig) -> SamplerConfig:
     return resolved
 
 
-def clip_order(meta: VideoMeta, sampler: SamplerConfig, indices: Sequence[int]) -> list[int]:
-    """The sampler's frame indices clip after clip, as the clips are encoded. Multi-clip: each
-    clip's own frames (its windows may overlap, and then the sorted indices cut into runs of
-    `frames` would mix frames of two clips); any other sampler: `indices` as sampled."""
-    if sampler.name == "multi-clip" and sampler.clips > 1:
-        groups = multi_clip_groups(meta, frames=sampler.frames, window=sampler.window, clips=sampler.clips)
-        return [index for group in groups for index in group]
-    return [int(i) for i in indices]
-
-
-def info_meta(info: dict[str, str]) -> VideoMeta:
-    """The video metadata an entry's `info` records (what decoding established)."""
-    return VideoMeta(int(info["num_frames"]), float(info["fps"]), float(info["duration"]))
-
-
-def clip_key(key: str, indices: Sequence[int], frames: int, order: Sequence[int] | None = None) -> str:
-    """The clip entry's key: the video's key, the sampler's indices and the clip length, and
-    the clips' frame order where it is not the sorted indices (overlapping multi-clip windows;
-    entries of other samplers keep the key they always had)."""
-    data: dict = {"video": key, "indices": [int(i) for i in indices], "clip_frames": int(frames)}
-    if order is not None and [int(i) for i in order] != data["indices"]:
-        data["order"] = [int(i) for i in order]
-    return stable_hash(data, 32)
-
-
-def _meta_entry(info: dict[str, str]) -> CachedVideo:
-    empty = np.zeros((0, 0), np.float32)
-    return CachedVideo(indices=np.zeros(0, np.int64), pooled=empty, embeds=empty, info=info)
-
-
 @dataclass
 class _Clips:
     """A decoded video's clips waiting for the model."""
 
     path: str
     key: str
+    known: dict[str, str] | None  # the meta entry's info the cache holds, if any
     indices: np.ndarray
     info: dict[str, str]
-    pixels: torch.Tensor  # (R, F, 3, S, S)
     warnings: tuple[str, ...]
     order: list[int]  # `indices` clip after clip (`clip_order`)
 
@@ -139,94 +117,48 @@ def extract_clips(
     progress: bool = True,
     keep: bool = True,
     crop: CropPosition | None = None,
-):
+) -> Extraction:
     """`extract_features` for clip-level backends (see the module docstring). Model calls take
     the clips of several videos, about `batch_size` frames in all (at least one video). With a
     `crop`, every frame is cut to that square first (`cache` on that crop's space)."""
-    from clipaction.features.extract import (
-        Extraction, _fail, _one_line, _warn, check_crop_space, decoded_ahead, stored_declared, stored_meta,
-    )  # fmt: skip
-
     check_crop_space(cache, crop)
 
     frames = clip_length(backend, sampler)
     result = Extraction()
-    todo: list[tuple[str, str, CachedVideo | None]] = []
-    known: dict[str, dict[str, str]] = {}
     bar = tqdm(total=len(paths), unit="video", desc="extract", disable=not progress, dynamic_ncols=True)
-    for raw_path in paths:
-        path = str(raw_path)
-        try:
-            key = video_key(path)
-        except OSError as error:
-            _fail(result, bar, path, f"cannot read file: {error.strerror or error}")
-            continue
-        meta_entry = cache.load(key) if cache is not None else None
-        meta = stored_meta(meta_entry) if meta_entry is not None else None
-        hit = None
-        if meta is not None:
-            known[path] = {k: v for k, v in meta_entry.info.items() if k != "sha256"}
-            indices = sample_indices(meta, sampler)
-            hit = cache.load(clip_key(key, indices, frames, clip_order(meta, sampler, indices)))
-            if hit is not None and [int(i) for i in hit.indices] != [int(i) for i in indices]:
-                hit = None
-        if hit is not None:
-            if keep:
-                result.features[path] = hit
-            _warn(result, path, partial_warnings(meta, sampler, indices, stored_declared(meta_entry)))
-            result.n_cached += 1
-            bar.update(1)
-        else:
-            todo.append((path, key, None))
+    # a meta entry has no frames: decoding leaves none out
+    todo = find_cached(paths, backend, sampler, cache, result, bar, keep)
 
-    batch: list[_Clips] = []
+    def done(video: _Clips, pooled: list[torch.Tensor], embeds: list[torch.Tensor]) -> None:
+        writes = clip_entries(
+            video.key, video.known, video.indices, video.order, frames,
+            torch.cat(pooled).numpy(), torch.cat(embeds).numpy(), video.info,
+        )  # fmt: skip
+        if cache is not None:
+            for key, entry in writes:
+                cache.store(key, entry)
+        record_warnings(result, video.path, video.warnings)
+        if keep:
+            result.features[video.path] = writes[-1][1]
+        result.n_encoded += 1
+        result.n_frames_encoded += len(video.order)
+        bar.update(1)
 
-    def run_batch() -> None:
-        nonlocal batch
-        if not batch:
-            return
-        features = backend.encode_pixels(torch.cat([video.pixels for video in batch]))
-        start = 0
-        for video in batch:
-            stop = start + len(video.pixels)
-            entry = CachedVideo(
-                indices=video.indices,
-                pooled=features.pooled[start:stop].numpy(),
-                embeds=features.embeds[start:stop].numpy(),
-                info={**video.info, "clip_frames": str(frames)},
-            )
-            start = stop
-            if cache is not None:
-                if known.get(video.path) != video.info:
-                    cache.store(video.key, _meta_entry(video.info))
-                cache.store(clip_key(video.key, video.indices, frames, video.order), entry)
-            _warn(result, video.path, video.warnings)
-            if keep:
-                result.features[video.path] = entry
-            result.n_encoded += 1
-            result.n_frames_encoded += int(np.prod(video.pixels.shape[:2]))
-            bar.update(1)
-        batch = []
-
+    # a video's clips stay in one model call: batches of about `batch_size` frames
+    batches = Batches(backend, batch_size // frames, split=False, done=done)
     decoded = decoded_ahead(todo, sampler, backend, workers, crop)
     try:
-        for (path, key, _), outcome in decoded:
+        for (path, key, stored), outcome in decoded:
             if isinstance(outcome, BaseException):
-                _fail(result, bar, path, _one_line(outcome))
+                record_failure(result, bar, path, one_line(outcome))
                 continue
             indices, distinct, info, pixels, warnings = outcome
             if len(indices) % frames:
                 raise RuntimeError(f"{path}: {len(indices)} sampled frames are not whole clips of {frames}")
-            # the decoder preprocesses each distinct frame once; clips repeat them as sampled
-            position = {int(index): row for row, index in enumerate(distinct)}
             order = clip_order(info_meta(info), sampler, indices)
-            clips = pixels[[position[int(i)] for i in order]]
-            clips = clips.reshape(len(indices) // frames, frames, *clips.shape[1:])
-            frames_queued = sum(video.pixels.shape[0] * frames for video in batch)
-            if batch and frames_queued + clips.shape[0] * frames > batch_size:
-                run_batch()
-            batch.append(_Clips(path, key, indices, info, clips, warnings, order))
-        run_batch()
+            known = plain_info(stored) if stored is not None else None
+            batches.add(_Clips(path, key, known, indices, info, warnings, order), clip_pixels(pixels, distinct, order, frames))
+        batches.flush()
     finally:  # on Ctrl-C: stop the decoding threads now; finished videos are already stored
         decoded.close()
         bar.close()

@@ -63,7 +63,7 @@ ARCHITECTURES: dict[str, dict[str, Any]] = {
 #: Words that become single tokens (CLIP lowercases text before tokenizing): the prompt
 #: templates' words and the study's class names, spaced and raw, so prompts take about as many
 #: tokens as with CLIP's own vocabulary. Any other word is spelled out byte by byte.
-_WHOLE_WORDS = """
+WHOLE_WORDS = """
     a an the of person photo video example demonstration using doing during performing practicing
     apply eye makeup lipstick archery baby crawling balance beam band marching baseball pitch
     basketball dunk bench press biking billiards blow dry hair blowing candles body weight squats
@@ -74,7 +74,7 @@ _WHOLE_WORDS = """
 
 def build_tokenizer(words: Iterable[str] = (), **options: Any):
     """A CLIPTokenizer built without training: CLIP's byte-level alphabet (each symbol also in
-    its end-of-word form) plus merges that spell each of `_WHOLE_WORDS` left to right. Any text
+    its end-of-word form) plus merges that spell each of `WHOLE_WORDS` left to right. Any text
     tokenizes, and the vocabulary is the same on every build; a tokenizer trained here would not
     be (the `tokenizers` trainer breaks ties between equally frequent pairs differently from run
     to run). `words` (lowercase) become whole tokens too; without them the tokenizer is exactly
@@ -85,7 +85,7 @@ def build_tokenizer(words: Iterable[str] = (), **options: Any):
     symbols = sorted(pre_tokenizers.ByteLevel.alphabet())
     tokens = [*symbols, *(symbol + "</w>" for symbol in symbols)]
     merges: list[tuple[str, str]] = []
-    for word in sorted(set(_WHOLE_WORDS.split()) | set(words)):
+    for word in sorted(set(WHOLE_WORDS.split()) | set(words)):
         pieces = [*word[:-1], word[-1] + "</w>"]
         prefix = pieces[0]
         for piece in pieces[1:]:

@@ -29,7 +29,7 @@ from typing import Any, Callable
 import torch
 
 from clipaction.models.checkpoint_layouts import layout_for
-from clipaction.models.tiny import _WHOLE_WORDS, image_processor_for, save_hub_layout, seeded_init
+from clipaction.models.tiny import WHOLE_WORDS, image_processor_for, save_hub_layout, seeded_init
 
 #: The hub checkpoint each tiny model mirrors (classes and preprocessing keys; see module doc).
 HUB_LAYOUTS = {
@@ -50,7 +50,7 @@ _VISION = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "
 
 
 def _words() -> list[str]:
-    return sorted(set(_WHOLE_WORDS.split()) | set(_EXTRA_WORDS.split()))
+    return sorted(set(WHOLE_WORDS.split()) | set(_EXTRA_WORDS.split()))
 
 
 def _characters() -> list[str]:

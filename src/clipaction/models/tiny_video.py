@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from clipaction.models.checkpoint_layouts import layout_for
-from clipaction.models.tiny import _WHOLE_WORDS, build_tokenizer, image_processor_for, save_hub_layout, seeded_init
+from clipaction.models.tiny import WHOLE_WORDS, build_tokenizer, image_processor_for, save_hub_layout, seeded_init
 
 #: The hub checkpoint each tiny model mirrors (classes and preprocessing keys).
 HUB_LAYOUTS = {"xclip": "microsoft/xclip-base-patch32", "videoprism": "google/videoprism-lvt-base-f16r288"}
@@ -94,12 +94,12 @@ VIDEOPRISM_SHAPES: dict[str, dict[str, Any]] = {
 
 def build_videoprism_tokenizer():
     """A VideoPrismTokenizer (T5-style Unigram) from a fixed vocabulary: the specials, the
-    prompt and class words of `tiny._WHOLE_WORDS` as whole pieces, and single letters, digits
+    prompt and class words of `tiny.WHOLE_WORDS` as whole pieces, and single letters, digits
     and punctuation so any text tokenizes. The same on every build (nothing is trained)."""
     from transformers import VideoPrismTokenizer
 
     pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
-    words = sorted(set(_WHOLE_WORDS.split()))
+    words = sorted(set(WHOLE_WORDS.split()))
     pieces += [("▁" + word, -5.0 - 0.01 * i) for i, word in enumerate(words)]
     chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,'-_!?:;()/"
     pieces += [(char, -10.0) for char in chars] + [("▁" + char, -9.0) for char in chars]

@@ -38,11 +38,11 @@ from __future__ import annotations
 import bisect
 import logging
 import operator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import av
 import av.error
@@ -161,7 +161,7 @@ def _reading(path: Path) -> Iterator[None]:
 
 
 @contextmanager
-def _open(path: Path) -> Iterator[tuple[av.container.InputContainer, av.video.stream.VideoStream]]:
+def open_video(path: Path) -> Iterator[tuple[av.container.InputContainer, av.video.stream.VideoStream]]:
     """Open `path` and its first video stream, with errors a user can act on."""
     try:
         size = path.stat().st_size
@@ -207,7 +207,7 @@ def probe(path: str | Path) -> VideoMeta:
     container lies: `read_sampled_frames` corrects them from what decoding finds.
     """
     path = Path(path)
-    with _open(path) as (container, stream):
+    with open_video(path) as (container, stream):
         rate = _frame_rate(stream)
         frames = int(stream.frames or 0)
         duration = 0.0
@@ -337,7 +337,7 @@ def _survey(path: Path) -> _Survey:
     """
     stamps: list[int | None] = []
     keys: list[bool] = []
-    with _open(path) as (container, stream):
+    with open_video(path) as (container, stream):
         cut = ""
         try:
             for packet in container.demux(stream):
@@ -482,7 +482,7 @@ def _read_sequential(path: Path, wanted: list[int], max_short_side: int | None) 
     """Frames at `wanted` (sorted, distinct) by decoding from the start and counting."""
     wanted_set, out, last = set(wanted), {}, wanted[-1]
     count = 0
-    with _open(path) as (container, stream):
+    with open_video(path) as (container, stream):
         frames = _iter_frames(container, stream)
         while (frame := _next_frame(frames, count)) is not None:
             index, count = count, count + 1
@@ -501,7 +501,7 @@ def _read(path: Path, wanted: list[int], survey: _Survey, max_short_side: int | 
     if survey.index is not None:
         try:
             # A fresh open: seeking back to the very start is not exact in every format.
-            with _open(path) as (container, stream):
+            with open_video(path) as (container, stream):
                 return _SeekingReader(path, container, stream, survey.index, max_short_side).read(wanted)
         except _Unreliable as exc:
             why = str(exc)

@@ -10,9 +10,10 @@ variant names all follow from the registry.
 from __future__ import annotations
 
 import math
-from fractions import Fraction
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Sequence
+from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from clipaction.errors import ConfigError
 from clipaction.registry import Registry
@@ -72,7 +73,7 @@ class VideoMeta:
         object.__setattr__(self, "duration", float(self.duration))
 
     @classmethod
-    def from_frames(cls, num_frames: int, fps: float) -> "VideoMeta":
+    def from_frames(cls, num_frames: int, fps: float) -> VideoMeta:
         """Metadata of a constant-rate video of `num_frames` frames (duration = num_frames / fps)."""
         return cls(num_frames=num_frames, fps=fps, duration=num_frames / fps)
 

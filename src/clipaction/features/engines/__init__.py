@@ -2,7 +2,7 @@
 
 - `local` (the default): `clipaction.features.extract.extract_features` in this process, with
   decoding threads.
-- `ray`: the same steps on a Ray cluster (`ray_engine`, imported only when asked for): the
+- `ray`: the same steps on a Ray cluster (`ray_engine`, which imports Ray only when it runs): the
   driver lists the videos and drops those already cached, decoding runs as CPU tasks, the
   model in a pool of actors that write the shared cache. Then the local path reads the cache,
   so what callers get is computed by the same code whichever engine filled it.
@@ -13,17 +13,18 @@
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 from clipaction.config import CropPosition, EngineConfig, ModelConfig, SamplerConfig
 from clipaction.errors import ConfigError
 from clipaction.features.cache import FeatureCache
-from clipaction.features.extract import Extraction, extract_features, select_frames, stored_declared, stored_meta
+from clipaction.features.core import Lookup, complete, lookup  # the check every path makes
+from clipaction.features.engines.ray_engine import fill_cache  # imports ray only when it runs
+from clipaction.features.extract import Extraction, extract_features
 from clipaction.models.base import Backend
-from clipaction.video.decode import partial_warnings
-from clipaction.video.sampling import sample_indices
+
+__all__ = ["LOCAL", "Lookup", "complete", "extract", "lookup"]
 
 LOCAL = EngineConfig()
 
@@ -59,8 +60,6 @@ def extract(
         raise ConfigError("the ray engine rebuilds the model on its workers and needs its ModelConfig", setting="engine.name")
     if importlib.util.find_spec("ray") is None:
         raise ConfigError('the ray engine needs Ray: pip install -e ".[ray]" (or "clipaction[ray]")', setting="engine.name")
-    from clipaction.features.engines.ray_engine import fill_cache
-
     filled = fill_cache(
         [str(p) for p in paths], backend, model, sampler, cache,
         engine=engine, batch_size=batch_size, workers=workers, progress=progress, crop=crop,
@@ -79,51 +78,3 @@ def extract(
     read.n_encoded += filled.n_encoded
     read.n_frames_encoded += filled.n_frames_encoded
     return read
-
-
-@dataclass
-class Lookup:
-    """What the cache holds for one video under a sampler: `hit` (every sampled frame, or the
-    clip, is there; `warnings` then are the video's partial-decoding warnings), else `have`,
-    the frame indices already encoded (frame models only)."""
-
-    hit: bool
-    have: list[int] = field(default_factory=list)
-    warnings: tuple[str, ...] = ()
-
-
-def lookup(cache: FeatureCache, key: str, sampler: SamplerConfig, backend: Backend) -> Lookup:
-    """The check `extract_features` (and `extract_clips`) make before decoding a video."""
-    entry = cache.load(key)
-    meta = stored_meta(entry) if entry is not None else None
-    if backend.kind == "clip":
-        from clipaction.features.clips import clip_key, clip_length, clip_order
-
-        if meta is None:
-            return Lookup(False)
-        indices = sample_indices(meta, sampler)
-        clip = cache.load(clip_key(key, indices, clip_length(backend, sampler), clip_order(meta, sampler, indices)))
-        if clip is None or [int(i) for i in clip.indices] != [int(i) for i in indices]:
-            return Lookup(False)
-        return Lookup(True, warnings=tuple(partial_warnings(meta, sampler, indices, stored_declared(entry))))
-    if meta is not None and "declared_duration" in entry.info:
-        indices = sample_indices(meta, sampler)
-        if select_frames(entry, indices) is not None:
-            return Lookup(True, warnings=tuple(partial_warnings(meta, sampler, indices, stored_declared(entry))))
-    return Lookup(False, have=[int(i) for i in entry.indices] if entry is not None else [])
-
-
-def complete(
-    cache: FeatureCache, key: str, indices: Sequence[int], backend: Backend, clip_frames: int = 0,
-    order: Sequence[int] | None = None,
-) -> bool:  # fmt: skip
-    """Whether the cache now holds every sampled frame (or the clip, its frames in `order`) of
-    this video, as a hit needs: a retried batch or another shard wrote it since the driver
-    looked, and it is not written again."""
-    if backend.kind == "clip":
-        from clipaction.features.clips import clip_key
-
-        clip = cache.load(clip_key(key, indices, clip_frames, order))
-        return clip is not None and [int(i) for i in clip.indices] == [int(i) for i in indices]
-    entry = cache.load(key)
-    return entry is not None and "declared_duration" in entry.info and select_frames(entry, indices) is not None

@@ -1,14 +1,16 @@
 """The `ray` engine: extraction as a Ray Data pipeline that fills the shared cache.
 
 1. The driver hashes the videos (content keys, in threads) and drops those already cached
-   (the same check as the local path: `engines.lookup`); one row per distinct content.
-2. Decoding + preprocessing: `map_batches` over a function, as Ray tasks on CPUs, streaming
+   (the same check as the local path: `features.core.lookup`); one row per distinct content.
+2. Decoding + preprocessing (`features.core.decode_video`, as the local path's threads do):
+   `map_batches` over a function, as Ray tasks on CPUs, streaming
    (a video's pixels exist only between its decoding task and the actor that encodes it).
    Ray Data's `read_videos` is not used: it decodes every frame into rows, and clipaction needs
    a few exact frames per video from its own decoder.
 3. The model: `map_batches` over a callable class, a pool of `workers` actors (each with
    `gpus_per_worker` GPUs when asked), the weights loaded once per actor. Each actor writes
-   its videos' entries into the shared cache with the cache's atomic writes (temp file +
+   its videos' entries (`features.core.frame_entry` / `clip_entries`, as the local path)
+   into the shared cache with the cache's atomic writes (temp file +
    rename), after checking the entry is not already complete, and returns one row per video:
    encoded, cached or failed (with its one-line reason).
 4. A lost actor is restarted and its batch retried (`max_restarts`, `max_task_retries`);
@@ -33,12 +35,32 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 
 from clipaction.config import CropPosition, EngineConfig, ModelConfig, SamplerConfig, stable_hash
 from clipaction.errors import ConfigError
 from clipaction.features.cache import CachedVideo, FeatureCache, video_key
-from clipaction.features.engines import complete, lookup
-from clipaction.features.extract import Extraction, Failure, VideoWarning, merge_frames
+from clipaction.features.core import (
+    DECODE_ERRORS,
+    Batches,
+    Extraction,
+    Failure,
+    VideoWarning,
+    check_crop_space,
+    clip_entries,
+    clip_length,
+    clip_order,
+    clip_pixels,
+    complete,
+    decode_video,
+    frame_entry,
+    info_meta,
+    lookup,
+    one_line,
+    plain_info,
+    unreadable,
+)
+from clipaction.models import load_backend
 from clipaction.models.base import Backend
 
 log = logging.getLogger(__name__)
@@ -119,21 +141,15 @@ def fill_cache(
     starting workers and loading the model)."""
     import ray
 
-    from clipaction.models import load_backend
-
     if load_backend(model).fingerprint != backend.fingerprint:
         raise ConfigError(
             "the ray engine rebuilds the model from its settings on every worker, and they do not "
             "describe this backend (e.g. a fine-tuned image tower): use the local engine",
             setting="engine.name",
         )
-    from clipaction.features.extract import check_crop_space
-
     check_crop_space(cache, crop)
     frames = 0
     if backend.kind == "clip":
-        from clipaction.features.clips import clip_length
-
         frames = clip_length(backend, sampler)  # a wrong frame count fails here, not per video
     result = Extraction()
     stats = {} if stats is None else stats
@@ -226,7 +242,7 @@ def _plan(
     duplicates: dict[str, list[str]] = {}
     for path, key in zip(paths, keys):
         if isinstance(key, OSError):
-            result.failures.append(Failure(path, f"cannot read file: {key.strerror or key}"))
+            result.failures.append(Failure(path, unreadable(key)))
             continue
         if key in duplicates:
             duplicates[key].append(path)
@@ -270,8 +286,6 @@ _BACKENDS: dict[str, Backend] = {}
 
 
 def _backend(model: ModelConfig) -> Backend:
-    from clipaction.models import load_backend
-
     name = stable_hash(model)
     if name not in _BACKENDS:
         _BACKENDS[name] = load_backend(model)
@@ -283,9 +297,6 @@ def _decode_rows(batch: Any, model: ModelConfig, sampler: SamplerConfig, crop: C
     that cannot be decoded becomes a row with its reason, never an exception."""
     import pandas as pd
 
-    from clipaction.features.extract import _decode, _one_line
-    from clipaction.video.decode import VideoDecodeError
-
     # Preprocessing only (never the weights), which no device or precision changes.
     backend = _backend(replace(model, device="cpu", precision="fp32"))
     out = []
@@ -293,9 +304,11 @@ def _decode_rows(batch: Any, model: ModelConfig, sampler: SamplerConfig, crop: C
         row = {"path": path, "key": key, "error": "", "indices": "[]", "new_indices": "[]", "info": "{}",
                "warnings": "[]", "pixels": b"", "shape": "[0]"}  # fmt: skip
         try:
-            indices, new_indices, info, pixels, warnings = _decode(path, sampler, backend, frozenset(json.loads(have)), crop)
-        except (VideoDecodeError, OSError, ValueError, RuntimeError) as error:
-            row["error"] = _one_line(error)
+            indices, new_indices, info, pixels, warnings = decode_video(
+                path, sampler, backend, frozenset(json.loads(have)), crop
+            )
+        except DECODE_ERRORS as error:
+            row["error"] = one_line(error)
         else:
             array = np.ascontiguousarray(pixels.numpy(), dtype=np.float32)
             row.update(indices=json.dumps(indices.tolist()), new_indices=json.dumps(new_indices.tolist()),
@@ -305,18 +318,11 @@ def _decode_rows(batch: Any, model: ModelConfig, sampler: SamplerConfig, crop: C
     return pd.DataFrame(out)
 
 
-def _reason(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
-
-
 class _Encoder:
     """A Ray actor: the model, loaded once, encoding batches of decoded videos into the cache."""
 
     def __init__(self, model: ModelConfig, sampler: SamplerConfig, cache_root: str, space: dict, batch_size: int,
                  threads: int, clip_frames: int, hooks: dict) -> None:  # fmt: skip
-        import torch
-
         torch.set_num_threads(threads)
         self.backend = _backend(model)
         self.sampler = sampler
@@ -332,8 +338,6 @@ class _Encoder:
         )
 
     def __call__(self, batch: Any) -> Any:
-        import torch
-
         started = time.time()
         rows, todo = [], []
         for record in batch.to_dict("records"):
@@ -354,7 +358,7 @@ class _Encoder:
             features = self._encode([self._model_input(record, indices, pixels) for _, record, indices, pixels in todo])
         except Exception as error:  # the batch's videos fail, the job goes on
             for row, *_ in todo:
-                row["error"] = f"encoding failed: {_reason(error)}"
+                row["error"] = f"encoding failed: {one_line(error)}"
             return self._frame(rows, started)
         for (row, record, indices, pixels), (pooled, embeds) in zip(todo, features):
             self._hooks_before_store(row["path"])
@@ -362,7 +366,7 @@ class _Encoder:
                 row["status"] = self._store(record, indices, pooled, embeds)
                 row["frames"] = int(len(pooled) * (self.clip_frames or 1))
             except Exception as error:
-                row["error"] = f"cannot store its features: {_reason(error)}"
+                row["error"] = f"cannot store its features: {one_line(error)}"
         return self._frame(rows, started)
 
     @staticmethod
@@ -376,64 +380,43 @@ class _Encoder:
         """A clip model's frame indices clip after clip (`features.clips.clip_order`)."""
         if not self.clip_frames:
             return None
-        from clipaction.features.clips import clip_order, info_meta
-
         return clip_order(info_meta(json.loads(record["info"])), self.sampler, indices)
 
     def _model_input(self, record: dict, indices: np.ndarray, pixels: Any) -> Any:
         if not self.clip_frames:
             return pixels
-        # the decoder preprocessed each distinct frame once; clips repeat them as sampled
-        position = {int(index): row for row, index in enumerate(json.loads(record["new_indices"]))}
-        clips = pixels[[position[int(i)] for i in self._order(record, indices)]]
-        return clips.reshape(len(indices) // self.clip_frames, self.clip_frames, *clips.shape[1:])
+        return clip_pixels(pixels, json.loads(record["new_indices"]), self._order(record, indices), self.clip_frames)
 
     def _encode(self, inputs: list[Any]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Each video's (pooled, embeds) rows, the model run on about `batch_size` frames at a
-        time across videos."""
-        import torch
+        time across videos (the local path's batch loop, `features.core.Batches`)."""
+        results: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros((0, 0), np.float32),) * 2] * len(inputs)
 
-        per_item = self.clip_frames or 1
-        step = max(1, self.batch_size // per_item)
-        flat = [x for x in inputs if len(x)]
-        if not flat:
-            return [(np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32)) for _ in inputs]
-        stacked = torch.cat(flat)
-        pooled, embeds = [], []
-        for start in range(0, len(stacked), step):
-            out = self.backend.encode_pixels(stacked[start : start + step])
-            pooled.append(out.pooled.float().numpy())
-            embeds.append(out.embeds.float().numpy())
-        pooled_all, embeds_all = np.concatenate(pooled), np.concatenate(embeds)
-        results, start = [], 0
-        for x in inputs:
-            stop = start + len(x)
-            results.append((pooled_all[start:stop], embeds_all[start:stop]))
-            start = stop
+        def done(position: int, pooled: list[torch.Tensor], embeds: list[torch.Tensor]) -> None:
+            if pooled:
+                results[position] = (torch.cat(pooled).float().numpy(), torch.cat(embeds).float().numpy())
+
+        batches = Batches(self.backend, self.batch_size // (self.clip_frames or 1), split=True, done=done)
+        for position, rows in enumerate(inputs):
+            batches.add(position, rows)
+        batches.flush()
         return results
 
     def _store(self, record: dict, indices: np.ndarray, pooled: np.ndarray, embeds: np.ndarray) -> str:
         info = json.loads(record["info"])
         key = record["key"]
+        old = self.cache.load(key)  # now, not when the driver looked: another writer may have added frames
         if self.clip_frames:
-            from clipaction.features.clips import _meta_entry, clip_key
-
-            old = self.cache.load(key)
-            if old is None or {k: v for k, v in old.info.items() if k != "sha256"} != info:
-                self._write(key, _meta_entry(info))
-            entry = CachedVideo(indices, pooled, embeds, {**info, "clip_frames": str(self.clip_frames)})
-            self._write(clip_key(key, indices, self.clip_frames, self._order(record, indices)), entry)
+            known = plain_info(old) if old is not None else None
+            order = self._order(record, indices)
+            for write_key, entry in clip_entries(key, known, indices, order, self.clip_frames, pooled, embeds, info):
+                self._write(write_key, entry)
             return "encoded"
         new_indices = np.asarray(json.loads(record["new_indices"]), dtype=np.int64)
-        old = self.cache.load(key)  # now, not when the driver looked: another writer may have added frames
-        if len(new_indices):
-            self._write(key, merge_frames(old, CachedVideo(new_indices, pooled, embeds, info)))
-            return "encoded"
-        if old is None:
-            raise RuntimeError("nothing decoded and nothing cached")
-        if {k: v for k, v in old.info.items() if k != "sha256"} != info:  # every frame cached; new metadata
-            self._write(key, replace(old, info=info))
-        return "cached"
+        entry, write = frame_entry(old, new_indices, pooled, embeds, info)
+        if write:
+            self._write(key, entry)
+        return "encoded" if len(new_indices) else "cached"
 
     def _write(self, key: str, entry: CachedVideo) -> None:
         self.cache.store(key, entry)
