@@ -12,6 +12,21 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 
+# Tiers (markers registered in pyproject.toml). Marked here by fixture rather than test by test,
+# so a new test that asks for one of these fixtures lands in its tier by itself.
+_FIXTURE_MARKS = {
+    "world_model_dir": ("slow",),  # trains the tiny CLIP on the action world once (~70 s uncached)
+    "world_data": ("slow",),  # renders and encodes the world's videos (~20 s uncached)
+    "ray_cluster": ("slow", "ray"),  # starts a local Ray instance (tests/test_engines.py)
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for fixture in set(getattr(item, "fixturenames", ())) & _FIXTURE_MARKS.keys():
+            for name in _FIXTURE_MARKS[fixture]:
+                item.add_marker(name)
+
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
@@ -52,9 +67,49 @@ def world_model_dir(request, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def world_data(tmp_path_factory):
+def world_data(request, tmp_path_factory):
     """The demo's action-world dataset (clipaction.data.action_world.write_world_dataset), as the
-    demo writes it: same world, same videos."""
-    from clipaction.data.action_world import write_world_dataset
+    demo writes it: same world, same videos.
 
-    return write_world_dataset(tmp_path_factory.mktemp("world-data"))
+    Tests only read it, so it is written once (~20 s) and kept in pytest's cache folder, keyed by
+    a hash of the module that renders and encodes it (it imports no other clipaction module) and
+    of PyAV's and numpy's versions; without the cache plugin it goes to a temporary folder."""
+    import dataclasses
+    import hashlib
+    import json
+    import shutil
+    import tempfile
+
+    import av
+    import numpy as np
+
+    from clipaction.data import action_world
+
+    cache = getattr(request.config, "cache", None)
+    if cache is None:
+        return action_world.write_world_dataset(tmp_path_factory.mktemp("world-data"))
+    digest = hashlib.sha256(Path(action_world.__file__).read_bytes())
+    digest.update(f"av {av.__version__} numpy {np.__version__}".encode())
+    root = Path(cache.mkdir("clipaction-world-data"))
+    final = root / f"world-data-{digest.hexdigest()[:16]}"
+    if not (final / "fixture.json").is_file():
+        scratch = Path(tempfile.mkdtemp(prefix=".world-data-", dir=root))
+        try:
+            written = action_world.write_world_dataset(scratch)
+            fields = {
+                f.name: (str(v.relative_to(scratch)) if isinstance(v, Path) else list(v))
+                for f in dataclasses.fields(written)
+                for v in [getattr(written, f.name)]
+            }
+            (scratch / "fixture.json").write_text(json.dumps(fields))  # last: marks it complete
+            try:
+                scratch.rename(final)
+            except OSError:
+                if not (final / "fixture.json").is_file():  # not a concurrent session that won
+                    raise
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    fields = json.loads((final / "fixture.json").read_text())
+    return action_world.WorldDataset(
+        **{k: (final / v if isinstance(v, str) else tuple(v)) for k, v in fields.items()}
+    )

@@ -28,7 +28,7 @@ def _colour_mask(frames: np.ndarray, colour: str, tolerance: float = 70.0) -> np
     return np.linalg.norm(frames.astype(np.float32) - target, axis=-1) < tolerance
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _render(comp: Composition, index: int = 0):
     """The demo's test video `index` of `comp`, drawn once per session (treat it as read-only)."""
     return render_video(WORLD, comp, video_seed(WORLD, comp, "test", index))

@@ -23,6 +23,7 @@ def test_generated_videos_are_like_ucf101(tmp_path):
     assert path.suffix == ".avi" and meta.fps == 25 and meta.num_frames == 50
 
 
+@pytest.mark.slow
 def test_bench_reports_every_figure(tmp_path, monkeypatch):
     import clipaction.bench as bench
 

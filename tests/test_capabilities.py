@@ -57,6 +57,7 @@ def ucf(tmp_path_factory):
                             spec=SyntheticVideo(num_frames=30))  # fmt: skip
 
 
+@pytest.mark.slow
 def test_missing_capabilities_are_reported_not_crashed(ucf, tiny_model_dir, tmp_path):
     backend = EmbeddingsOnly(load_backend(ModelConfig(name_or_path=str(tiny_model_dir), device="cpu")))
     assert missing(backend, Capability.PROJECTION) and missing(backend, Capability.IMAGE_TOWER)

@@ -42,6 +42,7 @@ def test_predict_takes_the_models_frame_count_unless_given(xclip_dir, tmp_path, 
     assert f"--frames: this xclip model takes {frames} frames per clip, not 8" in out.err
 
 
+@pytest.mark.slow
 def test_the_study_on_a_clip_model_reports_what_does_not_apply(xclip_dir, tmp_path, capsys):
     model, frames = xclip_dir
     data_root, splits_dir = make_ucf101_like(

@@ -104,7 +104,7 @@ def test_class_order_renaming_and_subset_change_no_score(zeroshot_run, world_dat
         ),
     }  # fmt: skip
     assert runs["renamed"][0]["dataset"]["classes"] != classes  # really another class order
-    for name, (results, names) in runs.items():
+    for name, (_results, names) in runs.items():
         table = _predictions(tmp_path / name)
         assert table.keys() == reference.keys(), name
         for video, row in table.items():
@@ -184,10 +184,18 @@ def test_predict_ranks_the_true_sentence_first(world_data, world_model_dir, tmp_
         "--device", "cpu", "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--json",
     ])  # fmt: skip
     assert code == 0
+    # The format `predict --json` prints: one object per video, every label ranked by probability.
     (answer,) = json.loads(capsys.readouterr().out)
-    ranked = answer["labels"] if "labels" in answer else answer["top"]
-    first = ranked[0][0] if isinstance(ranked[0], list) else ranked[0]["label"]
-    assert first == "a yellow triangle spinning"
+    assert set(answer) == {"video", "score", "labels"}
+    assert answer["video"] == str(video)
+    assert answer["score"] == "softmax"  # the tiny CLIP's probabilities are a softmax over the labels
+    ranked = answer["labels"]
+    assert all(set(entry) == {"label", "probability"} for entry in ranked)
+    assert sorted(entry["label"] for entry in ranked) == sorted(sentences[c] for c in world_data.classes)
+    probabilities = [entry["probability"] for entry in ranked]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert sum(probabilities) == pytest.approx(1.0)
+    assert ranked[0]["label"] == "a yellow triangle spinning"
 
 
 @pytest.fixture(scope="module")

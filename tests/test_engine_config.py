@@ -44,8 +44,8 @@ def test_the_ray_engine_needs_a_cache_and_the_models_own_settings(tiny_backend, 
         with pytest.raises(ConfigError, match="pip install"):
             extract([], tiny_backend, sampler, object(), engine=EngineConfig(name="ray"))
         return
-    from clipaction.features.engines.ray_engine import actor_count, fill_cache
     from clipaction.config import ModelConfig
+    from clipaction.features.engines.ray_engine import actor_count, fill_cache
 
     # a backend the workers cannot rebuild from its settings (here: other weights) is refused
     # before anything runs

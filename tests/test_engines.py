@@ -33,6 +33,9 @@ from clipaction.features.cache import FeatureCache, video_key
 from clipaction.features.extract import cache_space
 from clipaction.models import load_backend
 
+# Every test here uses the one local Ray instance of the session (seconds to start).
+pytestmark = [pytest.mark.ray, pytest.mark.slow]
+
 LABELS = ["jump", "run", "wave"]
 SAMPLER_FLAGS = ["--sampler", "uniform", "--frames", "3"]
 SAMPLER = SamplerConfig(name="uniform", frames=3)
@@ -147,6 +150,7 @@ DRIVER = textwrap.dedent(
 )
 
 
+@pytest.mark.subprocess
 def test_a_driver_killed_then_restarted_and_an_actor_lost_complete_the_cache_each_entry_written_once(
     runs, ray_cluster, dataset, tiny_model_dir, tmp_path
 ):

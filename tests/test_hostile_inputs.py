@@ -263,6 +263,7 @@ def peak_rss_kib() -> int:
         return next(int(line.split()[1]) for line in status if line.startswith("VmHWM"))
 
 
+@pytest.mark.slow
 def test_4k_frames_are_downscaled_before_they_are_held(tmp_path: Path) -> None:
     path = write_4k(tmp_path / "uhd.mp4", n=6)
     sampler = SamplerConfig(name="uniform", frames=6)
@@ -351,6 +352,7 @@ def test_rotated_4k_portrait_is_bounded_then_turned(tmp_path: Path) -> None:
 # --- end to end: extract_features skips what it cannot read and keeps the rest -----------------
 
 
+@pytest.mark.slow
 def test_extract_features_skips_bad_files_and_keeps_every_other_video(tiny_backend, tmp_path: Path) -> None:
     videos = tmp_path / "in"
     videos.mkdir()

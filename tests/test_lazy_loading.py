@@ -7,6 +7,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from clipaction.data.synthetic import SyntheticVideo, make_folder_dataset
 
 SCRIPT = """
@@ -23,6 +25,8 @@ def _zeroshot(args: list[str]) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_a_warm_zeroshot_imports_no_transformers_and_gives_the_same_numbers(tiny_model_dir, tmp_path):
     root = make_folder_dataset(tmp_path / "videos", ["run", "jump"], 2, spec=SyntheticVideo(num_frames=20))
     args = ["zeroshot", "--dataset", "folder", "--data-root", str(root), "--model", str(tiny_model_dir),
@@ -39,6 +43,7 @@ def test_a_warm_zeroshot_imports_no_transformers_and_gives_the_same_numbers(tiny
     assert second["model"]["logit_scale"] == first["model"]["logit_scale"]
 
 
+@pytest.mark.subprocess
 def test_help_imports_no_heavy_library():
     """`clipaction --help` and every command's flags are built without torch, transformers,
     gradio, ray or openvino (each is imported by the command that uses it)."""

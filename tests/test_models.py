@@ -46,10 +46,9 @@ def test_probabilities_equal_transformers_clip(tiny_model_dir, tiny_backend):
 
 
 def test_tiny_clip_is_laid_out_as_its_checkpoint(tiny_model_dir):
-    from layout_checks import assert_laid_out_as
-
     from clipaction.models.checkpoint_layouts import layout_for
     from clipaction.models.tiny import HUB_LAYOUT
+    from layout_checks import assert_laid_out_as
 
     assert_laid_out_as(tiny_model_dir, layout_for(HUB_LAYOUT))
 
@@ -152,17 +151,24 @@ def test_cuda_without_a_gpu_is_refused(tiny_model_dir, monkeypatch):
     assert error.value.setting == "model.device"
 
 
+@pytest.mark.slow
+@pytest.mark.subprocess
 def test_tiny_model_builds_are_identical_across_processes(tmp_path):
     """The demo and the tests rely on it: the same model and tokenizer, byte for byte, however
     often and in whichever process they are built (a trained BPE tokenizer was not)."""
     import subprocess
     import sys
 
-    for name in ("a", "b"):
-        subprocess.run(
+    builds = [  # both at once: each is mostly interpreter and torch start-up
+        subprocess.Popen(
             [sys.executable, "-c", f"from clipaction.models.tiny import build_random_clip; build_random_clip({str(tmp_path / name)!r})"],
-            check=True, capture_output=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
+        for name in ("a", "b")
+    ]
+    for build in builds:
+        _, err = build.communicate(timeout=300)
+        assert build.returncode == 0, err
     files = sorted(path.name for path in (tmp_path / "a").iterdir())
     assert "tokenizer.json" in files and "model.safetensors" in files
     for name in files:

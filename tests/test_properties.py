@@ -220,6 +220,7 @@ def test_ucf101_loader_never_leaves_the_data_root(ucf_tree, entries) -> None:
 # --- manifests and label maps -------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @FAST
 @given(data=st.one_of(st.binary(max_size=300), st.text(max_size=300).map(lambda t: t.encode("utf-8", "surrogatepass"))))
 def test_manifest_from_any_bytes_parses_or_raises_dataset_error(scratch, data) -> None:

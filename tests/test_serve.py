@@ -163,6 +163,7 @@ def test_listening_beyond_this_machine_warns():
     assert "anyone who can reach port 8000" in warning
 
 
+@pytest.mark.subprocess
 def test_other_commands_do_not_import_gradio():
     code = (
         "import sys; from clipaction.cli.parser import build_parser; build_parser().parse_args(['serve']); "

@@ -27,6 +27,9 @@ from clipaction.serve import ServeConfig, start_page  # noqa: E402
 from clipaction.serve.preview import browser_playable  # noqa: E402
 from clipaction.timeline.synthetic import Scene, write_scenes  # noqa: E402
 
+# Every test here shares a Gradio page started once for the module (seconds to start).
+pytestmark = pytest.mark.slow
+
 LABELS = ["riding a bike", "juggling", "swimming"]
 MAX_UPLOAD_MB = 1.0
 CHROMIUM_FLAGS = [
@@ -197,6 +200,7 @@ def _chromium() -> str | None:
     return None
 
 
+@pytest.mark.browser
 def test_in_a_real_browser(page, media, tmp_path):
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (the ui extra has it)")
     executable = _chromium()
@@ -251,6 +255,7 @@ def test_in_a_real_browser(page, media, tmp_path):
         shutil.copyfile(shot, os.environ["CLIPACTION_SERVE_SCREENSHOT"])
 
 
+@pytest.mark.subprocess
 def test_the_command_serves_until_sigterm_then_deletes_its_files(tiny_model_dir, media, tmp_path):
     """`clipaction serve` as a user starts it: it prints its URL, serves the page, and SIGTERM
     stops it with exit code 0 and its work folder deleted. In its own process: a server and a

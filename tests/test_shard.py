@@ -80,6 +80,7 @@ def _entries(cache: Path) -> dict[str, dict[str, np.ndarray]]:
     }
 
 
+@pytest.mark.slow
 def test_n_shards_fill_the_cache_one_run_fills(tiny_model_dir, tmp_path, capsys):
     root = make_folder_dataset(tmp_path / "videos", ["a", "b", "c"], videos_per_label=3, spec=SyntheticVideo(num_frames=16))
     common = ["--dataset", "folder", "--data-root", str(root), "--model", str(tiny_model_dir), "--device", "cpu",
@@ -110,6 +111,7 @@ def test_a_bad_shard_names_its_flag(tiny_model_dir, tmp_path, capsys):
     assert code == 2 and "--shard" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_timeline_shards_split_the_videos_between_them(tiny_model_dir, tmp_path, capsys):
     from clipaction.data.synthetic import write_video
 

@@ -61,6 +61,7 @@ def _without_run_facts(results: dict) -> dict:
     return {k: v for k, v in results.items() if k not in {"created_at", "env"}}
 
 
+@pytest.mark.slow
 def test_run_writes_every_artifact_and_report_rebuilds_it(ucf, tiny_model_dir, tmp_path, capsys):
     config = _study_toml(tmp_path, ucf, tiny_model_dir)
     assert main(["run", "--config", str(config), "--no-progress"]) == 0
@@ -104,6 +105,7 @@ def test_run_writes_every_artifact_and_report_rebuilds_it(ucf, tiny_model_dir, t
     assert (out / "report.html").is_file()
 
 
+@pytest.mark.slow
 def test_second_run_encodes_nothing_and_gives_the_same_results(ucf, tiny_model_dir, tmp_path):
     config = _study_toml(tmp_path, ucf, tiny_model_dir, full_finetune="enabled = false")
     assert main(["run", "--config", str(config), "--no-progress"]) == 0
@@ -172,6 +174,7 @@ def test_bad_config_files_give_one_clear_line(tmp_path, capsys):
     assert "no results.json" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_two_runs_from_scratch_give_identical_results(ucf, tiny_model_dir, tmp_path):
     """Determinism: same seed, same machine, separate caches -> the same results.json but for
     timestamps and the machine facts."""
@@ -187,6 +190,7 @@ def test_two_runs_from_scratch_give_identical_results(ucf, tiny_model_dir, tmp_p
     assert runs[0] == runs[1]
 
 
+@pytest.mark.slow
 def test_few_shot_methods_side_by_side_with_forgetting_outside_the_study(ucf, tiny_model_dir, tmp_path):
     config = _study_toml(tmp_path, ucf, tiny_model_dir)
     skips = [arg for stage in ("temporal", "full-finetune", "embeddings", "ablations") for arg in ("--skip", stage)]
@@ -195,7 +199,7 @@ def test_few_shot_methods_side_by_side_with_forgetting_outside_the_study(ucf, ti
     stage = results["stages"]["adapt_methods"]
     assert list(stage["methods"]) == ["projection", "linear-probe", "wise-ft", "tip-adapter", "tip-adapter-f"]
     assert stage["outside"]["classes"] == ["BasketballDunk"] and stage["outside"]["n_videos"] == 2
-    for name, result in stage["methods"].items():
+    for result in stage["methods"].values():
         assert set(result["after"]) == {"trained", "others", "overall"}
     # Which methods leave CLIP's projection alone is known from their design, not from the stage:
     # a head or a cache on top of the untouched projection cannot move classes outside training.

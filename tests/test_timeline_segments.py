@@ -26,7 +26,6 @@ from clipaction.timeline.grid import TimeGrid, chunk_samples
 from clipaction.timeline.segments import Segment, Windows, find_segments, time_per_label
 from clipaction.timeline.tiou import BENCHMARK_TIOU
 
-
 # -- grid -------------------------------------------------------------------------------------
 
 

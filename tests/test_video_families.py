@@ -232,10 +232,9 @@ def test_videoprism_preprocessing_equals_pil_transform(backends, videos):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_tiny_model_is_laid_out_as_its_checkpoint(family, model_dirs):
-    from layout_checks import assert_laid_out_as
-
     from clipaction.models.checkpoint_layouts import layout_for
     from clipaction.models.tiny_video import HUB_LAYOUTS
+    from layout_checks import assert_laid_out_as
 
     assert_laid_out_as(model_dirs[family], layout_for(HUB_LAYOUTS[family]))
 

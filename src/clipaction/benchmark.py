@@ -23,9 +23,10 @@ import dataclasses
 import logging
 import re
 import tomllib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -42,8 +43,8 @@ from clipaction.config import (
     ZeroShotConfig,
     check_choice,
 )
-from clipaction.errors import ConfigError
 from clipaction.data import load_dataset
+from clipaction.errors import ConfigError
 from clipaction.features.clips import sampler_for
 from clipaction.models import Backend, load_backend
 from clipaction.pipeline import ZeroShotRun, run_zeroshot
@@ -403,16 +404,19 @@ def run_benchmark(
             listed = load_dataset(dataset.dataset_config(split))
             log.info("benchmark: %s split %d lists %d test videos", dataset.name, split, len(listed.records))
     out = output_folder(config.out)
-    for index, model in enumerate(config.model_configs()):
-        # constructing a backend reads config.json only (weights load on first use), so a
-        # sampler that one of the models cannot take fails here, before any model runs
-        given = backend if (backend is not None and index == 0) else None
-        sampler_for(given or load_backend(model), config.view_sampler())
+    # constructing a backend reads config.json only (weights load on first use), so a sampler
+    # that one of the models cannot take fails here, before any model runs
+    models = config.model_configs()
+    backends: list[Backend | None] = [
+        backend if (backend is not None and index == 0) else load_backend(model) for index, model in enumerate(models)
+    ]
+    for model_backend in backends:
+        sampler_for(model_backend, config.view_sampler())
     runs = []
-    for index, model in enumerate(config.model_configs()):
-        model_backend = backend if (backend is not None and index == 0) else load_backend(model)
+    for index, model in enumerate(models):
+        model_backend, backends[index] = backends[index], None  # one model's weights in memory at a time
         runs.append(_benchmark_model(config, model, model_backend, progress, out, _model_tag(index, model)))
-        del model_backend  # one model in memory at a time
+        del model_backend
     first = runs[0]
     results = {
         "task": "benchmark",

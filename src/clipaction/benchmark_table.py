@@ -3,7 +3,8 @@ the published figures it sets beside the measured ones (from `clipaction.models.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 METRICS = ("top1", "top5", "mean_class_accuracy")
 TABLE_HEADER = ("Dataset", "Split", "Top-1 (%)", "Top-5 (%)", "Mean class acc. (%)", "Videos", "Failed")

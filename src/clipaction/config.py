@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from clipaction.errors import ConfigError
+from clipaction.video.sampling import list_samplers, sampler_spec  # imports no config at run time
 
 Subset = Literal["train", "test", "all"]
 Device = Literal["auto", "cpu", "cuda"]
@@ -89,8 +90,6 @@ class SamplerConfig:
     clips: int = 3
 
     def __post_init__(self) -> None:
-        from clipaction.video.sampling import list_samplers  # the registry imports this module
-
         check_choice("sampler.name", self.name, list_samplers())
         if isinstance(self.frames, bool) or not isinstance(self.frames, int) or self.frames < 1:
             raise ConfigError(f"must be an integer >= 1; got {self.frames!r}", setting="sampler.frames")
@@ -101,15 +100,11 @@ class SamplerConfig:
 
     def cache_fields(self) -> dict[str, Any]:
         """The name and the fields that change which frames are taken (the sampler's own)."""
-        from clipaction.video.sampling import sampler_spec
-
         return {"name": self.name, **{f: getattr(self, f) for f in sampler_spec(self.name).uses}}
 
     @property
     def frames_per_video(self) -> int:
         """How many frames a video costs to encode with this sampler."""
-        from clipaction.video.sampling import sampler_spec
-
         uses = sampler_spec(self.name).uses
         if "frames" not in uses:
             return 1
@@ -178,7 +173,7 @@ class ZeroShotConfig:
     cache_dir: str | None = None
     workers: int = 2
     strict: bool = False
-    engine: "EngineConfig" = field(default_factory=lambda: EngineConfig())
+    engine: EngineConfig = field(default_factory=lambda: EngineConfig())
     #: spatial crops per frame (`CropCount`); each crop has its own cache entries
     crops: CropCount = 1
     #: how clips (multi-clip) and crops combine (`ViewPool`)
@@ -406,7 +401,7 @@ class StudyConfig:
     cache_dir: str | None = None
     workers: int = 2
     synthetic: bool = False
-    engine: "EngineConfig" = field(default_factory=lambda: EngineConfig())
+    engine: EngineConfig = field(default_factory=lambda: EngineConfig())
 
 
 @dataclass(frozen=True)

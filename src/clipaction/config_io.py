@@ -16,7 +16,10 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 import tomli_w
 
 from clipaction.config import StudyConfig
-from clipaction.errors import ClipactionError, ConfigError  # ConfigError: a settings file that is not a valid configuration
+from clipaction.errors import (  # ConfigError: a settings file that is not a valid configuration
+    ClipactionError,
+    ConfigError,
+)
 
 T = TypeVar("T")
 

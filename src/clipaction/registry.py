@@ -7,7 +7,8 @@ function with a decorator, never a new if/elif branch.
 from __future__ import annotations
 
 import fnmatch
-from typing import Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from clipaction.errors import ConfigError
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,7 +64,7 @@ class FewShotData:
     def n_classes(self) -> int:
         return len(self.text_features)
 
-    def subset(self, index: torch.Tensor) -> "FewShotData":
+    def subset(self, index: torch.Tensor) -> FewShotData:
         """The same classes, only the videos at `index`."""
         return dataclasses.replace(self, pooled=self.pooled[index], labels=self.labels[index])
 

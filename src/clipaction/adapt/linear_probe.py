@@ -48,7 +48,7 @@ class LinearProbeClassifier(AdaptedClassifier):
     changes_projection: bool = False
 
     @classmethod
-    def zero_shot(cls, train: FewShotData) -> "LinearProbeClassifier":
+    def zero_shot(cls, train: FewShotData) -> LinearProbeClassifier:
         """The untrained head (H = the class texts): its scores are zero-shot's."""
         return cls(train.text_features.clone(), train.text_features, train.projection, train.logit_scale)
 

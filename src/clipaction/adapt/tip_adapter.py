@@ -60,7 +60,7 @@ class TipAdapterClassifier(AdaptedClassifier):
     info: dict[str, Any] = field(default_factory=dict)
     changes_projection: bool = False
 
-    def with_params(self, *, alpha: float | None = None, beta: float | None = None) -> "TipAdapterClassifier":
+    def with_params(self, *, alpha: float | None = None, beta: float | None = None) -> TipAdapterClassifier:
         """The same cache with another alpha and/or beta."""
         return dataclasses.replace(
             self, alpha=self.alpha if alpha is None else alpha, beta=self.beta if beta is None else beta

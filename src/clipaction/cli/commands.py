@@ -6,11 +6,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from clipaction.cli.parser import RUN_OVERRIDES, SKIP_KEYS
-from clipaction.errors import ConfigError, DataError
 from clipaction.config import (
     DEFAULT_NUM_CLASSES,
     DatasetConfig,
@@ -19,6 +18,7 @@ from clipaction.config import (
     SamplerConfig,
     ZeroShotConfig,
 )
+from clipaction.errors import ConfigError, DataError
 
 EXIT_OK, EXIT_FAILURES, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
 
@@ -185,9 +185,13 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _cmd_benchmark(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from clipaction.benchmark import BenchmarkConfig, benchmark_config_to_toml, load_benchmark_config, run_benchmark
-
-    from clipaction.benchmark import with_protocols
+    from clipaction.benchmark import (
+        BenchmarkConfig,
+        benchmark_config_to_toml,
+        load_benchmark_config,
+        run_benchmark,
+        with_protocols,
+    )
     from clipaction.cli.parser import BENCHMARK_MODEL_OVERRIDES
 
     config = load_benchmark_config(args.config) if args.config else BenchmarkConfig()
@@ -295,10 +299,9 @@ def _zeroshot_config(args: argparse.Namespace) -> ZeroShotConfig:
 
 
 def _cmd_zeroshot(args: argparse.Namespace) -> int:
+    from clipaction.models import load_backend
     from clipaction.pipeline import partial_videos, run_zeroshot, write_zeroshot_outputs
     from clipaction.results import check_output_folder
-
-    from clipaction.models import load_backend
 
     config = _zeroshot_config(args)
     check_output_folder(args.out)  # a bad --out fails now, not after the encoding
@@ -329,12 +332,11 @@ def _cmd_zeroshot(args: argparse.Namespace) -> int:
 
 def _cmd_extract(args: argparse.Namespace) -> int:
     from clipaction.data import load_dataset
+    from clipaction.features.clips import sampler_for
     from clipaction.features.engines import extract
     from clipaction.features.shard import parse_shard, select_shard
     from clipaction.models import load_backend
     from clipaction.pipeline import open_cache
-
-    from clipaction.features.clips import sampler_for
 
     dataset = load_dataset(_dataset_config(args))
     backend = load_backend(_model_config(args))

@@ -30,10 +30,10 @@ import functools
 import io
 import json
 import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import av
 import numpy as np
@@ -73,7 +73,7 @@ class Composition:
         return f"{self.colour}_{self.shape}_{self.motion}".replace(" ", "_")
 
     @classmethod
-    def parse(cls, text: str) -> "Composition":
+    def parse(cls, text: str) -> Composition:
         """From "red square moving up" (a leading "a " and underscores are accepted)."""
         words = text.replace("_", " ").split()
         if words and words[0] == "a":

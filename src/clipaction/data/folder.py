@@ -31,9 +31,9 @@ from __future__ import annotations
 import csv
 import logging
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
 
 from clipaction.config import DatasetConfig
 from clipaction.data.names import select_classes

@@ -28,10 +28,10 @@ import hashlib
 import io
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Sequence
 
 from clipaction.config import DatasetConfig
 from clipaction.data.folder import absolute_path, is_video, walk_files

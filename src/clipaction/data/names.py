@@ -14,9 +14,9 @@ import json
 import logging
 import re
 import unicodedata
+from collections.abc import Callable, Iterable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from clipaction.data.records import DatasetError
 from clipaction.registry import Registry

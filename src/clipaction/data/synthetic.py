@@ -12,10 +12,11 @@ from __future__ import annotations
 import colorsys
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Literal
 
 import av
 import numpy as np

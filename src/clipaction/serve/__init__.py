@@ -21,14 +21,14 @@ if TYPE_CHECKING:
 __all__ = ["ServeConfig", "make_page", "start_page"]
 
 
-def make_page(config: ServeConfig, analyzer: "Analyzer | None" = None) -> "Page":
+def make_page(config: ServeConfig, analyzer: Analyzer | None = None) -> Page:
     """The page, built but not yet listening (the model is set up, weights load on first use)."""
     from clipaction.serve.app import Page
 
     return Page(config, analyzer)
 
 
-def start_page(config: ServeConfig) -> "Page":
+def start_page(config: ServeConfig) -> Page:
     """Build the page and serve it on `config.host`:`config.port` in the background; `page.url`
     is its address, `page.wait()` serves until Ctrl-C or SIGTERM, `page.close()` stops it and
     deletes its files."""

@@ -15,9 +15,10 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from clipaction.errors import DataError
 from clipaction.features.cache import video_key

@@ -175,7 +175,7 @@ class Page:
             return resolve_choice(self.videos_dir, picked), picked
         raise DataError("upload a video or pick one from the folder", setting="video")
 
-    def _session(self, request: "gr.Request | None") -> Session:
+    def _session(self, request: gr.Request | None) -> Session:
         """The session of `request` (Gradio's session hash: one per browser tab or client);
         sessions idle for `SESSION_TTL_S` are closed on the way."""
         key = request.session_hash if request is not None and request.session_hash else None
@@ -256,7 +256,7 @@ class Page:
             f"({'one softmax over the labels' if m['score'] == 'softmax' else 'an independent sigmoid per label'})."
         )
 
-    def _build(self) -> "gr.Blocks":
+    def _build(self) -> gr.Blocks:
         # System fonts only: the default theme would make every browser fetch fonts from the web.
         theme = gr.themes.Default(
             font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
@@ -360,7 +360,7 @@ class Page:
             else:
                 os.environ["GRADIO_TEMP_DIR"] = self._old_temp
 
-    def __enter__(self) -> "Page":
+    def __enter__(self) -> Page:
         return self
 
     def __exit__(self, *exc: object) -> None:

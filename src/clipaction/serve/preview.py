@@ -8,9 +8,9 @@ in AVI plays in none of them, so such a source gets an H.264 preview (video only
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable
 
 import av
 

@@ -4,8 +4,8 @@ imports matplotlib (`matplotlib.figure.Figure`, no pyplot, as `clipaction.report
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch

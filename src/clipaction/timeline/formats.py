@@ -8,8 +8,8 @@ import csv
 import io
 import json
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from clipaction.results import write_text_atomic
 from clipaction.timeline.segments import Segment, Windows

@@ -9,8 +9,8 @@ without a score (none of its frames decoded) breaks a segment.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 

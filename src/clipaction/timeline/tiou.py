@@ -11,7 +11,7 @@ compared are the official ones bit for bit; their keys are short decimals ("0.9"
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from clipaction.errors import ConfigError
 
