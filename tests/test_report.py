@@ -13,10 +13,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from clipaction.adapt.base import pick_best
+from clipaction.adapt.selection import weakest_classes
 from clipaction.evaluate import classification_report_text, compute_metrics
 from clipaction.report import observations, write_figures, write_report
-from clipaction.report.markdown import BANNER, BANNER_TEXT
+from clipaction.report.markdown import BANNER, BANNER_TEXT, build_document, render_markdown
 from clipaction.report.tables import pct, points, sampler_text
+from clipaction.study.adaptation import SELECTION_TIE_BREAK
 from clipaction.study.evaluation import most_confused
 
 CLASSES = ["Archery", "Basketball", "BasketballDunk", "Biking", "Jump<b>&Roll", "Billiards"]
@@ -404,3 +407,222 @@ def test_sampler_descriptions_name_their_parameters(sampler, words):
     assert text.startswith(sampler["name"] + ":")
     for word in words:
         assert word in text
+
+
+# --- the summary first, and the ties and inert settings named (issue 20, item 7) ---------------
+
+def markdown_of(results: dict) -> str:
+    """report.md's text without figures (fast: nothing is drawn)."""
+    return render_markdown(build_document(results, {}, observations(results)))
+
+
+def summary_of(text: str) -> str:
+    return text.split("## Summary\n", 1)[1].split("\n## ", 1)[0]
+
+
+def group_top1(metrics: dict, names: list[str]) -> float:
+    """Correct / videos over the true classes `names`, from the confusion matrix."""
+    matrix = np.array(metrics["confusion_matrix"])
+    rows = [metrics["classes"].index(name) for name in names]
+    return float(sum(matrix[i, i] for i in rows) / matrix[rows].sum())
+
+
+def test_summary_comes_before_the_settings_with_the_results_numbers(study, report):
+    results, facts = study
+    out, _ = report
+    text = (out / "report.md").read_text()
+    assert text.index("## Summary\n") < text.index("## Model\n") < text.index("## Setup\n")
+    page = (out / "report.html").read_text()
+    assert page.index('<h2 id="summary">') < page.index('<h2 id="model">') < page.index('<h2 id="setup">')
+    assert page.index('<h2 id="summary">') < page.index("<table>")  # no setup table above the findings
+
+    summary = summary_of(text)
+    stages = results["stages"]
+    zs = stages["zeroshot"]["metrics"]
+    assert zs["top1"] == facts["top1"]
+    assert (
+        f"top-1 {pct(zs['top1'])}, top-5 {pct(zs['top5'])} on {C * PER_CLASS} test videos of {C} classes "
+        f"(chance: {pct(1 / C)} top-1, {pct(5 / C)} top-5)"
+    ) in summary
+    middle = stages["temporal"]["variants"][0]["metrics"]["top1"]
+    assert f"middle (1 frame) {pct(middle)}, center-clip (8 frames) {pct(zs['top1'])}" in summary
+    assert f"{points(zs['top1'] - middle)} points from middle to center-clip" in summary
+
+    few = stages["fewshot"]
+    chosen, others = facts["chosen"], [n for n in CLASSES if n not in facts["chosen"]]
+    before, after = few["zeroshot_metrics"], few["finetuned_metrics"]
+    assert group_top1(after, chosen) == 1.0  # the fabricated trained classes became perfect
+    assert f"from {pct(group_top1(before, chosen))} to 100.0% correct" in summary
+    lost = sum(1 for row in few["comparison"] if row["class"] in others and row["delta"] < 0)
+    assert lost >= 1
+    assert (
+        f"the other {len(others)} classes went from {pct(group_top1(before, others))} to "
+        f"{pct(group_top1(after, others))} ({points(group_top1(after, others) - group_top1(before, others))} points), "
+        f"{lost} of them lost accuracy"
+    ) in summary
+    full = stages["full_finetune"]["finetuned_metrics"]
+    assert f"from {pct(zs['top1'])} to {pct(full['top1'])}" in summary and pct(facts["collapsed_top1"]) in summary
+    assert f"{pct(facts['collapse_share1'])} of the test predictions went to Biking" in summary
+    assert f"Basketball predicted as BasketballDunk ({PLANTED} of {PER_CLASS}, {pct(PLANTED / PER_CLASS)})" in summary
+
+    # each line links to its section, and every link in the page lands on a heading
+    assert "[Zero-shot](#zero-shot-accuracy-and-example-outputs)" in summary
+    assert "[Most confused pairs](#most-confused-pairs)" in summary
+    assert "[Full fine-tuning](#full-fine-tuning-ablation)" in summary
+    targets = re.findall(r'href="#([^"]+)"', page)
+    ids = set(re.findall(r' id="([^"]+)"', page))
+    assert len(targets) >= 6 and set(targets) <= ids
+    assert len(re.findall(r"<h\d id=", page)) == len(set(re.findall(r'<h\d id="([^"]+)"', page)))  # unique
+
+
+def test_summary_says_when_a_stage_did_not_run_or_does_not_apply(study):
+    results = copy.deepcopy(study[0])
+    results["stages"] = {"zeroshot": results["stages"]["zeroshot"]}
+    results["not_applicable"] = {"full_finetune": "this family has no trainable image tower"}
+    summary = summary_of(markdown_of(results))
+    assert "[Single frame vs clip](#temporal-input): not run." in summary
+    assert "[Few-shot fine-tuning](#few-shot-fine-tuning): not run." in summary
+    assert "[Full fine-tuning](#full-fine-tuning-ablation): not applicable to this model." in summary
+    bare = {key: value for key, value in study[0].items() if key != "stages"}
+    assert "Zero-shot](#zero-shot-accuracy-and-example-outputs): not run." in summary_of(markdown_of(bare))
+
+
+def test_a_tie_at_the_selection_cut_is_reported_with_the_tied_classes(study):
+    results = copy.deepcopy(study[0])
+    accuracy = dict(zip(CLASSES, [0.0, 0.125, 0.125, 0.125, 0.5, 0.75], strict=True))
+    chosen = weakest_classes(accuracy, 2, CLASSES)  # what the study itself picks
+    assert chosen == ["Archery", "Basketball"]  # the tie went to the first in class order, as the report says
+    few = results["stages"]["fewshot"]
+    few.update(selection_accuracy=accuracy, selection_support={name: 8 for name in CLASSES},
+               chosen_classes=chosen, train_classes=chosen, selection_tie_break=SELECTION_TIE_BREAK)
+    text = markdown_of(results)
+    sentence = (
+        "The choice cut through a 3-way tie: Basketball, BasketballDunk and Biking all had 12.5% zero-shot accuracy "
+        "on the train list (1 of 8 videos each); Basketball was taken and BasketballDunk and Biking were not. "
+        "Tie broken by class order: the tied classes that come first in the dataset's class order were taken."
+    )
+    section = text.split("## Few-shot fine-tuning\n")[1].split("\n## ")[0]
+    assert sentence in section and sentence in summary_of(text)
+    assert "3-way tie at 12.5%" in summary_of(text)  # on the few-shot line itself
+
+    # no tie at the cut: nothing said
+    few["selection_accuracy"] = dict(zip(CLASSES, [0.0, 0.125, 0.25, 0.375, 0.5, 0.75], strict=True))
+    text = markdown_of(results)
+    assert "tie" not in summary_of(text).lower() and "cut through" not in text
+
+
+def tip_grid(accuracies: list[float]) -> tuple[dict, tuple[float, float]]:
+    """A tip-adapter-f info dict with a 6 x 5 alpha x beta grid and these held-out accuracies."""
+    alphas, betas = [0.1, 0.5, 1.0, 2.0, 5.0, 10.0], [1.0, 3.0, 5.5, 7.0, 10.0]
+    pairs = [(a, b) for a in alphas for b in betas]
+    alpha, beta = pick_best(pairs, accuracies, prefer=lambda pair: pair)  # the method's own choice
+    info = {"alpha": alpha, "beta": beta, "alpha_grid": alphas, "beta_grid": betas,
+            "selected_on": "held-out shots (8 of 40)",
+            "selection": [{"alpha": a, "beta": b, "heldout_accuracy": acc} for (a, b), acc in zip(pairs, accuracies, strict=True)]}
+    return info, (alpha, beta)
+
+
+def with_methods(results: dict, infos: dict) -> dict:
+    group = {"trained": 0.2, "others": 0.7, "overall": 0.5}
+    results["stages"]["adapt_methods"] = {
+        "chosen_classes": ["Archery"], "n_train_videos": 40, "zeroshot": group,
+        "methods": {name: {"info": info, "before": group, "after": group,
+                           "delta": {"trained": 0.1 * i, "others": -0.01 * i, "overall": 0.0}}
+                    for i, (name, info) in enumerate(infos.items())},
+    }
+    return results
+
+
+def test_an_all_tied_grid_is_reported_with_the_value_taken_and_why(study):
+    tied, choice = tip_grid([0.5] * 30)
+    assert choice == (0.1, 1.0)
+    separated, best = tip_grid([0.5] * 29 + [0.75])
+    assert best == (10.0, 10.0)
+    results = with_methods(copy.deepcopy(study[0]), {"tip-adapter-f": tied, "tip-adapter": separated})
+    text = markdown_of(results)
+    sentence = (
+        "tip-adapter-f: all 30 grid points (alpha x beta) tied at 50.0% held-out accuracy on held-out shots (8 of 40), "
+        "so the search could not tell them apart; alpha 0.1, beta 1 came from the tie-break "
+        "(the smallest alpha, then the smallest beta), not from the held-out data."
+    )
+    section = text.split("## Few-shot methods compared\n")[1].split("\n## ")[0]
+    assert sentence in section and sentence in summary_of(text)
+    assert "| tip-adapter-f |" in section and "alpha 0.1, beta 1 (tie-break: all 30 grid points tied) |" in section
+    assert "alpha 10, beta 10 |" in section  # a real choice carries no tie note
+    assert "tip-adapter:" not in text
+
+    partly, choice = tip_grid([0.5 if i in (7, 12, 13, 27) else 0.25 for i in range(30)])
+    assert choice == (0.5, 5.5)
+    text = markdown_of(with_methods(copy.deepcopy(study[0]), {"tip-adapter-f": partly}))
+    assert "4 of 30 grid points (alpha x beta) shared the best held-out accuracy, 50.0%" in text
+    assert "alpha 0.5, beta 5.5 came from the tie-break (the smallest alpha), not from the held-out data." in text
+
+
+def prompt_row(style: str, templates: str, top1: float, names: list[str] | None, style_names=None) -> dict:
+    row = {"name_style": style, "templates": templates, "n_templates": 1, "top1": top1, "top5": 0.9,
+           "mean_class_accuracy": top1}
+    if names is not None:
+        row["class_names"] = names
+    if style_names is not None:
+        row["style_names"] = style_names
+    return row
+
+
+def test_identical_ablation_rows_are_flagged_and_never_ranked(study):
+    mapped = ["draw a bow"] * C
+    rows = [
+        prompt_row("raw", "name", 0.6, mapped, list(CLASSES)),
+        prompt_row("spaced", "name", 0.6, mapped, [n.lower() for n in CLASSES]),
+        prompt_row("raw", "seed", 0.3, ["x"] * C, list(CLASSES)),
+    ]
+    results = copy.deepcopy(study[0])
+    results["stages"]["ablations"] = {"prompts": rows, "label_map": "labels.csv", "temporal": []}
+    text = markdown_of(results)
+    section = text.split("### Prompts\n")[1].split("\n#")[0]
+    assert "identical to spaced / name: the label map overrides the name style |" in section
+    assert "identical to raw / name: the label map overrides the name style |" in section
+    flagged = "The prompt-ablation rows raw / name and spaced / name are identical: the label map overrides the name style"
+    assert flagged in section and flagged in summary_of(text)
+    sentences = observations(results)
+    ranking = [s for s in sentences if s.startswith("Of the prompt choices")]
+    assert ranking == [
+        "Of the prompt choices, raw = spaced class names with the name templates scored best (60.0% top-1) and "
+        "raw names with seed worst (30.0%): +30.0 points apart."
+    ]
+    assert any(s.startswith(flagged) for s in sentences)
+
+    # only the two identical rows: one result, so nothing is ranked
+    results["stages"]["ablations"]["prompts"] = rows[:2]
+    assert not [s for s in observations(results) if "prompt choices" in s]
+
+    # the same numbers from different texts are a tie, not identical rows
+    results["stages"]["ablations"]["prompts"] = [
+        prompt_row("raw", "name", 0.6, ["a"] * C), prompt_row("spaced", "name", 0.6, ["b"] * C),
+        prompt_row("raw", "seed", 0.3, ["c"] * C),
+    ]
+    sentences = observations(results)
+    assert not any("identical" in s for s in sentences)
+    assert any("raw names with name and spaced names with name tied for best (60.0% top-1)" in s for s in sentences)
+
+    # older results without the texts: equal numbers with the same templates are flagged as such
+    results["stages"]["ablations"]["prompts"] = [prompt_row("raw", "name", 0.6, None), prompt_row("spaced", "name", 0.6, None)]
+    text = markdown_of(results)
+    assert "rows raw / name and spaced / name have identical numbers with the same templates" in text
+    assert "does not record their texts" in text
+    assert not [s for s in observations(results) if "prompt choices" in s]
+
+    # the same identity over several template sets is said once
+    results["stages"]["ablations"]["prompts"] = [
+        prompt_row("raw", "name", 0.6, mapped, list(CLASSES)), prompt_row("raw", "seed", 0.4, ["y"] * C, list(CLASSES)),
+        prompt_row("spaced", "name", 0.6, mapped, ["z"] * C), prompt_row("spaced", "seed", 0.4, ["y"] * C, ["z"] * C),
+    ]
+    merged = (
+        "The prompt-ablation rows with raw and spaced class names are identical for each template set (name and seed): "
+        "the label map overrides the name style; each set has one result, not 2."
+    )
+    text = markdown_of(results)
+    assert merged in summary_of(text) and summary_of(text).count("Prompt ablation") == 1
+    assert [s for s in observations(results) if s.startswith("Of the prompt choices")] == [
+        "Of the prompt choices, raw = spaced class names with the name templates scored best (60.0% top-1) and "
+        "raw = spaced names with seed worst (40.0%): +20.0 points apart."
+    ]

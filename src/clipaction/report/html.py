@@ -52,6 +52,8 @@ def inline_html(spans: Inline) -> str:
             out.append(f"<strong>{value}</strong>")
         elif span.style == "code":
             out.append(f"<code>{value}</code>")
+        elif span.style == "link" and span.target.startswith("#"):
+            out.append(f'<a href="{escape(span.target)}">{value}</a>')
         else:
             out.append(value)
     return "".join(out)
@@ -77,7 +79,10 @@ def image_html(block: Image, base_dir: Path) -> str:
 
 def block_html(block: Block, base_dir: Path) -> str:
     if isinstance(block, Heading):
-        return f"<h{block.level}>{escape(block.text)}</h{block.level}>"
+        # ids on the sections (h2) and on the headings a link points at
+        linked = block.anchor and (block.level <= 2 or block.key)
+        anchor = f' id="{escape(block.anchor)}"' if linked else ""
+        return f"<h{block.level}{anchor}>{escape(block.text)}</h{block.level}>"
     if isinstance(block, Paragraph):
         css = f' class="{escape(block.role)}"' if block.role else ""
         return f"<p{css}>{inline_html(block.spans)}</p>"

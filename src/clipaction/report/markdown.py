@@ -11,6 +11,23 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping, Sequence, Union
 
+from clipaction.report.caveats import (
+    grid_tie_sentence,
+    identical_prompt_groups,
+    identical_prompt_sentences,
+    method_grid_ties,
+    selection_tie,
+    selection_tie_sentence,
+)
+from clipaction.report.summary import (
+    CONFUSED,
+    METHODS,
+    PROMPTS,
+    TEMPORAL,
+    ZEROSHOT,
+    caveat_items,
+    summary_items,
+)
 from clipaction.report.tables import (
     NA,
     Table,
@@ -58,8 +75,12 @@ LIMITATIONS = (
 
 @dataclass(frozen=True)
 class Span:
+    """Plain, bold or code text; a "link" span points at a heading: `target` is the heading's
+    `key` while the document is built, its anchor ("#...") once `resolve_links` has run."""
+
     text: str
-    style: Literal["", "bold", "code"] = ""
+    style: Literal["", "bold", "code", "link"] = ""
+    target: str = ""
 
 
 Inline = tuple[Span, ...]
@@ -67,8 +88,13 @@ Inline = tuple[Span, ...]
 
 @dataclass(frozen=True)
 class Heading:
+    """`key` names a section for links (see summary.py); `anchor` is set by `resolve_links`:
+    the GitHub-style slug of the text, so report.md's links work where Markdown is rendered."""
+
     level: int
     text: str
+    key: str = ""
+    anchor: str = ""
 
 
 @dataclass(frozen=True)
@@ -128,22 +154,24 @@ def build_document(
     blocks.append(Heading(1, TITLE))
     if results.get("created_at"):
         blocks.append(para(f"Created {results['created_at']}."))
+    blocks += summary_section(results)
     blocks += model_section(results)
     blocks += setup_section(results)
     blocks += zeroshot_section(stages.get("zeroshot"), figures)
     not_applicable = results.get("not_applicable") or {}
     for key, title in (("fewshot", "Few-shot fine-tuning"), ("full_finetune", "Full fine-tuning ablation")):
         if key in not_applicable:
-            blocks += [Heading(2, title), para(f"Not applicable to this model: {not_applicable[key]}.")]
+            blocks += [Heading(2, title, key=key), para(f"Not applicable to this model: {not_applicable[key]}.")]
             continue
         blocks += finetune_section(stages.get(key), classes, figures, key, title)
     if "adapt" in not_applicable:
-        blocks += [Heading(2, "Few-shot methods compared"), para(f"Not applicable to this model: {not_applicable['adapt']}.")]
+        blocks += [Heading(2, "Few-shot methods compared", key=METHODS), para(f"Not applicable to this model: {not_applicable['adapt']}.")]
     else:
         blocks += methods_section(stages.get("adapt_methods"), figures)
     blocks += embeddings_section(stages.get("embeddings"), classes, figures)
     blocks += temporal_section(stages.get("temporal"), figures)
-    blocks += ablations_section(stages.get("ablations"))
+    label_map = ((results.get("config") or {}).get("prompts") or {}).get("label_map")
+    blocks += ablations_section(stages.get("ablations"), label_map)
     blocks.append(Heading(2, "Observations"))
     if observations:
         blocks.append(Bullets(tuple(text(sentence) for sentence in observations)))
@@ -151,7 +179,63 @@ def build_document(
         blocks.append(para("No stage gave numbers to observe."))
     blocks.append(Heading(2, "Limitations"))
     blocks.append(Bullets(tuple(text(line) for line in LIMITATIONS)))
+    return resolve_links(blocks)
+
+
+def summary_section(results: Mapping[str, Any]) -> list[Block]:
+    """What the run found, before any setting: one line per stage, each linking to its section,
+    then the ties and inert settings the numbers cannot carry."""
+
+    def item(subject: str, key: str, rest: str) -> Inline:
+        return (Span(subject, "link", key), Span(": " + rest))
+
+    blocks: list[Block] = [
+        Heading(2, "Summary", key="summary"),
+        Bullets(tuple(item(*entry) for entry in summary_items(results))),
+    ]
+    caveats = caveat_items(results)
+    if caveats:
+        blocks.append(para("Ties and settings that had no effect, which the numbers alone do not show:"))
+        blocks.append(Bullets(tuple(item(*entry) for entry in caveats)))
+    blocks.append(para("The settings of the run follow; then each stage in full."))
     return blocks
+
+
+def slug(value: str) -> str:
+    """GitHub's heading anchor: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", value.strip().lower()).replace(" ", "-")
+
+
+def resolve_links(blocks: Sequence[Block]) -> list[Block]:
+    """Give every heading its anchor (GitHub's slug, "-1", "-2" for repeats, as GitHub numbers
+    them) and point link spans at the first heading with their key; a link whose section is not
+    in the document becomes plain text."""
+    seen: dict[str, int] = {}
+    anchors: dict[str, str] = {}
+    out: list[Block] = []
+    for block in blocks:
+        if isinstance(block, Heading):
+            base = slug(block.text)
+            count = seen.get(base, 0)
+            seen[base] = count + 1
+            anchor = base if count == 0 else f"{base}-{count}"
+            if block.key:
+                anchors.setdefault(block.key, anchor)
+            block = Heading(block.level, block.text, block.key, anchor)
+        out.append(block)
+
+    def link(span: Span) -> Span:
+        if span.style != "link":
+            return span
+        anchor = anchors.get(span.target)
+        return Span(span.text, "link", "#" + anchor) if anchor else Span(span.text)
+
+    for i, block in enumerate(out):
+        if isinstance(block, Paragraph):
+            out[i] = Paragraph(tuple(map(link, block.spans)), block.role)
+        elif isinstance(block, Bullets):
+            out[i] = Bullets(tuple(tuple(map(link, item)) for item in block.items))
+    return out
 
 
 def _image(figures: Mapping[str, str], key: str, caption: str) -> list[Block]:
@@ -254,7 +338,7 @@ def partial_videos_blocks(warnings: Sequence[Mapping[str, Any]]) -> list[Block]:
 
 
 def zeroshot_section(stage: Mapping[str, Any] | None, figures: Mapping[str, str]) -> list[Block]:
-    blocks: list[Block] = [Heading(2, "Zero-shot accuracy and example outputs")]
+    blocks: list[Block] = [Heading(2, "Zero-shot accuracy and example outputs", key=ZEROSHOT)]
     if not stage:
         return blocks + _not_run()
     metrics = stage.get("metrics") or {}
@@ -267,7 +351,7 @@ def zeroshot_section(stage: Mapping[str, Any] | None, figures: Mapping[str, str]
     blocks += [Heading(3, "Per-class accuracy, best to worst"), TableBlock(ranking_table(metrics))]
     blocks += _image(figures, "zeroshot_per_class", "Zero-shot accuracy per class")
     pairs = stage_confusions(stage, MOST_CONFUSED_PAIRS)
-    blocks.append(Heading(3, "Most confused pairs"))
+    blocks.append(Heading(3, "Most confused pairs", key=CONFUSED))
     if pairs:
         blocks.append(TableBlock(confused_pairs_table(pairs, metrics)))
     else:
@@ -280,7 +364,7 @@ def zeroshot_section(stage: Mapping[str, Any] | None, figures: Mapping[str, str]
 def finetune_section(
     stage: Mapping[str, Any] | None, classes: Sequence[str], figures: Mapping[str, str], key: str, title: str
 ) -> list[Block]:
-    blocks: list[Block] = [Heading(2, title)]
+    blocks: list[Block] = [Heading(2, title, key=key)]
     if not stage:
         return blocks + _not_run()
     chosen = list(stage.get("chosen_classes") or [])
@@ -294,6 +378,9 @@ def finetune_section(
         if stage["select_on"] == "test":
             sentence += " The choice read test labels, so the gains on these classes are optimistic."
         blocks.append(para(sentence))
+        tie = selection_tie(stage)
+        if tie:
+            blocks.append(Paragraph(text(Span("Tie at the cut. ", "bold"), selection_tie_sentence(tie))))
         if stage.get("selection_accuracy"):
             blocks.append(TableBlock(selection_table(stage)))
     else:
@@ -346,7 +433,7 @@ def embeddings_section(
 
 
 def temporal_section(stage: Mapping[str, Any] | None, figures: Mapping[str, str]) -> list[Block]:
-    blocks: list[Block] = [Heading(2, "Temporal input")]
+    blocks: list[Block] = [Heading(2, "Temporal input", key=TEMPORAL)]
     if not stage:
         return blocks + _not_run()
     blocks.append(TableBlock(temporal_summary_table(stage)))
@@ -357,7 +444,7 @@ def temporal_section(stage: Mapping[str, Any] | None, figures: Mapping[str, str]
 
 
 def methods_section(stage: Mapping[str, Any] | None, figures: Mapping[str, str]) -> list[Block]:
-    blocks: list[Block] = [Heading(2, "Few-shot methods compared")]
+    blocks: list[Block] = [Heading(2, "Few-shot methods compared", key=METHODS)]
     if not stage:
         return blocks + _not_run()
     outside = stage.get("outside")
@@ -376,20 +463,26 @@ def methods_section(stage: Mapping[str, Any] | None, figures: Mapping[str, str])
         )
     )
     blocks.append(TableBlock(methods_table(stage)))
+    ties = method_grid_ties(stage)
+    if ties:
+        blocks.append(para("Ties in the held-out searches:"))
+        blocks.append(Bullets(tuple(text(grid_tie_sentence(name, tie)) for name, tie in ties)))
     blocks += _image(figures, "adapt_tradeoff", "Accuracy on trained vs other classes per method")
     return blocks
 
 
-def ablations_section(stage: Mapping[str, Any] | None) -> list[Block]:
+def ablations_section(stage: Mapping[str, Any] | None, label_map: Any = None) -> list[Block]:
     blocks: list[Block] = [Heading(2, "Ablations")]
     if not stage:
         return blocks + _not_run()
     if stage.get("prompts"):
+        groups = identical_prompt_groups(stage, label_map)
         blocks += [
-            Heading(3, "Prompts"),
+            Heading(3, "Prompts", key=PROMPTS),
             para("Zero-shot accuracy on the test list for each way of writing the class texts."),
-            TableBlock(prompt_ablation_table(stage["prompts"])),
+            TableBlock(prompt_ablation_table(stage["prompts"], groups)),
         ]
+        blocks += [para(sentence) for sentence in identical_prompt_sentences(stage, label_map)]
     if stage.get("temporal"):
         blocks += [
             Heading(3, "Temporal input"),
@@ -424,6 +517,8 @@ def inline_markdown(spans: Inline) -> str:
             out.append(f"**{escape(span.text)}**")
         elif span.style == "code":
             out.append(_code_span(" ".join(span.text.splitlines())))
+        elif span.style == "link" and span.target.startswith("#"):
+            out.append(f"[{escape(span.text)}]({span.target})")
         else:
             out.append(escape(span.text))
     return "".join(out)

@@ -10,6 +10,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from clipaction.report.caveats import identical_prompt_groups, identical_prompt_sentences
 from clipaction.report.tables import (
     accuracy_of,
     comparison_rows,
@@ -51,7 +52,8 @@ def observations(results: Mapping[str, Any]) -> list[str]:
     if stages.get("adapt_methods"):
         sentences += method_sentences(stages["adapt_methods"])
     if stages.get("ablations"):
-        sentences += ablation_sentences(stages["ablations"])
+        label_map = ((results.get("config") or {}).get("prompts") or {}).get("label_map")
+        sentences += ablation_sentences(stages["ablations"], label_map)
     return sentences
 
 
@@ -74,18 +76,51 @@ def method_sentences(stage: Mapping[str, Any]) -> list[str]:
     return [sentence + "."]
 
 
-def ablation_sentences(stage: Mapping[str, Any]) -> list[str]:
-    """The best and worst prompt choice, and the best temporal input with its frame cost."""
-    sentences = []
-    prompts = [row for row in stage.get("prompts") or [] if is_number(row.get("top1"))]
-    if len(prompts) >= 2:
-        ordered = sorted(prompts, key=lambda row: -row["top1"])
-        best, worst = ordered[0], ordered[-1]
+def prompt_sentences(stage: Mapping[str, Any], label_map: Any = None) -> list[str]:
+    """The best and worst prompt choice. Rows that are one result (the same prompts, e.g. name
+    styles a label map overrides) are said to be identical and ranked once, as one choice; a
+    tie at the top or bottom is called a tie."""
+    rows = list(stage.get("prompts") or [])
+    groups = identical_prompt_groups(stage, label_map)
+    sentences = identical_prompt_sentences(stage, label_map)
+    styles = {i: str(row.get("name_style")) for i, row in enumerate(rows)}
+    dropped: set[int] = set()
+    for group in groups:
+        first, *rest = group["rows"]
+        styles[first] = " = ".join(str(rows[i].get("name_style")) for i in group["rows"])
+        dropped.update(rest)
+    choices = [(styles[i], row) for i, row in enumerate(rows) if i not in dropped and is_number(row.get("top1"))]
+    if len(choices) < 2:
+        return sentences
+    high = max(row["top1"] for _, row in choices)
+    low = min(row["top1"] for _, row in choices)
+    if high == low:
+        return sentences + [f"All {len(choices)} distinct prompt choices tied at {pct(high)} top-1."]
+
+    def named(value: float) -> tuple[str, bool]:
+        same = [f"{style} names with {row['templates']}" for style, row in choices if row["top1"] == value]
+        return _join(same), len(same) > 1
+
+    (best, best_tied), (worst, worst_tied) = named(high), named(low)
+    if not best_tied and not worst_tied:
+        best_style, best_row = next(choice for choice in choices if choice[1]["top1"] == high)
+        worst_style, worst_row = next(choice for choice in choices if choice[1]["top1"] == low)
         sentences.append(
-            f"Of the prompt choices, {best['name_style']} class names with the {best['templates']} templates "
-            f"scored best ({pct(best['top1'])} top-1) and {worst['name_style']} names with "
-            f"{worst['templates']} worst ({pct(worst['top1'])}): {points(best['top1'] - worst['top1'])} points apart."
+            f"Of the prompt choices, {best_style} class names with the {best_row['templates']} templates "
+            f"scored best ({pct(high)} top-1) and {worst_style} names with "
+            f"{worst_row['templates']} worst ({pct(low)}): {points(high - low)} points apart."
         )
+        return sentences
+    sentences.append(
+        f"Of the prompt choices, {best} {'tied for' if best_tied else 'scored'} best ({pct(high)} top-1) and "
+        f"{worst} {'tied for' if worst_tied else 'scored'} worst ({pct(low)}): {points(high - low)} points apart."
+    )
+    return sentences
+
+
+def ablation_sentences(stage: Mapping[str, Any], label_map: Any = None) -> list[str]:
+    """The best and worst prompt choice, and the best temporal input with its frame cost."""
+    sentences = prompt_sentences(stage, label_map)
     temporal = [row for row in stage.get("temporal") or [] if is_number(row.get("top1"))]
     if len(temporal) >= 2:
         best = max(temporal, key=lambda row: (row["top1"], -row["frames_per_video"]))

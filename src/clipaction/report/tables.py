@@ -374,16 +374,26 @@ def settings_table(rows: Sequence[tuple[str, Any]]) -> Table:
     return Table.make(("Setting", "Value"), cells, "ll")
 
 
-def prompt_ablation_table(rows: Sequence[Mapping[str, Any]]) -> Table:
-    """Zero-shot accuracy per class-name style and template set."""
-    return Table.make(
-        ["Class names", "Templates", "Prompts per class", "Top-1", "Top-5", "Mean class accuracy"],
-        [
-            [r["name_style"], r["templates"], r["n_templates"], pct(r["top1"]), pct(r["top5"]), pct(r["mean_class_accuracy"])]
-            for r in rows
-        ],
-        "llrrrr",
-    )
+def prompt_ablation_table(
+    rows: Sequence[Mapping[str, Any]], identical: Sequence[Mapping[str, Any]] = ()
+) -> Table:
+    """Zero-shot accuracy per class-name style and template set. `identical` holds groups of
+    rows that are one result (caveats.identical_prompt_groups): their rows say so in a last
+    column, with the reason."""
+    notes = {}
+    for group in identical:
+        for index in group["rows"]:
+            others = [label for i, label in zip(group["rows"], group["labels"]) if i != index]
+            what = "identical to" if group.get("exact", True) else "same numbers as"
+            notes[index] = f"{what} {', '.join(others)}: {group['reason']}"
+    header = ["Class names", "Templates", "Prompts per class", "Top-1", "Top-5", "Mean class accuracy"]
+    cells = [
+        [r["name_style"], r["templates"], r["n_templates"], pct(r["top1"]), pct(r["top5"]), pct(r["mean_class_accuracy"])]
+        for r in rows
+    ]
+    if not notes:
+        return Table.make(header, cells, "llrrrr")
+    return Table.make([*header, "Note"], [row + [notes.get(i, "")] for i, row in enumerate(cells)], "llrrrrl")
 
 
 def temporal_ablation_table(rows: Sequence[Mapping[str, Any]]) -> Table:
@@ -399,13 +409,21 @@ def temporal_ablation_table(rows: Sequence[Mapping[str, Any]]) -> Table:
 
 
 def _chosen_values(info: Mapping[str, Any]) -> str:
-    """The settings a method chose on held-out shots, e.g. "alpha 0.3" or "weight decay 0.1"."""
+    """The settings a method chose on held-out shots, e.g. "alpha 0.3" or "weight decay 0.1";
+    "(tie-break: all 30 grid points tied)" when the held-out search could not separate them."""
     # a value was chosen when the method records the grid it was chosen from
     names = {"alpha": "alpha", "beta": "beta", "weight_decay": "weight decay"}
     parts = [
         f"{label} {info[key]:g}" for key, label in names.items() if is_number(info.get(key)) and f"{key}_grid" in info
     ]
-    return ", ".join(parts) or "-"
+    chosen = ", ".join(parts) or "-"
+    from clipaction.report.caveats import grid_tie  # caveats reads this module's helpers
+
+    tie = grid_tie(info)
+    if tie and parts:
+        tied = f"all {tie['n_points']} grid points tied" if tie["all"] else f"{tie['n_tied']} of {tie['n_points']} grid points tied"
+        chosen += f" (tie-break: {tied})"
+    return chosen
 
 
 def methods_table(stage: Mapping[str, Any]) -> Table:

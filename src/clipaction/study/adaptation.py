@@ -26,6 +26,10 @@ from clipaction.study.context import Context, Scored, pooled_features, write_pre
 from clipaction.video.decode import VideoDecodeError, read_sampled_frames
 from clipaction.zeroshot import class_text_features
 
+#: How adapt.selection.weakest_classes breaks a tie at the cut, recorded with the selection so
+#: the report can say it (its wording: "Tie broken by class order: <this>.").
+SELECTION_TIE_BREAK = "the tied classes that come first in the dataset's class order were taken"
+
 #: Few-shot methods that train the visual projection: they need Capability.PROJECTION.
 TRAINS_PROJECTION = frozenset({"projection", "wise-ft"})
 
@@ -41,6 +45,7 @@ class FewShotPlan:
     records: list[VideoRecord]  # the shots, labels still index the study's classes
     shots_per_class: dict[str, int]
     extraction: Extraction  # main-sampler features of (at least) the shots
+    selection_support: dict[str, int] = dataclasses.field(default_factory=dict)  # videos per class behind the accuracy
 
 
 def few_shot_plan(ctx: Context, zeroshot_metrics: dict[str, Any]) -> FewShotPlan:
@@ -64,7 +69,8 @@ def few_shot_plan(ctx: Context, zeroshot_metrics: dict[str, Any]) -> FewShotPlan
         records = [r for r in records if str(r.path) in train_extraction.features]
         counts = {name: sum(r.class_name == name for r in records) for name in chosen}
     train_classes = chosen if stage.train_classes == "chosen" else ctx.classes
-    return FewShotPlan(stage.select_on, accuracy, chosen, train_classes, records, counts, train_extraction)
+    support = {name: int(selection["per_class"][name]["support"]) for name in ctx.classes}
+    return FewShotPlan(stage.select_on, accuracy, chosen, train_classes, records, counts, train_extraction, support)
 
 
 def train_labels(plan: FewShotPlan) -> torch.Tensor:
@@ -129,7 +135,13 @@ def fewshot_stage(ctx: Context, plan: FewShotPlan, main: Extraction, before: Sco
     after = Scored(before.records, before.labels, scores)
     training = {**dataclasses.asdict(settings), "loss_curve": losses, "trained": "visual projection"}
     result = adaptation_result(ctx, plan, "fewshot", before, after, training)
-    return {"select_on": plan.select_on, "selection_accuracy": plan.selection_accuracy, **result}
+    return {
+        "select_on": plan.select_on,
+        "selection_accuracy": plan.selection_accuracy,
+        "selection_support": plan.selection_support,
+        "selection_tie_break": SELECTION_TIE_BREAK,
+        **result,
+    }
 
 
 def outside_classes(ctx: Context) -> dict[str, Any] | None:

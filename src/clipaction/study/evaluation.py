@@ -157,9 +157,13 @@ def ablation_stage(ctx: Context, main: Extraction) -> dict[str, Any]:
             text = class_text_features(ctx.backend, names, templates, ctx.cache) if scored.videos else None
             scores = video_scores(ctx.backend, main, scored.videos, text)[1].numpy() if text is not None else scored.scores
             metrics = compute_metrics(scores, scored.labels, ctx.classes)
-            prompts.append(
-                {"name_style": style, "templates": template_set, "n_templates": len(templates), **summary(metrics)}
-            )
+            row = {"name_style": style, "templates": template_set, "n_templates": len(templates), **summary(metrics)}
+            # the texts themselves, so the report can tell rows that are one result (a label map
+            # overriding the name style) from rows that merely score the same
+            row["class_names"] = list(names)
+            if label_map:
+                row["style_names"] = prompt_names(ctx.test.classes, style)
+            prompts.append(row)
     temporal = []
     samplers, refused = samplers_for_backend(ctx, stage.samplers)
     for sampler in samplers:
@@ -174,4 +178,9 @@ def ablation_stage(ctx: Context, main: Extraction) -> dict[str, Any]:
                 **summary(compute_metrics(scored.scores, scored.labels, ctx.classes)),
             }
         )
-    return {"prompts": prompts, "temporal": temporal, "temporal_not_applicable": refused}
+    return {
+        "prompts": prompts,
+        "label_map": ctx.config.prompts.label_map,
+        "temporal": temporal,
+        "temporal_not_applicable": refused,
+    }
