@@ -104,10 +104,9 @@ def test_probabilities_equal_transformers(variant, family_dirs, backends):
 def test_tiny_model_is_laid_out_as_its_checkpoint(variant, family_dirs):
     """Same processor, image processor and tokenizer classes and the same preprocessing and
     tokenizer keys as the hub checkpoint the tiny model stands for; only dimensions differ."""
-    from layout_checks import assert_laid_out_as
-
     from clipaction.models.checkpoint_layouts import layout_for
     from clipaction.models.tiny_families import HUB_LAYOUTS
+    from layout_checks import assert_laid_out_as
 
     assert_laid_out_as(family_dirs[variant], layout_for(HUB_LAYOUTS[variant]))
 

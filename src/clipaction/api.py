@@ -11,8 +11,9 @@ Everything else in the package stays importable but may change between versions.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from clipaction.config import DEFAULT_MODEL, ModelConfig, SamplerConfig, StudyConfig, ZeroShotConfig
 
@@ -28,7 +29,7 @@ def load_model(
     precision: str = "fp32",
     runtime: str = "torch",
     batch_size: int = 32,
-) -> "Backend":
+) -> Backend:
     """A model of any supported family (hub id or a folder saved with `save_pretrained`); the
     family comes from its config.json. Weights load when first needed. `runtime` "openvino"
     (frame models, CPU) needs the `openvino` extra."""
@@ -44,13 +45,13 @@ def predict(
     videos: Sequence[str | Path],
     labels: Sequence[str],
     *,
-    model: "str | Backend" = DEFAULT_MODEL,
+    model: str | Backend = DEFAULT_MODEL,
     sampler: SamplerConfig | None = None,
     templates: str = "seed",
     cache_dir: str | None = None,
     workers: int = 2,
     progress: bool = False,
-) -> list["VideoPrediction"]:
+) -> list[VideoPrediction]:
     """Rank `labels` for each readable video (files; unreadable ones are skipped with a logged
     warning). `model` is a hub id, a folder or a loaded backend; `templates` is `seed`, `clip`
     or a template file. Each prediction's `labels` are (label, probability) best first, and
@@ -74,7 +75,7 @@ def predict(
     return predictions
 
 
-def zeroshot(config: ZeroShotConfig, *, progress: bool = False) -> "ZeroShotRun":
+def zeroshot(config: ZeroShotConfig, *, progress: bool = False) -> ZeroShotRun:
     """Zero-shot evaluation of the dataset `config` describes: `.metrics`, `.scores` (V, C),
     `.labels`, `.videos`, `.failures`, and `.extraction.warnings` (partly decoded videos). Write the files with
     `clipaction.pipeline.write_zeroshot_outputs(run, out_dir)`."""

@@ -25,9 +25,9 @@ A video shorter than a clip has frames repeated (the sampler does this), and is 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch

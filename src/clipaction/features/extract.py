@@ -21,9 +21,9 @@ the entries written) live in `clipaction.features.core`; this module is the fram
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch

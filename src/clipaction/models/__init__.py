@@ -1,6 +1,13 @@
 """Model families behind one protocol (`base.Backend`, with `base.FrameBackend` and
 `base.ClipBackend` for the two kinds), one file each, registered by `model_type`."""
 
+from clipaction.models import (
+    hf_clip,  # noqa: F401  (registers "clip")
+    metaclip2,  # noqa: F401  (registers "metaclip_2")
+    siglip,  # noqa: F401  (registers "siglip", "siglip2")
+    videoprism,  # noqa: F401  (registers "videoprism")
+    xclip,  # noqa: F401  (registers "xclip")
+)
 from clipaction.models.base import (
     Backend,
     Capability,
@@ -15,11 +22,6 @@ from clipaction.models.base import (
     missing,
 )
 from clipaction.models.registry import BACKENDS, list_backends, load_backend
-from clipaction.models import hf_clip  # noqa: F401  (registers "clip")
-from clipaction.models import videoprism  # noqa: F401  (registers "videoprism")
-from clipaction.models import xclip  # noqa: F401  (registers "xclip")
-from clipaction.models import metaclip2  # noqa: F401  (registers "metaclip_2")
-from clipaction.models import siglip  # noqa: F401  (registers "siglip", "siglip2")
 
 __all__ = [
     "BACKENDS",

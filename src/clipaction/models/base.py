@@ -20,9 +20,10 @@ whose frame and text features are all cached never loads the weights.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Callable, Literal, Protocol, Sequence, cast, runtime_checkable
+from typing import Any, Literal, Protocol, cast, runtime_checkable
 
 import numpy as np
 import torch
@@ -200,7 +201,7 @@ class Backend(Protocol):
         mapping pixels (N, 3, S, S) -> (N, E) unnormalised embeddings."""
         ...
 
-    def with_image_tower(self, tower: torch.nn.Module, tag: str) -> "Backend":
+    def with_image_tower(self, tower: torch.nn.Module, tag: str) -> Backend:
         """Capability.IMAGE_TOWER: a backend sharing this one's text tower and preprocessing,
         with `tower` (from `image_tower`, e.g. fine-tuned) as its image encoder; `tag` goes
         into the fingerprint so caches never mix. It runs on torch."""
@@ -269,7 +270,7 @@ class BackendBase:
     def image_tower(self) -> torch.nn.Module:
         raise self._lacks(Capability.IMAGE_TOWER)
 
-    def with_image_tower(self, tower: torch.nn.Module, tag: str) -> "Backend":
+    def with_image_tower(self, tower: torch.nn.Module, tag: str) -> Backend:
         raise self._lacks(Capability.IMAGE_TOWER)
 
     def _lacks(self, capability: Capability) -> Exception:

@@ -9,14 +9,15 @@ from __future__ import annotations
 import copy
 import logging
 import threading
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from clipaction.config import ModelConfig
 from clipaction.features.pooling import pool_frames
-from clipaction.models.base import Capability, FrameBackendBase, FrameFeatures, Scoring, ScoreKind
+from clipaction.models.base import Capability, FrameBackendBase, FrameFeatures, ScoreKind, Scoring
 from clipaction.models.fast_preprocess import preprocess_frames
 from clipaction.models.hf_common import (
     ModelSource,
@@ -222,7 +223,7 @@ class HFClipBackend(FrameBackendBase):
         # and int8 layers have no gradients (callers refuse int8 before asking).
         return copy.deepcopy(self.tower).float()
 
-    def with_image_tower(self, tower: torch.nn.Module, tag: str) -> "HFClipBackend":
+    def with_image_tower(self, tower: torch.nn.Module, tag: str) -> HFClipBackend:
         tuned = copy.copy(self)
         tuned._tower = tower.eval().to(self.device)
         tuned._input_dtype = next(tower.parameters()).dtype

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from clipaction.config import ModelConfig
-from clipaction.models.base import BackendBase, Capability, Scoring, ScoreKind
+from clipaction.models.base import BackendBase, Capability, ScoreKind, Scoring
 from clipaction.models.hf_common import ModelSource, check_precision, load_pretrained, resolve_device
 from clipaction.models.processor_files import ProcessorSpec, check_processor_files
 

@@ -48,8 +48,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -129,7 +130,7 @@ def check_supported(backend: Any) -> None:
         )
 
 
-def openvino_runtime(backend: Any) -> "OpenVINOImageEncoder":
+def openvino_runtime(backend: Any) -> OpenVINOImageEncoder:
     """The OpenVINO runtime for a frame backend (an `HFClipBackend` or subclass), to give to
     its `use_runtime`: then its `encode_pixels` runs the compiled tower, its
     `prepare_extraction` calibrates int8 on the videos about to be extracted, and its

@@ -6,7 +6,7 @@ class taking `(ModelConfig, ModelSource)`, plus its import in `models/__init__.p
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from clipaction.config import ModelConfig
 from clipaction.errors import ConfigError, ModelLoadError

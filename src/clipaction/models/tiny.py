@@ -10,8 +10,9 @@ byte for byte. A random model's numbers mean nothing about actions.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import torch
 

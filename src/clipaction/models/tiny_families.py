@@ -23,8 +23,9 @@ A random model's numbers mean nothing about actions.
 from __future__ import annotations
 
 import string
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 

@@ -69,7 +69,7 @@ class TinyTrainConfig:
     threads: int = 2
 
 
-def clip_config(train: TinyTrainConfig, tokenizer) -> "CLIPConfig":  # noqa: F821
+def clip_config(train: TinyTrainConfig, tokenizer) -> CLIPConfig:  # noqa: F821
     from transformers import CLIPConfig
 
     special = {

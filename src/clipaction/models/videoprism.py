@@ -27,7 +27,8 @@ Capabilities: embeddings only (no linear visual projection over pooled features,
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch

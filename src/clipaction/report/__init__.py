@@ -6,8 +6,9 @@ results dict alone (what results.json holds), with no recomputation.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from clipaction.report.figures import write_figures
 from clipaction.report.html import render_html

@@ -8,15 +8,24 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from clipaction.report.tables import accuracy_of, comparison_rows, float_array, is_number, matrix_of, pct, ranked_classes
+from clipaction.report.tables import (
+    accuracy_of,
+    comparison_rows,
+    float_array,
+    is_number,
+    matrix_of,
+    pct,
+    ranked_classes,
+)
 
 log = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ anywhere with no other file, script or network access. All text goes through htm
 from __future__ import annotations
 
 import base64
+from collections.abc import Sequence
 from html import escape
 from pathlib import Path
-from typing import Sequence
 
 from clipaction.report.markdown import (
     TITLE,

@@ -8,8 +8,9 @@ Text in blocks is plain (unescaped); each renderer escapes for its own format.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Mapping, Sequence, Union
+from typing import Any, Literal
 
 from clipaction.report.caveats import (
     grid_tie_sentence,
@@ -48,8 +49,8 @@ from clipaction.report.tables import (
     similarity_table,
     stage_confusions,
     summary_table,
-    temporal_summary_table,
     temporal_ablation_table,
+    temporal_summary_table,
     temporal_table,
     training_table,
 )
@@ -125,7 +126,7 @@ class Code:
     text: str
 
 
-Block = Union[Heading, Paragraph, Bullets, TableBlock, Image, Code]
+Block = Heading | Paragraph | Bullets | TableBlock | Image | Code
 
 
 def text(*parts: str | Span) -> Inline:

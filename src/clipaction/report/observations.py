@@ -6,7 +6,8 @@ lacks the numbers a sentence needs) contributes none.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

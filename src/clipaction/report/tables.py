@@ -8,9 +8,10 @@ one decimal; a missing number (None/NaN) as "n/a".
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -4,20 +4,20 @@ and the few-shot methods compared, all on the same weakest classes and shots."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-
-from clipaction.errors import ConfigError
 
 from clipaction.adapt.full_finetune import finetune_vision
 from clipaction.adapt.projection import train_projection, video_logits
 from clipaction.adapt.selection import sample_shots, weakest_classes
 from clipaction.data import VideoRecord, load_dataset
 from clipaction.data.names import load_label_map, prompt_names
+from clipaction.errors import ConfigError
 from clipaction.evaluate import compute_metrics
 from clipaction.features.extract import Extraction
 from clipaction.models.base import Capability, missing

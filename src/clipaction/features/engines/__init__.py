@@ -13,8 +13,8 @@
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from clipaction.config import CropPosition, EngineConfig, ModelConfig, SamplerConfig
 from clipaction.errors import ConfigError

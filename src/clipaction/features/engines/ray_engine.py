@@ -30,9 +30,10 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -360,7 +361,7 @@ class _Encoder:
             for row, *_ in todo:
                 row["error"] = f"encoding failed: {one_line(error)}"
             return self._frame(rows, started)
-        for (row, record, indices, pixels), (pooled, embeds) in zip(todo, features):
+        for (row, record, indices, _pixels), (pooled, embeds) in zip(todo, features):
             self._hooks_before_store(row["path"])
             try:
                 row["status"] = self._store(record, indices, pooled, embeds)
