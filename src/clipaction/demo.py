@@ -89,7 +89,7 @@ def world_demo_config(out: Path, data: WorldDataset, model_dir: Path) -> StudyCo
 
 def default_model_cache() -> Path:
     """Where the trained world model is kept between runs: `<clipaction cache>/world-models`."""
-    from clipaction.features.cache import default_cache_dir
+    from clipaction.paths import default_cache_dir
 
     return default_cache_dir() / "world-models"
 

@@ -13,8 +13,8 @@ from clipaction.config import SamplerConfig, ViewPool
 from clipaction.errors import ConfigError
 from clipaction.features.cache import CachedVideo, FeatureCache
 from clipaction.features.extract import Extraction, stored_meta
-from clipaction.features.pooling import pool_frames
 from clipaction.models.base import Backend
+from clipaction.models.pooling import pool_frames
 
 NAME_ONLY_TEMPLATES = ("{}",)
 SEED_TEMPLATES = ("a photo of a person {}.",)

@@ -18,7 +18,7 @@ import torch
 
 from clipaction.adapt.projection import video_logits
 from clipaction.config import MethodSettings
-from clipaction.features.pooling import pool_frames
+from clipaction.models.pooling import pool_frames
 from clipaction.registry import Registry
 
 MATCH_TOLERANCE = 1e-6

@@ -13,7 +13,7 @@ import torch
 
 from clipaction.adapt.training import minimise
 from clipaction.config import TrainSettings
-from clipaction.features.pooling import pool_frames
+from clipaction.models.pooling import pool_frames
 
 log = logging.getLogger(__name__)
 

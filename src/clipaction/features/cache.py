@@ -28,11 +28,11 @@ from safetensors.numpy import save_file
 
 from clipaction.config import stable_hash
 from clipaction.errors import OutputError
+from clipaction.paths import default_cache_dir
 
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT = 3  # 2: one entry per video holding every frame so far; 3: the checksum covers info too
-DEFAULT_CACHE_DIR = "~/.cache/clipaction"
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,6 @@ class CachedVideo:
     pooled: np.ndarray
     embeds: np.ndarray
     info: dict[str, str]
-
-
-def default_cache_dir() -> Path:
-    return Path(os.environ.get("CLIPACTION_CACHE", DEFAULT_CACHE_DIR)).expanduser()
 
 
 #: Bytes read per step while hashing a video: big enough that the per-call overhead vanishes,

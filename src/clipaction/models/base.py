@@ -171,7 +171,7 @@ class Backend(Protocol):
 
     def video_embedding(self, rows: torch.Tensor) -> torch.Tensor:
         """A video's cached feature rows (F, E) -> its (E',) video feature, the input of
-        `scoring().logits`: frame models pool the frames (`features.pooling.pool_frames`);
+        `scoring().logits`: frame models pool the frames (`models.pooling.pool_frames`);
         clip models may pass their one clip row through or unpack what they stored."""
         ...
 

@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from clipaction.config import ModelConfig
-from clipaction.features.pooling import pool_frames
 from clipaction.models.base import Capability, FrameBackendBase, FrameFeatures, ScoreKind, Scoring
 from clipaction.models.fast_preprocess import preprocess_frames
 from clipaction.models.hf_common import (
@@ -26,6 +25,7 @@ from clipaction.models.hf_common import (
     quantize_int8,
     resolve_device,
 )
+from clipaction.models.pooling import pool_frames
 from clipaction.models.processor_files import ProcessorSpec, check_processor_files
 from clipaction.models.registry import BACKENDS
 

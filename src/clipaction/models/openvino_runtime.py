@@ -81,7 +81,7 @@ FAMILIES = "clip, metaclip_2, siglip"
 
 def store_root() -> Path:
     """Where converted models live: `<cache>/openvino` ($CLIPACTION_CACHE or ~/.cache/clipaction)."""
-    from clipaction.features.cache import default_cache_dir
+    from clipaction.paths import default_cache_dir
 
     return default_cache_dir() / "openvino"
 

@@ -34,10 +34,10 @@ import numpy as np
 import torch
 
 from clipaction.errors import ModelLoadError
-from clipaction.features.pooling import pool_frames
 from clipaction.models.base import Capability, FrameFeatures, Scoring
 from clipaction.models.hf_common import load_pretrained
 from clipaction.models.hf_video import TEXT_BATCH, ClipLevelBackend
+from clipaction.models.pooling import pool_frames
 from clipaction.models.processor_files import ProcessorSpec
 from clipaction.models.registry import BACKENDS
 

@@ -186,8 +186,8 @@ class ColourBackend(FrameBackendBase):
         return torch.from_numpy(means)[:, :, None, None]
 
     def _encode_torch(self, pixels: torch.Tensor) -> FrameFeatures:
-        from clipaction.features.pooling import normalise
         from clipaction.models.base import FrameFeatures
+        from clipaction.models.pooling import normalise
 
         if self.kind == "clip":  # (B, F, 3, 1, 1)
             self.encoded += pixels.shape[0] * pixels.shape[1]
@@ -203,7 +203,7 @@ class ColourBackend(FrameBackendBase):
         return self.encode_pixels(pixels[None] if self.kind == "clip" else pixels)
 
     def encode_texts(self, texts) -> torch.Tensor:
-        from clipaction.features.pooling import normalise
+        from clipaction.models.pooling import normalise
 
         rows = []
         for text in texts:
@@ -214,7 +214,7 @@ class ColourBackend(FrameBackendBase):
         return normalise(torch.stack(rows))
 
     def video_embedding(self, rows: torch.Tensor) -> torch.Tensor:
-        from clipaction.features.pooling import pool_frames
+        from clipaction.models.pooling import pool_frames
 
         return pool_frames(rows)
 
