@@ -235,6 +235,22 @@ def test_markdown_shows_missing_numbers_as_na():
     assert "center-clip, 8 frames over 3 s" in text and "first 5 classes" in text
 
 
+@pytest.mark.parametrize(
+    "kinds, says, not_said",
+    [(["frame"], "frame models average", "clip models"), (["clip"], "clip models encode", "frame models"),
+     (["frame", "clip"], "frame models average", None)],
+)  # fmt: skip
+def test_settings_say_how_each_kind_of_model_makes_a_video_feature(kinds, says, not_said):
+    runs = [{"model": {"name_or_path": f"m{i}", "precision": "fp32", "device": "cpu", "kind": kind}, "datasets": []} for i, kind in enumerate(kinds)]
+    results = {"model": runs[0]["model"], "models": runs, "sampler": {"name": "uniform", "frames": 8}, "prompts": {"templates": "clip"}, "datasets": []}
+    frames_line = next(line for line in benchmark_markdown(results).splitlines() if line.startswith("- Frames:"))
+    assert says in frames_line
+    if not_said:
+        assert not_said not in frames_line
+    else:
+        assert "clip models encode" in frames_line
+
+
 def test_toml_round_trip_and_defaults(tmp_path):
     default = BenchmarkConfig()
     assert [d.name for d in default.datasets] == ["ucf101", "hmdb51"]

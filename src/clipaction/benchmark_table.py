@@ -107,6 +107,17 @@ def _views_line(results: dict[str, Any]) -> str | None:
     return f"- Views × crops: {views['views']} × {views['crops']} ({crops}); scores: {how}"
 
 
+def _video_feature(results: dict[str, Any]) -> str:
+    """How a video becomes one feature, for the kinds of model in the run."""
+    runs = results.get("models") or [{"model": results["model"]}]
+    kinds = {run["model"].get("kind", "frame") for run in runs}
+    said = {
+        "frame": "frame models average their normalised frame features",
+        "clip": "clip models encode each clip's frames together (their own frame count)",
+    }
+    return "video feature: " + "; ".join(said[kind] for kind in ("frame", "clip") if kind in kinds)
+
+
 def benchmark_markdown(results: dict[str, Any]) -> str:
     """benchmark.md: the settings, then one row per dataset and split and a mean ± std row per
     dataset (percentages with two decimals); where the catalog has a published figure for the
@@ -124,8 +135,7 @@ def benchmark_markdown(results: dict[str, Any]) -> str:
         "",
         f"- Model: `{model['name_or_path']}` ({model['precision']}, {model['device']})"
         + (f"; {len(results['models'])} models compared below" if len(results.get("models") or []) > 1 else ""),
-        f"- Frames: {sampler['name']}{frames}{window}{clips}"
-        + ("; video feature = mean of normalised frame features" if pooled else ""),
+        f"- Frames: {sampler['name']}{frames}{window}{clips}" + (f"; {_video_feature(results)}" if pooled else ""),
     ]
     views = _views_line(results)
     if views:
