@@ -42,9 +42,13 @@ def _args(command: str, videos: Path, model: Path, cache: Path) -> list[str]:
 
 def _spawn(args: list[str]) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    # Ctrl-C as a shell delivers it: the child starts with SIGINT's default action even when this
+    # test process ignores SIGINT (an ignored SIGINT is inherited through exec, and Python then
+    # installs no KeyboardInterrupt handler; earlier tests in the session, e.g. Ray's, may leave it so)
     return subprocess.Popen(
-        [sys.executable, "-m", "clipaction.cli", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+        [sys.executable, "-m", "clipaction.cli", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
 
 
 def _entries(cache: Path) -> list[Path]:
