@@ -135,6 +135,20 @@ _XCLIP_SOURCE = (
     "(model_max_length 77), as transformers' X-CLIP conversion script builds the processor"
 )
 
+def _xclip(hub_id: str) -> CheckpointLayout:
+    """An X-CLIP checkpoint: every released one ships the same processor files (see the source)."""
+    return CheckpointLayout(
+        hub_id=hub_id,
+        family="xclip",
+        processor_class="XCLIPProcessor",
+        image_processor_class="VideoMAEImageProcessor",
+        tokenizer_class="CLIPTokenizer",
+        preprocessing=_XCLIP_IMAGE,
+        tokenizer={"model_max_length": 77, "pad_token": "<|endoftext|>"},
+        source=_XCLIP_SOURCE.format(hub_id=hub_id),
+    )
+
+
 LAYOUTS: tuple[CheckpointLayout, ...] = (
     _openai_clip("openai/clip-vit-base-patch32"),
     _openai_clip("openai/clip-vit-base-patch16"),
@@ -229,26 +243,8 @@ LAYOUTS: tuple[CheckpointLayout, ...] = (
         "Siglip2Processor's defaults and the model card. UNCERTAIN: the file may name the ...Fast image processor "
         "class (loads as the same class); tokenizer model_max_length not asserted",
     ),
-    CheckpointLayout(
-        hub_id="microsoft/xclip-base-patch32",
-        family="xclip",
-        processor_class="XCLIPProcessor",
-        image_processor_class="VideoMAEImageProcessor",
-        tokenizer_class="CLIPTokenizer",
-        preprocessing=_XCLIP_IMAGE,
-        tokenizer={"model_max_length": 77, "pad_token": "<|endoftext|>"},
-        source=_XCLIP_SOURCE.format(hub_id="microsoft/xclip-base-patch32"),
-    ),
-    CheckpointLayout(
-        hub_id="microsoft/xclip-base-patch16-zero-shot",
-        family="xclip",
-        processor_class="XCLIPProcessor",
-        image_processor_class="VideoMAEImageProcessor",
-        tokenizer_class="CLIPTokenizer",
-        preprocessing=_XCLIP_IMAGE,
-        tokenizer={"model_max_length": 77, "pad_token": "<|endoftext|>"},
-        source=_XCLIP_SOURCE.format(hub_id="microsoft/xclip-base-patch16-zero-shot"),
-    ),
+    _xclip("microsoft/xclip-base-patch32"),
+    _xclip("microsoft/xclip-base-patch16-zero-shot"),
     CheckpointLayout(
         hub_id="google/videoprism-lvt-base-f16r288",
         family="videoprism",
