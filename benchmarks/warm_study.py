@@ -16,10 +16,10 @@ import json
 import time
 from pathlib import Path
 
-from clipaction.bench import STUDY_CLASSES
+from clipaction.speed.run import STUDY_CLASSES
 from clipaction.config import DatasetConfig, FullFinetuneStage, ModelConfig, StudyConfig
-from clipaction.data.synthetic import SyntheticVideo, make_ucf101_like
-from clipaction.models.tiny import build_random_clip
+from clipaction.testing.videos import SyntheticVideo, make_ucf101_like
+from clipaction.testing.tiny_clip import build_random_clip
 from clipaction.study import run_study
 
 

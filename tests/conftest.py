@@ -32,7 +32,7 @@ def pytest_collection_modifyitems(config, items):
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A random tiny CLIPModel + processor written by save_pretrained (logit scale 100, as
     OpenAI's weights have)."""
-    from clipaction.models.tiny import build_random_clip
+    from clipaction.testing.tiny_clip import build_random_clip
 
     return build_random_clip(tmp_path_factory.mktemp("tiny-clip"), "tiny", seed=0, logit_scale=100.0)
 
@@ -54,12 +54,12 @@ def shared_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def world_model_dir(request, tmp_path_factory) -> Path:
-    """The tiny CLIP trained on the synthetic action world (clipaction.models.train_tiny).
+    """The tiny CLIP trained on the synthetic action world (clipaction.demo.training).
 
     Trained once and kept in pytest's cache folder (keyed by a hash of the world, the training
     settings and the library versions), so later sessions reuse it; without the cache plugin it
     is trained into a temporary folder."""
-    from clipaction.models.train_tiny import trained_world_model
+    from clipaction.demo.training import trained_world_model
 
     cache = getattr(request.config, "cache", None)
     root = Path(cache.mkdir("clipaction-world-models")) if cache is not None else tmp_path_factory.mktemp("world-models")
@@ -68,7 +68,7 @@ def world_model_dir(request, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def world_data(request, tmp_path_factory):
-    """The demo's action-world dataset (clipaction.data.action_world.write_world_dataset), as the
+    """The demo's action-world dataset (clipaction.demo.world.write_world_dataset), as the
     demo writes it: same world, same videos.
 
     Tests only read it, so it is written once (~20 s) and kept in pytest's cache folder, keyed by
@@ -83,7 +83,7 @@ def world_data(request, tmp_path_factory):
     import av
     import numpy as np
 
-    from clipaction.data import action_world
+    from clipaction.demo import world as action_world
 
     cache = getattr(request.config, "cache", None)
     if cache is None:

@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 
-from clipaction.data.action_world import (
+from clipaction.demo.world import (
     COLOURS,
     ActionWorld,
     Composition,

@@ -13,7 +13,7 @@ import torch
 from clipaction.config import ModelConfig, SamplerConfig
 from clipaction.models import BACKENDS, Backend, ClipBackend, FrameBackend, FrameFeatures, TorchRuntime, load_backend
 from clipaction.models.base import Runtime, as_clip, as_frame
-from clipaction.timeline.synthetic import ColourBackend
+from clipaction.testing.footage import ColourBackend
 
 PROTOCOLS = {"frame": FrameBackend, "clip": ClipBackend}
 
@@ -49,7 +49,7 @@ def test_every_registered_backend_class_has_its_protocols_members(family):
 
 
 def test_loaded_backends_are_instances_of_their_protocol(tiny_model_dir, tmp_path):
-    from clipaction.models.tiny_video import build_random_video_model
+    from clipaction.testing.tiny_video import build_random_video_model
 
     frame = load_backend(ModelConfig(name_or_path=str(tiny_model_dir), device="cpu"))
     clip = load_backend(ModelConfig(name_or_path=str(build_random_video_model(tmp_path / "x", "xclip")), device="cpu"))

@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from clipaction.bench import BenchConfig, make_videos, run_bench
 from clipaction.cli import main
+from clipaction.speed.run import BenchConfig, make_videos, run_bench
 from clipaction.video.decode import probe
 
 KEYS = {
@@ -25,7 +25,7 @@ def test_generated_videos_are_like_ucf101(tmp_path):
 
 @pytest.mark.slow
 def test_bench_reports_every_figure(tmp_path, monkeypatch):
-    import clipaction.bench as bench
+    import clipaction.speed.run as bench
 
     # The image encoder's timing runs for real, but run_bench is handed known figures instead,
     # so the ratios built on them have known values whatever the machine's speed.
@@ -63,7 +63,7 @@ def test_bench_reports_every_figure(tmp_path, monkeypatch):
 
 
 def test_bench_command_prints_and_writes_json(tmp_path, capsys, monkeypatch):
-    import clipaction.bench as bench
+    import clipaction.speed.run as bench
 
     seen = {}
 

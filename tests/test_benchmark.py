@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import clipaction.benchmark as benchmark
-from clipaction.benchmark import (
+import clipaction.benchmark.run as benchmark
+from clipaction.benchmark.run import (
     BenchmarkConfig,
     BenchmarkDataset,
     benchmark_config_from_toml,
@@ -26,11 +26,11 @@ from clipaction.benchmark import (
     summarize,
 )
 from clipaction.config import ModelConfig, SamplerConfig
-from clipaction.config_io import ConfigError
+from clipaction.config.toml import ConfigError
 from clipaction.data import DatasetError, load_dataset
 from clipaction.data.hmdb51 import split_file_name
-from clipaction.data.synthetic import SyntheticVideo, make_ucf101_like, write_video
 from clipaction.data.ucf101 import read_class_index, read_split_list
+from clipaction.testing.videos import SyntheticVideo, make_ucf101_like, write_video
 
 SPEC = SyntheticVideo(width=32, height=32, num_frames=10, gop=5)
 UCF_CLASSES = ["Archery", "Basketball", "BasketballDunk"]
@@ -375,7 +375,7 @@ def test_a_wrong_path_fails_before_the_model_loads(data, tiny_model_dir, tmp_pat
 
 
 def test_several_models_share_splits_frames_and_prompts_and_get_one_table(data, tiny_model_dir, tmp_path):
-    from clipaction.models.tiny import build_random_clip
+    from clipaction.testing.tiny_clip import build_random_clip
 
     other = build_random_clip(tmp_path / "other-model", "tiny", seed=5, logit_scale=50.0)
     config = make_config(data, tiny_model_dir, tmp_path, models=(str(tiny_model_dir), str(other)))

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 import torch
 
-from clipaction.benchmark import (
+from clipaction.benchmark.run import (
     BenchmarkConfig,
     KineticsProtocol,
     benchmark_config_from_toml,
@@ -27,11 +27,12 @@ from clipaction.benchmark import (
     benchmark_markdown,
     with_protocols,
 )
-from clipaction.benchmark_table import published_figure
+from clipaction.benchmark.table import published_figure
 from clipaction.cli import main
-from clipaction.config import ConfigError, DatasetConfig, ModelConfig, PromptConfig, SamplerConfig, ZeroShotConfig
-from clipaction.data.action_world import ActionWorld, encode_video, render_video, video_seed
-from clipaction.data.synthetic import SyntheticVideo, write_video
+from clipaction.config import DatasetConfig, ModelConfig, PromptConfig, SamplerConfig, ZeroShotConfig
+from clipaction.demo.world import ActionWorld, encode_video, render_video, video_seed
+from clipaction.errors import ConfigError
+from clipaction.testing.videos import SyntheticVideo, write_video
 
 SPEC = SyntheticVideo(width=32, height=32, num_frames=10)
 HEADER = ["label", "youtube_id", "time_start", "time_end", "split"]
@@ -84,7 +85,7 @@ def kinetics(tmp_path_factory):
 
 
 def test_k600_zeroshot_from_the_command_line(kinetics, tiny_model_dir, tmp_path, capsys):
-    from clipaction.models.tiny import build_random_clip
+    from clipaction.testing.tiny_clip import build_random_clip
 
     other = build_random_clip(tmp_path / "other", "tiny", seed=5, logit_scale=50.0)
     (tmp_path / "bench.toml").write_text("templates = 'seed'\n")
@@ -219,8 +220,8 @@ def middle_frame(path: Path) -> np.ndarray:
 
 
 def test_three_crops_average_the_probabilities_of_the_crops_scored_one_by_one(tiny_backend, tiny_model_dir, tmp_path):
-    from clipaction.pipeline import run_zeroshot
-    from clipaction.zeroshot import class_text_features
+    from clipaction.classify.run import run_zeroshot
+    from clipaction.classify.scoring import class_text_features
 
     wide_video(tmp_path / "data" / "stripes" / "a.mp4")
     write_video(tmp_path / "data" / "plain" / "b.mp4", SPEC)
@@ -258,9 +259,9 @@ def test_three_crops_average_the_probabilities_of_the_crops_scored_one_by_one(ti
 
 
 def test_views_are_the_sampler_clips_found_by_frame_index_even_when_they_overlap():
+    from clipaction.classify.scoring import view_rows
     from clipaction.features.cache import CachedVideo
     from clipaction.video.sampling import VideoMeta, multi_clip, multi_clip_groups
-    from clipaction.zeroshot import view_rows
 
     meta = VideoMeta.from_frames(40, 10)  # 4 s: three 3-second windows overlap
     sampler = SamplerConfig(name="multi-clip", frames=4, window=3.0, clips=3)
@@ -282,7 +283,7 @@ def test_views_are_the_sampler_clips_found_by_frame_index_even_when_they_overlap
 def test_a_clip_model_encodes_each_overlapping_clip_with_its_own_frames(tmp_path):
     from clipaction.features.extract import extract_features
     from clipaction.models import load_backend
-    from clipaction.models.tiny_video import build_random_video_model
+    from clipaction.testing.tiny_video import build_random_video_model
     from clipaction.video.sampling import VideoMeta, multi_clip_groups
 
     backend = load_backend(ModelConfig(name_or_path=str(build_random_video_model(tmp_path / "xclip", "xclip", seed=0)), device="cpu"))
@@ -392,8 +393,8 @@ def test_benchmark_flags_errors_name_the_flag(capsys, tmp_path):
 def test_a_sampler_a_later_model_cannot_take_fails_before_any_model_runs(kinetics, tiny_model_dir, tmp_path, monkeypatch):
     """The middle sampler gives a clip model no clip: the benchmark says so before it encodes
     anything with the first (frame) model."""
-    from clipaction import benchmark as benchmark_module
-    from clipaction.models.tiny_video import build_random_video_model
+    from clipaction.benchmark import run as benchmark_module
+    from clipaction.testing.tiny_video import build_random_video_model
 
     xclip = build_random_video_model(tmp_path / "xclip", "xclip")
     ran = []

@@ -119,7 +119,7 @@ def test_stale_temp_files_of_killed_writers_are_removed(tmp_path):
 def test_text_features_are_cached_and_checked(tmp_path, tiny_backend):
     import torch
 
-    from clipaction.zeroshot import class_text_features
+    from clipaction.classify.scoring import class_text_features
 
     cache = FeatureCache(tmp_path, {"model": "m"})
     first = class_text_features(tiny_backend, ["archery", "biking"], ["a photo of {}.", "a video of {}."], cache)

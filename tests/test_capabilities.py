@@ -20,9 +20,9 @@ from clipaction.config import (
     TemporalStage,
     TrainSettings,
 )
-from clipaction.data.synthetic import SyntheticVideo, make_ucf101_like
 from clipaction.models import Capability, FrameFeatures, load_backend, missing
 from clipaction.study import run_study
+from clipaction.testing.videos import SyntheticVideo, make_ucf101_like
 
 
 class EmbeddingsOnly:

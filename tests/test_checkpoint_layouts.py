@@ -23,7 +23,8 @@ def test_every_catalog_checkpoint_has_one_layout_of_its_family():
 
 
 def test_the_builders_stand_for_catalog_checkpoints():
-    from clipaction.models import tiny, tiny_families, tiny_video
+    from clipaction.testing import tiny_clip as tiny
+    from clipaction.testing import tiny_families, tiny_video
 
     assert set(tiny_families.HUB_LAYOUTS) == set(tiny_families.TINY_VARIANTS)
     for hub_id in [tiny.HUB_LAYOUT, *tiny_families.HUB_LAYOUTS.values(), *tiny_video.HUB_LAYOUTS.values()]:

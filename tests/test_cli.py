@@ -13,7 +13,7 @@ import torch
 from transformers import AutoProcessor, CLIPModel
 
 from clipaction.cli import main
-from clipaction.data.synthetic import SyntheticVideo, make_ucf101_like, write_video
+from clipaction.testing.videos import SyntheticVideo, make_ucf101_like, write_video
 
 CLASSES = ["ApplyEyeMakeup", "Archery", "Basketball", "BasketballDunk"]
 

@@ -9,8 +9,8 @@ import json
 import pytest
 
 from clipaction.cli import main
-from clipaction.data.synthetic import SyntheticVideo, make_ucf101_like, write_video
-from clipaction.models.tiny_video import build_random_video_model
+from clipaction.testing.tiny_video import build_random_video_model
+from clipaction.testing.videos import SyntheticVideo, make_ucf101_like, write_video
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from clipaction.config import SamplerConfig
-from clipaction.data.synthetic import SyntheticVideo, write_video
+from clipaction.testing.videos import SyntheticVideo, write_video
 from clipaction.video import decode as decode_mod
 from clipaction.video.decode import (
     FramesOutOfRange,

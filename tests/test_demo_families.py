@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from clipaction.config import ModelConfig
-from clipaction.demo import build_demo_model
+from clipaction.demo.run import build_demo_model
 from clipaction.errors import ConfigError
 from clipaction.models import list_backends, load_backend
 

@@ -200,7 +200,7 @@ def test_predict_ranks_the_true_sentence_first(world_data, world_model_dir, tmp_
 
 @pytest.fixture(scope="module")
 def study(world_data, world_model_dir, tmp_path_factory):
-    from clipaction.demo import run_world_study
+    from clipaction.demo.run import run_world_study
 
     out = tmp_path_factory.mktemp("world-study")
     return out, run_world_study(out, world_data, world_model_dir, progress=False)

@@ -28,10 +28,10 @@ except ImportError as error:  # the extra is not installed: say so in the summar
 
 from clipaction.cli import main
 from clipaction.config import EngineConfig, ModelConfig, SamplerConfig
-from clipaction.data.synthetic import SyntheticVideo, make_folder_dataset
 from clipaction.features.cache import FeatureCache, video_key
 from clipaction.features.extract import cache_space
 from clipaction.models import load_backend
+from clipaction.testing.videos import SyntheticVideo, make_folder_dataset
 
 # Every test here uses the one local Ray instance of the session (seconds to start).
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
@@ -198,7 +198,7 @@ def test_a_driver_killed_then_restarted_and_an_actor_lost_complete_the_cache_eac
 
 
 def test_bench_measures_the_ray_engine_against_the_local_one(ray_cluster, tiny_model_dir, tmp_path):
-    from clipaction.bench import BenchConfig, make_videos, measure_ray
+    from clipaction.speed.run import BenchConfig, make_videos, measure_ray
 
     config = BenchConfig(videos=2, seconds=1.0, device="cpu", sampler=SamplerConfig(name="uniform", frames=3))
     paths = make_videos(tmp_path / "videos", config)

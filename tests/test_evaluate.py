@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from clipaction.evaluate import classification_report_text, compute_metrics, predicted_classes, top_k_accuracy
+from clipaction.classify.metrics import classification_report_text, compute_metrics, predicted_classes, top_k_accuracy
 
 CLASSES = ["a", "b", "c"]
 

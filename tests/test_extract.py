@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from clipaction.config import SamplerConfig
-from clipaction.data.synthetic import SyntheticVideo, write_video
 from clipaction.features.cache import FeatureCache, video_key
 from clipaction.features.extract import cache_space, extract_features
+from clipaction.testing.videos import SyntheticVideo, write_video
 from clipaction.video.decode import probe
 from clipaction.video.sampling import sample_indices
 

@@ -12,12 +12,12 @@ import pytest
 import torch
 from transformers import AutoModel, AutoProcessor
 
+from clipaction.classify.scoring import class_text_features, score
 from clipaction.config import ModelConfig
 from clipaction.errors import CapabilityError
 from clipaction.models import Capability, load_backend
-from clipaction.models.siglip import pack_naflex, unpack_naflex
-from clipaction.models.tiny_families import NAFLEX_MAX_PATCHES, TINY_VARIANTS, VARIANT_FAMILY, build_random_model
-from clipaction.zeroshot import class_text_features, score
+from clipaction.models.families.siglip import pack_naflex, unpack_naflex
+from clipaction.testing.tiny_families import NAFLEX_MAX_PATCHES, TINY_VARIANTS, VARIANT_FAMILY, build_random_model
 
 LABELS = ["juggling a soccer ball", "shooting a basketball", "riding a bike", "archery"]
 
@@ -105,7 +105,7 @@ def test_tiny_model_is_laid_out_as_its_checkpoint(variant, family_dirs):
     """Same processor, image processor and tokenizer classes and the same preprocessing and
     tokenizer keys as the hub checkpoint the tiny model stands for; only dimensions differ."""
     from clipaction.models.checkpoint_layouts import layout_for
-    from clipaction.models.tiny_families import HUB_LAYOUTS
+    from clipaction.testing.tiny_families import HUB_LAYOUTS
     from layout_checks import assert_laid_out_as
 
     assert_laid_out_as(family_dirs[variant], layout_for(HUB_LAYOUTS[variant]))
@@ -114,8 +114,8 @@ def test_tiny_model_is_laid_out_as_its_checkpoint(variant, family_dirs):
 def test_metaclip_2_does_not_load_as_clip(family_dirs, backends):
     """Detected as MetaCLIP 2; forced through CLIP's backend the same folder gives other
     probabilities (CLIP pools the text at the highest token id when eos is 2)."""
-    from clipaction.models.hf_clip import HFClipBackend
-    from clipaction.models.metaclip2 import MetaClip2Backend
+    from clipaction.models.families.clip import HFClipBackend
+    from clipaction.models.families.metaclip2 import MetaClip2Backend
 
     backend = backends["metaclip_2"]
     assert isinstance(backend, MetaClip2Backend) and backend.family == "metaclip_2"

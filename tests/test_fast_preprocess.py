@@ -21,7 +21,7 @@ def _processor(path):
 def processor(request, tiny_model_dir, tmp_path_factory):
     if request.param == "clip":
         return _processor(tiny_model_dir)
-    from clipaction.models.tiny_families import build_random_model
+    from clipaction.testing.tiny_families import build_random_model
 
     return _processor(build_random_model(tmp_path_factory.mktemp(request.param), request.param))
 

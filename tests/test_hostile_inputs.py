@@ -20,8 +20,8 @@ import pytest
 
 from clipaction.cli import main
 from clipaction.config import SamplerConfig
-from clipaction.data.synthetic import SyntheticVideo, make_folder_dataset, make_ucf101_like, render_frames, write_video
 from clipaction.features.extract import extract_features
+from clipaction.testing.videos import SyntheticVideo, make_folder_dataset, make_ucf101_like, render_frames, write_video
 from clipaction.video.decode import (
     VideoDecodeError,
     decode_frames,

@@ -17,9 +17,9 @@ import pytest
 
 from clipaction.cli import main
 from clipaction.config import SamplerConfig
-from clipaction.data.synthetic import SyntheticVideo, make_folder_dataset
 from clipaction.features.cache import FeatureCache
 from clipaction.features.extract import cache_space, extract_features
+from clipaction.testing.videos import SyntheticVideo, make_folder_dataset
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from clipaction.data.synthetic import SyntheticVideo, make_folder_dataset
+from clipaction.testing.videos import SyntheticVideo, make_folder_dataset
 
 SCRIPT = """
 import json, sys

@@ -30,7 +30,8 @@ EXPECT = {
 
 
 def _hub_layout(name: str):
-    from clipaction.models import tiny, tiny_families, tiny_video
+    from clipaction.testing import tiny_clip as tiny
+    from clipaction.testing import tiny_families, tiny_video
 
     if name == "clip":
         return layout_for(tiny.HUB_LAYOUT)
@@ -39,9 +40,9 @@ def _hub_layout(name: str):
 
 @pytest.fixture(scope="module")
 def tiny_dirs(tmp_path_factory) -> dict[str, Path]:
-    from clipaction.models.tiny import build_random_clip
-    from clipaction.models.tiny_families import TINY_VARIANTS, build_random_model
-    from clipaction.models.tiny_video import build_random_video_model
+    from clipaction.testing.tiny_clip import build_random_clip
+    from clipaction.testing.tiny_families import TINY_VARIANTS, build_random_model
+    from clipaction.testing.tiny_video import build_random_video_model
 
     root = tmp_path_factory.mktemp("check-models")
     dirs = {"clip": build_random_clip(root / "clip", logit_scale=100.0)}
@@ -53,7 +54,7 @@ def tiny_dirs(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def video(tmp_path_factory) -> Path:
-    from clipaction.data.synthetic import SyntheticVideo, write_video
+    from clipaction.testing.videos import SyntheticVideo, write_video
 
     return write_video(tmp_path_factory.mktemp("check-video") / "a.avi", SyntheticVideo(num_frames=24, pattern=1))
 
@@ -124,7 +125,7 @@ def test_check_loads_neither_weights_nor_processor(tiny_dirs, monkeypatch):
         raise AssertionError("--check must not load the model or its processor")
 
     monkeypatch.setattr(hf_common, "load_pretrained", refuse)
-    for module in ("hf_clip", "hf_video", "siglip", "xclip", "videoprism"):
+    for module in ("families.clip", "hf_video", "families.siglip", "families.xclip", "families.videoprism"):
         monkeypatch.setattr(f"clipaction.models.{module}.load_pretrained", refuse)
     for name in EXPECT:
         assert check.check_model(str(tiny_dirs[name]))["family"] == EXPECT[name][0]

@@ -7,10 +7,10 @@ import pytest
 import torch
 from transformers import AutoModel, AutoProcessor, CLIPModel
 
+from clipaction.classify.scoring import class_text_features, score
 from clipaction.config import ModelConfig
 from clipaction.errors import ModelLoadError
 from clipaction.models import Capability, list_backends, load_backend
-from clipaction.zeroshot import class_text_features, score
 
 LABELS = ["juggling a soccer ball", "shooting a basketball", "riding a bike", "archery"]
 
@@ -47,7 +47,7 @@ def test_probabilities_equal_transformers_clip(tiny_model_dir, tiny_backend):
 
 def test_tiny_clip_is_laid_out_as_its_checkpoint(tiny_model_dir):
     from clipaction.models.checkpoint_layouts import layout_for
-    from clipaction.models.tiny import HUB_LAYOUT
+    from clipaction.testing.tiny_clip import HUB_LAYOUT
     from layout_checks import assert_laid_out_as
 
     assert_laid_out_as(tiny_model_dir, layout_for(HUB_LAYOUT))
@@ -93,7 +93,7 @@ def test_constructing_a_backend_loads_no_weights(tiny_model_dir):
 
 
 def test_fingerprint_changes_with_the_weights(tmp_path, tiny_backend):
-    from clipaction.models.tiny import build_random_clip
+    from clipaction.testing.tiny_clip import build_random_clip
 
     other = build_random_clip(tmp_path / "other", "tiny", seed=1, logit_scale=100.0)
     backend = load_backend(ModelConfig(name_or_path=str(other), device="cpu"))
@@ -161,7 +161,7 @@ def test_tiny_model_builds_are_identical_across_processes(tmp_path):
 
     builds = [  # both at once: each is mostly interpreter and torch start-up
         subprocess.Popen(
-            [sys.executable, "-c", f"from clipaction.models.tiny import build_random_clip; build_random_clip({str(tmp_path / name)!r})"],
+            [sys.executable, "-c", f"from clipaction.testing.tiny_clip import build_random_clip; build_random_clip({str(tmp_path / name)!r})"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         for name in ("a", "b")

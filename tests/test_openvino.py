@@ -19,13 +19,14 @@ import torch
 pytest.importorskip("openvino", reason="OpenVINO is not installed (pip install -e '.[openvino]')")
 pytest.importorskip("nncf", reason="NNCF is not installed (pip install -e '.[openvino]')")
 
+from clipaction.classify.scoring import video_embedding  # noqa: E402
 from clipaction.cli import main  # noqa: E402
 from clipaction.config import ModelConfig, SamplerConfig, stable_hash  # noqa: E402
-from clipaction.data.synthetic import SyntheticVideo, make_ucf101_like, write_video  # noqa: E402
 from clipaction.errors import ConfigError  # noqa: E402
 from clipaction.features.extract import extract_features  # noqa: E402
-from clipaction.models import load_backend, openvino_runtime  # noqa: E402
-from clipaction.zeroshot import video_embedding  # noqa: E402
+from clipaction.models import load_backend  # noqa: E402
+from clipaction.models.runtimes import openvino as openvino_runtime  # noqa: E402
+from clipaction.testing.videos import SyntheticVideo, make_ucf101_like, write_video  # noqa: E402
 
 # Converting and calibrating with OpenVINO/NNCF takes seconds per test.
 pytestmark = [pytest.mark.openvino, pytest.mark.slow]

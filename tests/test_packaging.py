@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import tomllib
+import types
 from importlib.resources import files
 from pathlib import Path
 
@@ -27,3 +29,18 @@ def test_the_kinetics600_zeroshot_class_splits_ship_and_are_declared():
         assert folder.joinpath(f"split{split}.csv").is_file()
     declared = tomllib.loads(PYPROJECT.read_text())["tool"]["setuptools"]["package-data"]["clipaction"]
     assert "data/kinetics600_zeroshot/*.csv" in declared
+
+
+def test_public_names_stay_functions_after_every_subpackage_is_imported():
+    # A subpackage named like a public function (say `clipaction/zeroshot/`) would replace the
+    # function on the package as soon as anything imported it: the zero-shot code lives in
+    # `clipaction.classify` for that reason.
+    import pkgutil
+
+    import clipaction
+
+    for module in pkgutil.walk_packages(clipaction.__path__, "clipaction."):
+        if not module.name.endswith("__main__") and module.name.split(".")[1] not in {"serve", "speed"}:
+            importlib.import_module(module.name)
+    for name in ("load_model", "predict", "zeroshot", "run_study"):
+        assert callable(getattr(clipaction, name)) and not isinstance(getattr(clipaction, name), types.ModuleType), name

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 
 from clipaction.config import SamplerConfig
-from clipaction.data.synthetic import SyntheticVideo, render_frames, write_video
 from clipaction.features.cache import FeatureCache, video_key
 from clipaction.features.extract import VideoWarning, cache_space, extract_features
 from clipaction.report.html import render_html
 from clipaction.report.markdown import build_document, render_markdown
+from clipaction.testing.videos import SyntheticVideo, render_frames, write_video
 from clipaction.video.decode import partial_warnings, read_sampled_frames
 from clipaction.video.sampling import VideoMeta
 

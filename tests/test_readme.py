@@ -35,7 +35,7 @@ def _markdown_files() -> list[Path]:
 
 
 def test_the_readme_python_example_runs(capsys, monkeypatch, tmp_path, tiny_model_dir):
-    from clipaction.data.synthetic import SyntheticVideo, write_video
+    from clipaction.testing.videos import SyntheticVideo, write_video
 
     text = _readme()
     section = text[text.index("## Use from Python") :]

@@ -15,7 +15,7 @@ from PIL import Image
 
 from clipaction.adapt.base import pick_best
 from clipaction.adapt.selection import weakest_classes
-from clipaction.evaluate import classification_report_text, compute_metrics
+from clipaction.classify.metrics import classification_report_text, compute_metrics
 from clipaction.report import observations, write_figures, write_report
 from clipaction.report.markdown import BANNER, BANNER_TEXT, build_document, render_markdown
 from clipaction.report.tables import pct, points, sampler_text
@@ -370,7 +370,7 @@ def test_results_json_round_trip_renders(study, tmp_path):
     """What `clipaction report DIR` reads: results.json with NaN written as null."""
     import json
 
-    from clipaction.results import write_json
+    from clipaction.outputs import write_json
 
     results = copy.deepcopy(study[0])
     results["stages"] = {"zeroshot": results["stages"]["zeroshot"]}

@@ -10,12 +10,12 @@ import sys
 import av
 import pytest
 
-from clipaction.data.synthetic import SyntheticVideo, write_video
 from clipaction.errors import ClipactionError, ConfigError, DataError
 from clipaction.serve.picker import list_videos, resolve_choice
 from clipaction.serve.presets import list_presets, parse_labels, preset_labels
 from clipaction.serve.preview import browser_playable, make_preview
 from clipaction.serve.settings import ServeConfig
+from clipaction.testing.videos import SyntheticVideo, write_video
 
 
 def test_labels_one_per_line_or_comma_separated():

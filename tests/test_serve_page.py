@@ -22,10 +22,10 @@ from gradio_client import Client, handle_file  # noqa: E402
 
 from clipaction.cli import main  # noqa: E402
 from clipaction.config import ModelConfig  # noqa: E402
-from clipaction.data.synthetic import SyntheticVideo, write_video  # noqa: E402
 from clipaction.serve import ServeConfig, start_page  # noqa: E402
 from clipaction.serve.preview import browser_playable  # noqa: E402
-from clipaction.timeline.synthetic import Scene, write_scenes  # noqa: E402
+from clipaction.testing.footage import Scene, write_scenes  # noqa: E402
+from clipaction.testing.videos import SyntheticVideo, write_video  # noqa: E402
 
 # Every test here shares a Gradio page started once for the module (seconds to start).
 pytestmark = pytest.mark.slow

@@ -12,9 +12,9 @@ import pytest
 from safetensors.numpy import load_file
 
 from clipaction.cli import main
-from clipaction.data.synthetic import SyntheticVideo, make_folder_dataset
 from clipaction.errors import ConfigError
 from clipaction.features.shard import EDGE, Shard, parse_shard, select_shard, shard_key, shard_of
+from clipaction.testing.videos import SyntheticVideo, make_folder_dataset
 
 
 def test_parse_shard():
@@ -113,7 +113,7 @@ def test_a_bad_shard_names_its_flag(tiny_model_dir, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_timeline_shards_split_the_videos_between_them(tiny_model_dir, tmp_path, capsys):
-    from clipaction.data.synthetic import write_video
+    from clipaction.testing.videos import write_video
 
     videos = [write_video(tmp_path / "in" / f"long{i}.mp4", SyntheticVideo(codec="h264", num_frames=100, pattern=i, seed=i))
               for i in range(4)]  # fmt: skip

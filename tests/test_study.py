@@ -10,8 +10,8 @@ import pytest
 
 from clipaction.cli import main
 from clipaction.config import StudyConfig
-from clipaction.config_io import load_study_config, study_config_to_toml
-from clipaction.data.synthetic import SyntheticVideo, make_ucf101_like
+from clipaction.config.toml import load_study_config, study_config_to_toml
+from clipaction.testing.videos import SyntheticVideo, make_ucf101_like
 
 CLASSES = ["ApplyEyeMakeup", "Archery", "Basketball", "BasketballDunk"]
 

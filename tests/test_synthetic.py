@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from clipaction.data.synthetic import (
+from clipaction.testing.videos import (
     SyntheticVideo,
     make_folder_dataset,
     make_ucf101_like,

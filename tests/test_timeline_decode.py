@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clipaction.timeline.decode import Sample, Skipped, frames_at, probe_stream, should_seek
-from clipaction.timeline.synthetic import numbered_frames, read_number, write_frames
+from clipaction.testing.footage import numbered_frames, read_number, write_frames
+from clipaction.video.timed import Sample, Skipped, frames_at, probe_stream, should_seek
 
 
 def _shown(times: list[float], query: float) -> int:

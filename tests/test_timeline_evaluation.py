@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from clipaction.errors import ConfigError, DataError
+from clipaction.testing.footage import ColourBackend, Scene, write_scenes
 from clipaction.timeline import TimelineConfig, label_videos
 from clipaction.timeline.evaluate import Detection, detection_map, load_ground_truth, read_ground_truth
-from clipaction.timeline.synthetic import ColourBackend, Scene, write_scenes
 from clipaction.timeline.tiou import BENCHMARK_TIOU, parse_tiou, tiou_key
 
 ANET_KEYS = ["0.5", "0.55", "0.6", "0.65", "0.7", "0.75", "0.8", "0.85", "0.9", "0.95"]

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 
 from clipaction.cli.parser import build_parser
-from clipaction.timeline.decode import Sample, Skipped
 from clipaction.timeline.features import _Batch, _ChunkRows, clip_positions
+from clipaction.video.timed import Sample, Skipped
 
 
 def test_chunk_rows_make_a_cache_entry_and_an_empty_chunk_stays_empty() -> None:

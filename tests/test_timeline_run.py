@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from clipaction.errors import ConfigError
+from clipaction.testing.footage import ColourBackend, Scene, write_scenes
 from clipaction.timeline import TimelineConfig, label_videos
-from clipaction.timeline.synthetic import ColourBackend, Scene, write_scenes
 
 # changes at 10 s and 17 s
 SCENES = (Scene(10, 0), Scene(7, 1), Scene(13, 2))
@@ -153,7 +153,7 @@ _MEMORY_CHILD = textwrap.dedent(
     """
     import resource, sys, tracemalloc
     from clipaction.timeline import TimelineConfig, label_videos
-    from clipaction.timeline.synthetic import ColourBackend
+    from clipaction.testing.footage import ColourBackend
     from clipaction.config import ModelConfig
     # batches of 8 frames: the decoding pipeline is full within the short video
     model = ModelConfig(batch_size=8)

@@ -14,16 +14,16 @@ import numpy as np
 import pytest
 import torch
 
+from clipaction.classify.scoring import class_text_features, video_scores
 from clipaction.config import ModelConfig, SamplerConfig
-from clipaction.data.synthetic import SyntheticVideo, write_video
 from clipaction.errors import ConfigError
 from clipaction.features.cache import FeatureCache
 from clipaction.features.clips import clip_sampler
 from clipaction.features.extract import cache_space, extract_features
 from clipaction.models import Capability, load_backend
-from clipaction.models.tiny_video import build_random_video_model
+from clipaction.testing.tiny_video import build_random_video_model
+from clipaction.testing.videos import SyntheticVideo, write_video
 from clipaction.video.decode import read_sampled_frames
-from clipaction.zeroshot import class_text_features, video_scores
 
 LABELS = ["biking", "archery", "bench press", "blowing candles", "basketball dunk"]
 TEMPLATE = "a video of a person {}."
@@ -233,7 +233,7 @@ def test_videoprism_preprocessing_equals_pil_transform(backends, videos):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_tiny_model_is_laid_out_as_its_checkpoint(family, model_dirs):
     from clipaction.models.checkpoint_layouts import layout_for
-    from clipaction.models.tiny_video import HUB_LAYOUTS
+    from clipaction.testing.tiny_video import HUB_LAYOUTS
     from layout_checks import assert_laid_out_as
 
     assert_laid_out_as(model_dirs[family], layout_for(HUB_LAYOUTS[family]))

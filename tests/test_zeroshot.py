@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from clipaction.zeroshot import (
+from clipaction.classify.scoring import (
     CLIP_TEMPLATES,
     PromptError,
     class_text_features,

@@ -3,7 +3,7 @@
     import clipaction
     backend = clipaction.load_model("openai/clip-vit-base-patch32")
     ranked = clipaction.predict(["clip.mp4"], ["riding a bike", "juggling"], model=backend)
-    run = clipaction.zeroshot(clipaction.ZeroShotConfig(dataset=clipaction.DatasetConfig(root=..., splits_dir=...)))
+    run = clipaction.classify.scoring(clipaction.ZeroShotConfig(dataset=clipaction.DatasetConfig(root=..., splits_dir=...)))
     results = clipaction.run_study(clipaction.StudyConfig(...))
 
 Everything else in the package stays importable but may change between versions.
@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from clipaction.config import DEFAULT_MODEL, ModelConfig, SamplerConfig, StudyConfig, ZeroShotConfig
 
 if TYPE_CHECKING:
+    from clipaction.classify.run import VideoPrediction, ZeroShotRun
     from clipaction.models.base import Backend
-    from clipaction.pipeline import VideoPrediction, ZeroShotRun
 
 
 def load_model(
@@ -56,9 +56,9 @@ def predict(
     warning). `model` is a hub id, a folder or a loaded backend; `templates` is `seed`, `clip`
     or a template file. Each prediction's `labels` are (label, probability) best first, and
     its `score` says "softmax" (over these labels) or "sigmoid" (independent)."""
+    from clipaction.classify.run import open_cache, predict_videos
+    from clipaction.classify.scoring import load_templates
     from clipaction.models import load_backend
-    from clipaction.pipeline import open_cache, predict_videos
-    from clipaction.zeroshot import load_templates
 
     backend = load_backend(ModelConfig(name_or_path=model)) if isinstance(model, str) else model
     predictions, _failures = predict_videos(
@@ -78,8 +78,8 @@ def predict(
 def zeroshot(config: ZeroShotConfig, *, progress: bool = False) -> ZeroShotRun:
     """Zero-shot evaluation of the dataset `config` describes: `.metrics`, `.scores` (V, C),
     `.labels`, `.videos`, `.failures`, and `.extraction.warnings` (partly decoded videos). Write the files with
-    `clipaction.pipeline.write_zeroshot_outputs(run, out_dir)`."""
-    from clipaction.pipeline import run_zeroshot
+    `clipaction.classify.run.write_zeroshot_outputs(run, out_dir)`."""
+    from clipaction.classify.run import run_zeroshot
 
     return run_zeroshot(config, progress=progress)
 

@@ -62,7 +62,7 @@ def _engine_config(args: argparse.Namespace):
 
 def _study_config(args: argparse.Namespace):
     from clipaction.config import StudyConfig
-    from clipaction.config_io import load_study_config, merge
+    from clipaction.config.toml import load_study_config, merge
 
     config = load_study_config(args.config) if args.config else StudyConfig()
     changes: dict = {}
@@ -85,7 +85,7 @@ def _study_config(args: argparse.Namespace):
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from clipaction.config_io import study_config_to_toml
+    from clipaction.config.toml import study_config_to_toml
 
     config = _study_config(args)
     if args.print_config:
@@ -128,7 +128,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from clipaction.demo import run_demo
+    from clipaction.demo.run import run_demo
 
     if args.random or args.family != "clip":
         print(
@@ -155,8 +155,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from clipaction.bench import BenchConfig, machine_facts, run_bench
-    from clipaction.results import now_iso, to_jsonable, write_text_atomic
+    from clipaction.outputs import now_iso, to_jsonable, write_text_atomic
+    from clipaction.speed.run import BenchConfig, machine_facts, run_bench
 
     try:
         batch_sizes = tuple(int(b) for b in args.batch_sizes.split(","))
@@ -166,7 +166,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         videos=args.videos, model=args.model, device=args.device, workers=args.workers, batch_sizes=batch_sizes
     )
     if args.families:
-        from clipaction.bench_families import FAMILY_MODELS, bench_families
+        from clipaction.speed.families import FAMILY_MODELS, bench_families
 
         families = tuple(FAMILY_MODELS) if args.families == "all" else tuple(f.strip() for f in args.families.split(","))
         unknown = [f for f in families if f not in FAMILY_MODELS]
@@ -185,7 +185,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 def _cmd_benchmark(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from clipaction.benchmark import (
+    from clipaction.benchmark.run import (
         BenchmarkConfig,
         benchmark_config_to_toml,
         load_benchmark_config,
@@ -208,7 +208,7 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     engine = {**engine_overrides(args), **engine_overrides(args, BENCHMARK_MODEL_OVERRIDES)}
     engine.update({key: getattr(args, key) for key in ("views", "crops") if getattr(args, key) is not None})
     if engine:
-        from clipaction.config_io import merge
+        from clipaction.config.toml import merge
 
         config = merge(config, engine)
     if args.print_config:
@@ -299,9 +299,9 @@ def _zeroshot_config(args: argparse.Namespace) -> ZeroShotConfig:
 
 
 def _cmd_zeroshot(args: argparse.Namespace) -> int:
+    from clipaction.classify.run import partial_videos, run_zeroshot, write_zeroshot_outputs
     from clipaction.models import load_backend
-    from clipaction.pipeline import partial_videos, run_zeroshot, write_zeroshot_outputs
-    from clipaction.results import check_output_folder
+    from clipaction.outputs import check_output_folder
 
     config = _zeroshot_config(args)
     check_output_folder(args.out)  # a bad --out fails now, not after the encoding
@@ -331,12 +331,12 @@ def _cmd_zeroshot(args: argparse.Namespace) -> int:
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
+    from clipaction.classify.run import open_cache
     from clipaction.data import load_dataset
     from clipaction.features.clips import sampler_for
     from clipaction.features.engines import extract
     from clipaction.features.shard import parse_shard, select_shard
     from clipaction.models import load_backend
-    from clipaction.pipeline import open_cache
 
     dataset = load_dataset(_dataset_config(args))
     backend = load_backend(_model_config(args))
@@ -369,7 +369,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 def _parse_labels(spec: str) -> list[str]:
     """Comma-separated labels, or @FILE with one per line; checked by the library."""
-    from clipaction.pipeline import check_labels
+    from clipaction.classify.run import check_labels
 
     if spec.startswith("@"):
         path = Path(spec[1:]).expanduser()
@@ -385,10 +385,10 @@ def _parse_labels(spec: str) -> list[str]:
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    from clipaction.classify.run import open_cache, predict_videos
+    from clipaction.classify.scoring import load_templates
     from clipaction.data.folder import video_files
     from clipaction.models import load_backend
-    from clipaction.pipeline import open_cache, predict_videos
-    from clipaction.zeroshot import load_templates
 
     videos = video_files(args.videos)
     labels = _parse_labels(args.labels)
@@ -431,7 +431,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 
 def _cmd_timeline(args: argparse.Namespace) -> int:
     from clipaction.data.folder import video_files
-    from clipaction.results import check_output_folder
+    from clipaction.outputs import check_output_folder
     from clipaction.timeline import TimelineConfig, label_videos
     from clipaction.timeline.tiou import parse_tiou
 

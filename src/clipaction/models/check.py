@@ -28,7 +28,7 @@ WEIGHT_FILES = (
 
 def _runtimes(backend: Any) -> dict[str, dict[str, Any]]:
     """Each runtime: the precisions it runs this model at, and why not where it cannot."""
-    from clipaction.models.openvino_runtime import INFERENCE_PRECISION, unsupported_reason
+    from clipaction.models.runtimes.openvino import INFERENCE_PRECISION, unsupported_reason
 
     runtimes: dict[str, dict[str, Any]] = {"torch": {"precisions": list(PRECISION_DEVICES), "note": None}}
     reason = unsupported_reason(backend)

@@ -10,11 +10,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from clipaction.outputs import write_text_atomic
 from clipaction.report.figures import write_figures
 from clipaction.report.html import render_html
 from clipaction.report.markdown import build_document, render_markdown
 from clipaction.report.observations import observations
-from clipaction.results import write_text_atomic
 
 __all__ = ["observations", "report_observations", "write_figures", "write_report"]
 

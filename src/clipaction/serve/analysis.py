@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clipaction.classify.run import VideoPrediction, check_labels, open_cache, predict_videos
 from clipaction.errors import DataError
 from clipaction.features.cache import video_key
 from clipaction.features.clips import sampler_for
-from clipaction.pipeline import VideoPrediction, check_labels, open_cache, predict_videos
-from clipaction.results import write_json, write_text_atomic
+from clipaction.outputs import write_json, write_text_atomic
 from clipaction.serve.preview import browser_playable, make_preview
 from clipaction.serve.settings import ServeConfig
 
@@ -90,8 +90,8 @@ class Analyzer:
     """The server's model (loaded once; weights on first use), cache and templates."""
 
     def __init__(self, config: ServeConfig) -> None:
+        from clipaction.classify.scoring import load_templates
         from clipaction.models import load_backend
-        from clipaction.zeroshot import load_templates
 
         self.config = config
         self.backend = load_backend(config.model)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from importlib import resources
 
+from clipaction.classify.run import check_labels
 from clipaction.config import DEFAULT_NUM_CLASSES
 from clipaction.data.names import format_class_name
 from clipaction.errors import ConfigError
-from clipaction.pipeline import check_labels
 
 
 def _class_file(name: str) -> list[str]:

@@ -14,19 +14,19 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from clipaction.classify.run import open_cache
+from clipaction.classify.scoring import class_text_features, load_templates
 from clipaction.config import StudyConfig
-from clipaction.config_io import to_dict
+from clipaction.config.toml import to_dict
 from clipaction.data import load_dataset
 from clipaction.data.names import load_label_map, prompt_names
 from clipaction.errors import ConfigError, DataError
 from clipaction.features.clips import sampler_for
 from clipaction.models import Backend, Capability, load_backend, missing
-from clipaction.pipeline import open_cache
-from clipaction.results import environment, now_iso, output_folder, to_jsonable, write_json
+from clipaction.outputs import environment, now_iso, output_folder, to_jsonable, write_json
 from clipaction.study.adaptation import adapt_methods_stage, few_shot_plan, fewshot_stage, full_finetune_stage
 from clipaction.study.context import Context, zero_shot_scores
 from clipaction.study.evaluation import ablation_stage, embedding_stage, temporal_stage, zeroshot_stage
-from clipaction.zeroshot import class_text_features, load_templates
 
 log = logging.getLogger(__name__)
 

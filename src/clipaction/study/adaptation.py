@@ -15,16 +15,16 @@ from tqdm.auto import tqdm
 from clipaction.adapt.full_finetune import finetune_vision
 from clipaction.adapt.projection import train_projection, video_logits
 from clipaction.adapt.selection import sample_shots, weakest_classes
+from clipaction.classify.metrics import compute_metrics
+from clipaction.classify.run import score_records
+from clipaction.classify.scoring import class_text_features
 from clipaction.data import VideoRecord, load_dataset
 from clipaction.data.names import load_label_map, prompt_names
 from clipaction.errors import ConfigError
-from clipaction.evaluate import compute_metrics
 from clipaction.features.extract import Extraction
 from clipaction.models.base import Capability, missing
-from clipaction.pipeline import score_records
 from clipaction.study.context import Context, Scored, pooled_features, write_predictions, zero_shot_scores
 from clipaction.video.decode import VideoDecodeError, read_sampled_frames
-from clipaction.zeroshot import class_text_features
 
 #: How adapt.selection.weakest_classes breaks a tie at the cut, recorded with the selection so
 #: the report can say it (its wording: "Tie broken by class order: <this>.").

@@ -10,14 +10,14 @@ from typing import Any
 
 import torch
 
+from clipaction.classify.run import Scored, open_cache, score_records
 from clipaction.config import SamplerConfig, StudyConfig
 from clipaction.data import VideoDataset, VideoRecord
 from clipaction.features.cache import FeatureCache
 from clipaction.features.engines import LOCAL, extract
 from clipaction.features.extract import Extraction
 from clipaction.models import Backend
-from clipaction.pipeline import Scored, open_cache, score_records
-from clipaction.results import write_predictions_csv
+from clipaction.outputs import write_predictions_csv
 
 
 @dataclass

@@ -8,11 +8,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from clipaction.classify.metrics import classification_report_text, compute_metrics
+from clipaction.classify.scoring import class_text_features, load_templates, video_embeddings, video_scores
 from clipaction.config import SamplerConfig
 from clipaction.data.names import load_label_map, prompt_names
-from clipaction.evaluate import classification_report_text, compute_metrics
 from clipaction.features.extract import Extraction
-from clipaction.results import write_text_atomic
+from clipaction.outputs import write_text_atomic
 from clipaction.study.context import (
     Context,
     Scored,
@@ -22,7 +23,6 @@ from clipaction.study.context import (
     write_predictions,
     zero_shot_scores,
 )
-from clipaction.zeroshot import class_text_features, load_templates, video_embeddings, video_scores
 
 
 def most_confused(metrics: dict[str, Any], top: int | None = None) -> list[dict[str, Any]]:

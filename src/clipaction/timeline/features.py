@@ -37,8 +37,8 @@ from clipaction.errors import ConfigError
 from clipaction.features.cache import CachedVideo, FeatureCache, video_key
 from clipaction.models.base import Backend, as_clip
 from clipaction.timeline.config import TimelineConfig
-from clipaction.timeline.decode import Sample, Skipped, StreamInfo, frames_at, probe_stream
 from clipaction.timeline.grid import TimeGrid, chunk_samples, exact
+from clipaction.video.timed import Sample, Skipped, StreamInfo, frames_at, probe_stream
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from clipaction.results import write_text_atomic
+from clipaction.outputs import write_text_atomic
 from clipaction.timeline.segments import Segment, Windows
 
 #: Decimal places of times (ms) and scores in the text outputs.

@@ -24,7 +24,7 @@ import torch
 
 from clipaction.features.cache import FeatureCache
 from clipaction.models.base import Backend
-from clipaction.results import environment, now_iso, output_folder, write_json, write_text_atomic
+from clipaction.outputs import environment, now_iso, output_folder, write_json, write_text_atomic
 from clipaction.timeline.config import TimelineConfig
 from clipaction.timeline.features import PassStats, window_features
 from clipaction.timeline.formats import activitynet_results, write_outputs
@@ -145,9 +145,9 @@ def label_videos(
 ) -> dict[str, Any]:
     """Label every video, write the outputs (see the module docstring); returns results.json's
     content. Unreadable videos are listed in `failures` and the rest go on."""
+    from clipaction.classify.run import check_labels, open_cache
+    from clipaction.classify.scoring import class_text_features, load_templates
     from clipaction.models import load_backend
-    from clipaction.pipeline import check_labels, open_cache
-    from clipaction.zeroshot import class_text_features, load_templates
 
     labels = list(config.all_labels)
     check_labels(labels)

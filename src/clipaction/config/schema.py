@@ -33,6 +33,9 @@ ViewPool = Literal["features", "probabilities"]
 
 DEFAULT_MODEL = "openai/clip-vit-base-patch32"
 DEFAULT_NUM_CLASSES = 15
+#: The few-shot methods a study can compare, as `clipaction.adapt.methods` registers them (a test
+#: keeps the two equal; named here so that checking a config needs no model code).
+ADAPT_METHODS = ("projection", "linear-probe", "wise-ft", "tip-adapter", "tip-adapter-f")
 
 
 def crop_positions(crops: int) -> tuple[CropPosition | None, ...]:
@@ -330,17 +333,15 @@ class AdaptMethodsStage:
     """
 
     enabled: bool = True
-    methods: tuple[str, ...] = ("projection", "linear-probe", "wise-ft", "tip-adapter", "tip-adapter-f")
+    methods: tuple[str, ...] = ADAPT_METHODS
     settings: MethodSettings = field(default_factory=MethodSettings)
     outside_classes: bool = True
     outside_videos_per_class: int | str = 5
 
     def __post_init__(self) -> None:
-        from clipaction.adapt.methods import list_methods  # the registry imports this module
-
         object.__setattr__(self, "methods", tuple(self.methods))
         for method in self.methods:
-            check_choice("adapt.methods", method, list_methods())
+            check_choice("adapt.methods", method, sorted(ADAPT_METHODS))
         count = self.outside_videos_per_class
         if count != "all" and not (isinstance(count, int) and not isinstance(count, bool) and count >= 1):
             raise ConfigError(f"must be a positive integer or 'all'; got {count!r}", setting="adapt.outside_videos_per_class")

@@ -82,7 +82,7 @@ class HFClipBackend(FrameBackendBase):
         self._input_dtype = torch.float16 if config.precision == "fp16" else torch.float32
         FrameBackendBase.__init__(self)  # the torch runtime
         if config.runtime == "openvino":  # the image tower runs compiled; text and training stay torch
-            from clipaction.models.openvino_runtime import openvino_runtime
+            from clipaction.models.runtimes.openvino import openvino_runtime
 
             self.use_runtime(openvino_runtime(self))
         # after the runtime's own refusals: a setting that cannot work is named first

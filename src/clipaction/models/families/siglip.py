@@ -31,7 +31,7 @@ import torch
 
 from clipaction.errors import CapabilityError
 from clipaction.models.base import Capability, FrameFeatures, Scoring, missing
-from clipaction.models.hf_clip import TEXT_BATCH, HFClipBackend
+from clipaction.models.families.clip import TEXT_BATCH, HFClipBackend
 from clipaction.models.hf_common import load_pretrained, quantize_int8
 from clipaction.models.processor_files import ProcessorSpec
 from clipaction.models.registry import BACKENDS

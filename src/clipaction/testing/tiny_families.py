@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from clipaction.models.checkpoint_layouts import layout_for
-from clipaction.models.tiny import WHOLE_WORDS, image_processor_for, save_hub_layout, seeded_init
+from clipaction.testing.tiny_clip import WHOLE_WORDS, image_processor_for, save_hub_layout, seeded_init
 
 #: The hub checkpoint each tiny model mirrors (classes and preprocessing keys; see module doc).
 HUB_LAYOUTS = {

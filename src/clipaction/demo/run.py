@@ -1,8 +1,8 @@
 """`clipaction demo`: the whole study offline, on a synthetic action world and a tiny CLIP trained on it.
 
-By default the videos come from `clipaction.data.action_world` (coloured shapes doing motions;
+By default the videos come from `clipaction.demo.world` (coloured shapes doing motions;
 a class is a sentence such as "a red square moving up") and the model is a tiny CLIP trained
-on frames of that world (`clipaction.models.train_tiny`, built once and cached), so the numbers
+on frames of that world (`clipaction.demo.training`, built once and cached), so the numbers
 show the pipeline working: zero-shot far above chance, on compositions seen in training and on
 held-out ones never seen. They are about that synthetic world only, never about real actions.
 
@@ -28,11 +28,11 @@ from clipaction.config import (
     StudyConfig,
     TrainSettings,
 )
-from clipaction.data.action_world import ActionWorld, WorldDataset, write_world_dataset
-from clipaction.data.synthetic import SyntheticVideo, make_ucf101_like
+from clipaction.demo.world import ActionWorld, WorldDataset, write_world_dataset
 from clipaction.errors import ConfigError
-from clipaction.models.tiny import build_random_clip
 from clipaction.study import run_study
+from clipaction.testing.tiny_clip import build_random_clip
+from clipaction.testing.videos import SyntheticVideo, make_ucf101_like
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def run_demo(
     out = Path(out).expanduser()
     if family != "clip" or not world:
         return _run_random_demo(out, progress, family)
-    from clipaction.models.train_tiny import trained_world_model
+    from clipaction.demo.training import trained_world_model
 
     spec = ActionWorld()
     started = time.perf_counter()
@@ -147,10 +147,10 @@ def build_demo_model(family: str, out_dir: Path) -> Path:
     if family == "clip":
         return build_random_clip(out_dir, "tiny", seed=0, logit_scale=100.0)
     if family in ("xclip", "videoprism"):
-        from clipaction.models.tiny_video import build_random_video_model
+        from clipaction.testing.tiny_video import build_random_video_model
 
         return build_random_video_model(out_dir, family, seed=0)
-    from clipaction.models.tiny_families import build_random_model
+    from clipaction.testing.tiny_families import build_random_model
 
     # the builder variant that loads as `family` (the siglip2 family is SigLIP 2 NaFlex)
     return build_random_model(out_dir, {"siglip2": "siglip2-naflex"}.get(family, family), seed=0)
@@ -241,8 +241,8 @@ def _pct(value: float | None) -> str:
 def write_world_outputs(results: dict[str, Any], out: Path) -> None:
     """Write results.json and the report again, with the world's sentences first among the
     observations and the report's banner saying what this demo is."""
+    from clipaction.outputs import to_jsonable, write_json
     from clipaction.report import observations, write_report
-    from clipaction.results import to_jsonable, write_json
 
     jsonable = to_jsonable(results)
     jsonable["observations"] = world_sentences(jsonable["world"]) + observations(jsonable)

@@ -13,17 +13,24 @@ from typing import Any
 import numpy as np
 import torch
 
+from clipaction.classify.metrics import classification_report_text, compute_metrics
+from clipaction.classify.scoring import (
+    SEED_TEMPLATES,
+    class_text_features,
+    load_templates,
+    multiview_scores,
+    video_scores,
+)
 from clipaction.config import CropPosition, SamplerConfig, ViewPool, ZeroShotConfig, crop_positions
 from clipaction.data import VideoDataset, VideoRecord, load_dataset
 from clipaction.data.names import load_label_map, prompt_names
 from clipaction.errors import ConfigError
-from clipaction.evaluate import classification_report_text, compute_metrics
 from clipaction.features.cache import FeatureCache
 from clipaction.features.clips import sampler_for
 from clipaction.features.engines import extract
 from clipaction.features.extract import Extraction, Failure, cache_space, extract_features
 from clipaction.models import Backend, load_backend
-from clipaction.results import (
+from clipaction.outputs import (
     environment,
     now_iso,
     output_folder,
@@ -31,7 +38,6 @@ from clipaction.results import (
     write_predictions_csv,
     write_text_atomic,
 )
-from clipaction.zeroshot import SEED_TEMPLATES, class_text_features, load_templates, multiview_scores, video_scores
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +132,7 @@ def run_zeroshot(
 
     With `config.crops` 3 every video is extracted once per crop (each crop in its own cache
     space); `config.pool` says how the crops and a multi-clip sampler's clips are combined
-    (`clipaction.zeroshot.multiview_scores`)."""
+    (`clipaction.classify.scoring.multiview_scores`)."""
     dataset = load_dataset(config.dataset)
     label_map = load_label_map(config.prompts.label_map) if config.prompts.label_map else None
     names = prompt_names(dataset.classes, config.prompts.name_style, label_map)
@@ -182,7 +188,7 @@ def score_views(
     sampler: SamplerConfig,
     pool: ViewPool,
 ) -> Scored:
-    """`score_records` over views x crops (`clipaction.zeroshot.multiview_scores`)."""
+    """`score_records` over views x crops (`clipaction.classify.scoring.multiview_scores`)."""
     by_path = {str(record.path): record for record in records}
     readable, scores = multiview_scores(backend, extractions, list(by_path), text_features, sampler, pool)
     kept = [by_path[path] for path in readable]

@@ -22,14 +22,14 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from clipaction.bench import PeakRss
+from clipaction.classify.scoring import video_embeddings
 from clipaction.config import BenchConfig, ModelConfig
 from clipaction.features.cache import FeatureCache
 from clipaction.features.clips import sampler_for
 from clipaction.features.extract import cache_space, extract_features
 from clipaction.models import load_backend
 from clipaction.models.base import as_clip
-from clipaction.zeroshot import video_embeddings
+from clipaction.speed.run import PeakRss
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +54,14 @@ BUILDER_VARIANTS = {"metaclip_2": "metaclip_2", "siglip2": "siglip2-fixed"}
 def build_family_model(family: str, out_dir: Path) -> Path:
     """The real-size random model of `family` (see FAMILY_MODELS), saved to `out_dir`."""
     if family == "clip":
-        from clipaction.models.tiny import build_random_clip
+        from clipaction.testing.tiny_clip import build_random_clip
 
         return build_random_clip(out_dir, "vit-b-32", logit_scale=100.0)
     if family in BUILDER_VARIANTS:
-        from clipaction.models.tiny_families import build_random_model
+        from clipaction.testing.tiny_families import build_random_model
 
         return build_random_model(out_dir, BUILDER_VARIANTS[family], shape="base")
-    from clipaction.models.tiny_video import build_random_video_model
+    from clipaction.testing.tiny_video import build_random_video_model
 
     shape = {"xclip": "base-patch32", "videoprism": "base"}[family]
     return build_random_video_model(out_dir, family, shape=shape)
@@ -141,7 +141,7 @@ def measure_family(family: str, paths: list[Path], config: BenchConfig, work: Pa
 
 def bench_families(families: tuple[str, ...], config: BenchConfig = BenchConfig()) -> dict[str, Any]:
     """One row per family, on the same generated UCF101-like videos."""
-    from clipaction.bench import make_videos
+    from clipaction.speed.run import make_videos
 
     with tempfile.TemporaryDirectory(prefix="clipaction-bench-families-") as tmp:
         work = Path(tmp)

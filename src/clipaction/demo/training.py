@@ -1,4 +1,4 @@
-"""A tiny CLIP trained on the action world (`clipaction.data.action_world`), built once and cached.
+"""A tiny CLIP trained on the action world (`clipaction.demo.world`), built once and cached.
 
 Contrastive training (symmetric InfoNCE, as CLIP) on single frames and the sentences of the
 world's *training* compositions only: the held-out (colour, shape) pairs never appear, so
@@ -29,8 +29,8 @@ import numpy as np
 import torch
 
 from clipaction.config import stable_hash
-from clipaction.data.action_world import ActionWorld, Composition, render_video, video_length, video_seed
-from clipaction.models.tiny import build_tokenizer
+from clipaction.demo.world import ActionWorld, Composition, render_video, video_length, video_seed
+from clipaction.testing.tiny_clip import build_tokenizer
 
 log = logging.getLogger(__name__)
 

@@ -23,15 +23,15 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from clipaction.classify.scoring import CLIP_TEMPLATES, video_embedding
 from clipaction.config import BenchConfig, ModelConfig, SamplerConfig
-from clipaction.data.synthetic import SyntheticVideo, write_video
 from clipaction.features.cache import FeatureCache
 from clipaction.features.extract import cache_space, decoded_ahead, extract_features
 from clipaction.models import Backend, load_backend
 from clipaction.models.base import as_frame
-from clipaction.models.tiny import build_random_clip
-from clipaction.results import now_iso
-from clipaction.zeroshot import CLIP_TEMPLATES, video_embedding
+from clipaction.outputs import now_iso
+from clipaction.testing.tiny_clip import build_random_clip
+from clipaction.testing.videos import SyntheticVideo, write_video
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +225,7 @@ def measure_openvino(
     "fp32" and "fast") and torch fp32's extraction (`reference`). Each builds its model afresh
     in `work` (conversion, and for int8 NNCF calibration on the first sampled frames of
     `paths`), so the one-time cost is measured; peak memory covers building, then extraction."""
-    from clipaction.models.openvino_runtime import OpenVINOImageEncoder
+    from clipaction.models.runtimes.openvino import OpenVINOImageEncoder
 
     rows: dict[str, Any] = {"inference_threads": torch.get_num_threads()}
     for precision in ("fp32", "int8"):
@@ -273,8 +273,8 @@ def measure_timeline(backend: Backend, directory: Path, seconds: float) -> dict[
     """`clipaction timeline`'s speed with `backend` (the fast encoder): seconds of video
     labelled per second of wall time, sampling 2 frames/s, on generated H.264 footage of
     `seconds` at each of TIMELINE_SIZES (a keyframe every 10 s, x264's default)."""
+    from clipaction.testing.footage import Scene, write_scenes
     from clipaction.timeline import TimelineConfig, timeline_realtime_factor
-    from clipaction.timeline.synthetic import Scene, write_scenes
 
     config = TimelineConfig(fps=2.0)
     rows: dict[str, Any] = {"sample_fps": config.fps, "video_seconds": seconds, "codec": "h264"}

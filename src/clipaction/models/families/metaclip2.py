@@ -12,7 +12,7 @@ features without any error, which is why the family is chosen from config.json's
 
 from __future__ import annotations
 
-from clipaction.models.hf_clip import HFClipBackend
+from clipaction.models.families.clip import HFClipBackend
 from clipaction.models.registry import BACKENDS
 
 

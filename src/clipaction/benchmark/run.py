@@ -30,7 +30,8 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from clipaction.benchmark_table import TABLE_HEADER, benchmark_markdown, models_table, published_figure
+from clipaction.benchmark.table import TABLE_HEADER, benchmark_markdown, models_table, published_figure
+from clipaction.classify.run import ZeroShotRun, run_zeroshot
 from clipaction.config import (
     CropCount,
     DatasetConfig,
@@ -47,8 +48,7 @@ from clipaction.data import load_dataset
 from clipaction.errors import ConfigError
 from clipaction.features.clips import sampler_for
 from clipaction.models import Backend, load_backend
-from clipaction.pipeline import ZeroShotRun, run_zeroshot
-from clipaction.results import environment, now_iso, output_folder, write_json, write_predictions_csv, write_text_atomic
+from clipaction.outputs import environment, now_iso, output_folder, write_json, write_predictions_csv, write_text_atomic
 
 __all__ = [
     "BenchmarkConfig", "BenchmarkDataset", "KineticsProtocol", "TABLE_HEADER", "benchmark_config_from_toml",
@@ -337,7 +337,7 @@ def _need_files(name: str, root: str | None, annotations: str | None) -> None:
 
 def benchmark_config_from_toml(text: str, where: str = "config") -> BenchmarkConfig:
     """Parse TOML text into a BenchmarkConfig; ConfigError (a ValueError) names the problem."""
-    from clipaction.config_io import ConfigError, from_dict
+    from clipaction.config.toml import ConfigError, from_dict
 
     try:
         data = tomllib.loads(text)
@@ -351,7 +351,7 @@ def benchmark_config_from_toml(text: str, where: str = "config") -> BenchmarkCon
 
 def load_benchmark_config(path: str | Path) -> BenchmarkConfig:
     """Read a benchmark TOML file; a missing file or bad TOML is a ConfigError naming the file."""
-    from clipaction.config_io import ConfigError
+    from clipaction.config.toml import ConfigError
 
     path = Path(path).expanduser()
     if not path.is_file():
@@ -366,7 +366,7 @@ def load_benchmark_config(path: str | Path) -> BenchmarkConfig:
 def benchmark_config_to_toml(config: BenchmarkConfig) -> str:
     """TOML text that reads back to `config`. Unset optional values (None) are left out, since
     TOML has no null; "every class" is written as num_classes = "all"."""
-    from clipaction.config_io import to_dict, toml_text
+    from clipaction.config.toml import to_dict, toml_text
 
     data = to_dict(config)
     for dataset in data["datasets"]:

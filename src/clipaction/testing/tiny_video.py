@@ -1,7 +1,7 @@
 """Random-weight clip-level video models (X-CLIP, VideoPrism) built offline, saved like a
 downloaded one.
 
-As `clipaction.models.tiny` does for CLIP: a config, random weights from a seeded generator and
+As `clipaction.testing.tiny_clip` does for CLIP: a config, random weights from a seeded generator and
 an offline tokenizer, written with `save_pretrained` so the folder loads through exactly the
 code path a hub id takes. Every build is the same, byte for byte. A random model's numbers mean
 nothing about actions.
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from clipaction.models.checkpoint_layouts import layout_for
-from clipaction.models.tiny import WHOLE_WORDS, build_tokenizer, image_processor_for, save_hub_layout, seeded_init
+from clipaction.testing.tiny_clip import WHOLE_WORDS, build_tokenizer, image_processor_for, save_hub_layout, seeded_init
 
 #: The hub checkpoint each tiny model mirrors (classes and preprocessing keys).
 HUB_LAYOUTS = {"xclip": "microsoft/xclip-base-patch32", "videoprism": "google/videoprism-lvt-base-f16r288"}
