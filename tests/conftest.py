@@ -62,7 +62,9 @@ def world_model_dir(request, tmp_path_factory) -> Path:
     from clipaction.demo.training import trained_world_model
 
     cache = getattr(request.config, "cache", None)
-    root = Path(cache.mkdir("clipaction-world-models")) if cache is not None else tmp_path_factory.mktemp("world-models")
+    root = (
+        Path(cache.mkdir("clipaction-world-models")) if cache is not None else tmp_path_factory.mktemp("world-models")
+    )
     return trained_world_model(root)
 
 
@@ -110,6 +112,4 @@ def world_data(request, tmp_path_factory):
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     fields = json.loads((final / "fixture.json").read_text())
-    return action_world.WorldDataset(
-        **{k: (final / v if isinstance(v, str) else tuple(v)) for k, v in fields.items()}
-    )
+    return action_world.WorldDataset(**{k: (final / v if isinstance(v, str) else tuple(v)) for k, v in fields.items()})

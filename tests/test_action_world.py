@@ -153,9 +153,7 @@ def test_motion_is_in_the_pixels(comp):
     rendered = _render(comp)
     centre, counts = _centroids(rendered, comp.colour)
     whole = counts >= 0.9 * np.median(counts[counts > 0])
-    steps = [
-        centre[i + 1] - centre[i] for i in range(len(centre) - 1) if whole[i] and whole[i + 1]
-    ]
+    steps = [centre[i + 1] - centre[i] for i in range(len(centre) - 1) if whole[i] and whole[i + 1]]
     step = np.median(np.array(steps), axis=0) if steps else np.zeros(2)
     direction = {"moving up": (0, -1), "moving down": (0, 1), "moving left": (-1, 0), "moving right": (1, 0)}
     if comp.motion in direction:

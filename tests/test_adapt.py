@@ -47,7 +47,9 @@ def _separable(n_classes=3, per_class=12, frames=4, dim=16, embed=8, seed=0):
 def test_projection_training_raises_accuracy_on_separable_features():
     weight, pooled, labels, text = _separable()
     before = (video_logits(pooled @ weight.T, text, 100.0).argmax(1) == labels).float().mean()
-    trained, losses = train_projection(weight, pooled, labels, text, 100.0, TrainSettings(lr=1e-2, epochs=30, batch_size=8))
+    trained, losses = train_projection(
+        weight, pooled, labels, text, 100.0, TrainSettings(lr=1e-2, epochs=30, batch_size=8)
+    )
     after = (video_logits(pooled @ trained.T, text, 100.0).argmax(1) == labels).float().mean()
     assert after > before
     assert losses[-1] < losses[0]

@@ -142,8 +142,18 @@ def test_registry_holds_exactly_the_methods_a_config_accepts():
 def test_shared_names_are_re_exported_from_methods():
     from clipaction.adapt import base, methods
 
-    for name in ("FewShotData", "AdaptedClassifier", "ProjectionClassifier", "match_classes", "ADAPTATION_METHODS",
-                 "holdout_split", "accuracy", "group_accuracy", "pick_best", "video_embeddings"):
+    for name in (
+        "FewShotData",
+        "AdaptedClassifier",
+        "ProjectionClassifier",
+        "match_classes",
+        "ADAPTATION_METHODS",
+        "holdout_split",
+        "accuracy",
+        "group_accuracy",
+        "pick_best",
+        "video_embeddings",
+    ):
         assert getattr(methods, name) is getattr(base, name), name
 
 

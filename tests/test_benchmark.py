@@ -221,8 +221,12 @@ def test_markdown_shows_missing_numbers_as_na():
                 "name": "hmdb51",
                 "settings": {"num_classes": 5, "name_style": "raw", "splits": [1]},
                 "splits": [
-                    {"split": 1, "n_videos": 0, "n_failures": 2,
-                     "metrics": {"top1": None, "top5": None, "mean_class_accuracy": None}}
+                    {
+                        "split": 1,
+                        "n_videos": 0,
+                        "n_failures": 2,
+                        "metrics": {"top1": None, "top5": None, "mean_class_accuracy": None},
+                    }
                 ],
                 "summary": {m: {"mean": None, "std": None} for m in ("top1", "top5", "mean_class_accuracy")},
             }
@@ -241,8 +245,17 @@ def test_markdown_shows_missing_numbers_as_na():
      (["frame", "clip"], "frame models average", None)],
 )  # fmt: skip
 def test_settings_say_how_each_kind_of_model_makes_a_video_feature(kinds, says, not_said):
-    runs = [{"model": {"name_or_path": f"m{i}", "precision": "fp32", "device": "cpu", "kind": kind}, "datasets": []} for i, kind in enumerate(kinds)]
-    results = {"model": runs[0]["model"], "models": runs, "sampler": {"name": "uniform", "frames": 8}, "prompts": {"templates": "clip"}, "datasets": []}
+    runs = [
+        {"model": {"name_or_path": f"m{i}", "precision": "fp32", "device": "cpu", "kind": kind}, "datasets": []}
+        for i, kind in enumerate(kinds)
+    ]
+    results = {
+        "model": runs[0]["model"],
+        "models": runs,
+        "sampler": {"name": "uniform", "frames": 8},
+        "prompts": {"templates": "clip"},
+        "datasets": [],
+    }
     frames_line = next(line for line in benchmark_markdown(results).splitlines() if line.startswith("- Frames:"))
     assert says in frames_line
     if not_said:
@@ -298,7 +311,10 @@ def test_hand_written_toml():
 @pytest.mark.parametrize(
     "text, match",
     [
-        ("[[datasets]]\nname = 'kinetics'\nroot = 'r'\nsplits_dir = 's'\n", "must be one of ucf101, hmdb51; got 'kinetics'"),
+        (
+            "[[datasets]]\nname = 'kinetics'\nroot = 'r'\nsplits_dir = 's'\n",
+            "must be one of ucf101, hmdb51; got 'kinetics'",
+        ),
         ("[[datasets]]\nname = 'ucf101'\nroot = 'r'\nsplits_dir = 's'\nsplits = [4]\n", "splits must be among 1, 2, 3"),
         ("[[datasets]]\nname = 'ucf101'\nroot = 'r'\nsplits_dir = 's'\nsplits = []\n", "at least one"),
         ("[[datasets]]\nname = 'ucf101'\nroot = 'r'\nsplits_dir = 's'\nsplits = [1, 1]\n", "repeat"),
@@ -306,7 +322,10 @@ def test_hand_written_toml():
         ("[[datasets]]\nname = 'hmdb51'\nsplits_dir = 's'\n", "hmdb51 needs root: the folder holding one folder"),
         ("[[datasets]]\nname = 'ucf101'\nroot = 'r'\nsplits_dir = 's'\nsplit = 1\n", "unknown key 'split'"),
         ("[[datasets]]\nname = 'ucf101'\nroot = 'r'\nsplits_dir = 's'\nnum_classes = 'some'\n", "num_classes"),
-        ("[[datasets]]\nname='ucf101'\nroot='r'\nsplits_dir='s'\n[[datasets]]\nname='ucf101'\nroot='r'\nsplits_dir='s'\n", "once"),
+        (
+            "[[datasets]]\nname='ucf101'\nroot='r'\nsplits_dir='s'\n[[datasets]]\nname='ucf101'\nroot='r'\nsplits_dir='s'\n",
+            "once",
+        ),
         ("datasets = []\n", "at least one"),
         ("prompts = 'clip'\n", "unknown key 'prompts'; valid keys: datasets, model"),
         ("[sampler]\nname = 'first'\n", "sampler.name: must be one of center-clip, middle, multi-clip, uniform"),
@@ -388,6 +407,7 @@ def test_several_models_share_splits_frames_and_prompts_and_get_one_table(data, 
         assert [s["n_videos"] for s in first["splits"]] == [s["n_videos"] for s in second["splits"]]
     # the first model alone gives exactly its numbers in the comparison
     alone = run_benchmark(make_config(data, tiny_model_dir, tmp_path, out="alone"), progress=False)
+
     def numbers(datasets):
         return [(d["name"], [(s["split"], s["metrics"]) for s in d["splits"]], d["summary"]) for d in datasets]
 

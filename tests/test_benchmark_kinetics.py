@@ -72,7 +72,9 @@ def kinetics(tmp_path_factory):
     rows = []
     for ci, label in enumerate(only1 + only2 + every + ["abseiling"]):
         vid = f"Yt{ci:02d}-_id{ci}"
-        path = write_video(root / "videos" / label / f"{vid}_000010_000020.mp4", dataclasses.replace(SPEC, pattern=ci, seed=ci))
+        path = write_video(
+            root / "videos" / label / f"{vid}_000010_000020.mp4", dataclasses.replace(SPEC, pattern=ci, seed=ci)
+        )
         labels[str(path)] = label
         rows.append([label, vid, 10, 20, "validate"])
     rows.append([every[0], "neverthere1", 0, 10, "validate"])
@@ -143,7 +145,12 @@ def test_k600_zeroshot_from_the_command_line(kinetics, tiny_model_dir, tmp_path,
         f"device = 'cpu'\n[[protocols]]\nname = 'k600-zs'\nroot = '{flat}'\nannotations = '{kinetics['annotations']}'\n"
         f"[[protocols]]\nname = 'k400'\nroot = '{flat}'\nannotations = '{kinetics['annotations']}'\n"
     )
-    assert main(["benchmark", "--config", str(tmp_path / "k400.toml"), "--out", str(tmp_path / "flat-out"), "--no-progress"]) == 1
+    assert (
+        main(
+            ["benchmark", "--config", str(tmp_path / "k400.toml"), "--out", str(tmp_path / "flat-out"), "--no-progress"]
+        )
+        == 1
+    )
     again = json.loads((tmp_path / "flat-out" / "results.json").read_text())
     k600, k400 = again["datasets"]
     assert [s["metrics"] for s in k600["splits"]] == [s["metrics"] for s in saved["models"][0]["datasets"][0]["splits"]]
@@ -163,7 +170,11 @@ def world_kinetics(root: Path, world: ActionWorld) -> tuple[Path, Path, Path, li
     rows = []
     for ci, comp in enumerate(seen):
         vid = f"world{ci:02d}"
-        encode_video(root / "clips" / f"{vid}_000000_000003.mp4", render_video(world, comp, video_seed(world, comp, "test", 0)).frames, world.fps)
+        encode_video(
+            root / "clips" / f"{vid}_000000_000003.mp4",
+            render_video(world, comp, video_seed(world, comp, "test", 0)).frames,
+            world.fps,
+        )
         rows.append([f"{comp.colour} {comp.shape} {comp.motion} (toy)", vid, 0, 3, "validate"])
     annotations = write_annotations(root / "validate.csv", rows)
     names = sorted(row[0] for row in rows)
@@ -286,7 +297,9 @@ def test_a_clip_model_encodes_each_overlapping_clip_with_its_own_frames(tmp_path
     from clipaction.testing.tiny_video import build_random_video_model
     from clipaction.video.sampling import VideoMeta, multi_clip_groups
 
-    backend = load_backend(ModelConfig(name_or_path=str(build_random_video_model(tmp_path / "xclip", "xclip", seed=0)), device="cpu"))
+    backend = load_backend(
+        ModelConfig(name_or_path=str(build_random_video_model(tmp_path / "xclip", "xclip", seed=0)), device="cpu")
+    )
     path = write_video(tmp_path / "v.mp4", dataclasses.replace(SPEC, num_frames=40, pattern=2))
     sampler = SamplerConfig(name="multi-clip", frames=backend.clip_frames, window=1.0, clips=2)
     groups = multi_clip_groups(VideoMeta.from_frames(40, 25), frames=sampler.frames, window=1.0, clips=2)
@@ -315,7 +328,14 @@ def test_published_figures_stand_beside_the_measured_ones_with_their_protocol():
     def dataset(name, mean):
         summary = {m: {"mean": mean, "std": 0.01} for m in ("top1", "top5", "mean_class_accuracy")}
         split = {"split": 1, "n_videos": 3, "n_failures": 0, "metrics": {m: mean for m in summary}}
-        settings = {"name": name, "root": "/k", "annotations": "/k/validate.csv", "split_dir": None, "splits": [1], "name_style": "raw"}
+        settings = {
+            "name": name,
+            "root": "/k",
+            "annotations": "/k/validate.csv",
+            "split_dir": None,
+            "splits": [1],
+            "name_style": "raw",
+        }
         return {"name": name, "settings": settings, "splits": [{**split, "class_split": {"packaged": True, "n_classes": 160}}],
                 "summary": summary, "published": published_figure(xclip, name)}  # fmt: skip
 
@@ -341,7 +361,10 @@ def test_published_figures_stand_beside_the_measured_ones_with_their_protocol():
 def test_protocols_in_toml_round_trip_and_old_files_still_read(tmp_path):
     config = BenchmarkConfig(
         datasets=(),
-        protocols=(KineticsProtocol("k600-zs", "/k/clips", "/k/validate.csv", splits=(1, 3)), KineticsProtocol("k700", "/k7", "/k7/val.csv")),
+        protocols=(
+            KineticsProtocol("k600-zs", "/k/clips", "/k/validate.csv", splits=(1, 3)),
+            KineticsProtocol("k700", "/k7", "/k7/val.csv"),
+        ),
         views=3,
         crops=3,
     )
@@ -390,7 +413,9 @@ def test_benchmark_flags_errors_name_the_flag(capsys, tmp_path):
     assert 'name = "k400"' in printed and "datasets = []" in printed
 
 
-def test_a_sampler_a_later_model_cannot_take_fails_before_any_model_runs(kinetics, tiny_model_dir, tmp_path, monkeypatch):
+def test_a_sampler_a_later_model_cannot_take_fails_before_any_model_runs(
+    kinetics, tiny_model_dir, tmp_path, monkeypatch
+):
     """The middle sampler gives a clip model no clip: the benchmark says so before it encodes
     anything with the first (frame) model."""
     from clipaction.benchmark import run as benchmark_module

@@ -135,4 +135,7 @@ def test_text_features_are_cached_and_checked(tmp_path, tiny_backend):
     data = bytearray(stored[0].read_bytes())
     data[-3] ^= 0xFF
     stored[0].write_bytes(bytes(data))
-    assert cache.load_texts(["a photo of archery.", "a video of archery.", "a photo of biking.", "a video of biking."]) is None
+    assert (
+        cache.load_texts(["a photo of archery.", "a video of archery.", "a photo of biking.", "a video of biking."])
+        is None
+    )

@@ -34,7 +34,9 @@ def _common(ucf, model_dir, cache) -> list[str]:
 
 def test_zeroshot_writes_results_predictions_and_report(ucf, tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "zs"
-    code = main(["zeroshot", *_common(ucf, tiny_model_dir, tmp_path / "cache"), "--out", str(out), "--num-classes", "3"])
+    code = main(
+        ["zeroshot", *_common(ucf, tiny_model_dir, tmp_path / "cache"), "--out", str(out), "--num-classes", "3"]
+    )
     assert code == 0
     results = json.loads((out / "results.json").read_text())
     assert results["schema_version"] == 1
@@ -55,7 +57,10 @@ def test_zeroshot_writes_results_predictions_and_report(ucf, tiny_model_dir, tmp
     assert "top-1" in printed and "encoded 12" in printed
 
     # a second run reads every video from the cache and gives the same numbers
-    assert main(["zeroshot", *_common(ucf, tiny_model_dir, tmp_path / "cache"), "--out", str(out), "--num-classes", "3"]) == 0
+    assert (
+        main(["zeroshot", *_common(ucf, tiny_model_dir, tmp_path / "cache"), "--out", str(out), "--num-classes", "3"])
+        == 0
+    )
     again = json.loads((out / "results.json").read_text())
     assert again["cache"] == {"cached": 12, "encoded": 0}
     assert again["metrics"] == metrics
@@ -84,10 +89,29 @@ def test_missing_and_corrupt_videos_are_reported(ucf, tiny_model_dir, tmp_path, 
 
 def test_bad_paths_and_names_give_one_clear_line(ucf, tiny_model_dir, tmp_path, capsys):
     data_root, splits_dir = ucf
-    code = main(["zeroshot", "--data-root", str(tmp_path / "nowhere"), "--splits-dir", str(splits_dir), "--out", str(tmp_path / "o")])
+    code = main(
+        [
+            "zeroshot",
+            "--data-root",
+            str(tmp_path / "nowhere"),
+            "--splits-dir",
+            str(splits_dir),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     err = capsys.readouterr().err.strip()
     assert code == 2 and str(tmp_path / "nowhere") in err and len(err.splitlines()) == 1
-    code = main(["zeroshot", *_common(ucf, tiny_model_dir, tmp_path / "c"), "--classes", "Archerry", "--out", str(tmp_path / "o")])
+    code = main(
+        [
+            "zeroshot",
+            *_common(ucf, tiny_model_dir, tmp_path / "c"),
+            "--classes",
+            "Archerry",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2 and "Archery" in err
     assert not (tmp_path / "o").exists()
@@ -213,7 +237,10 @@ def test_bad_out_cache_or_model_paths_fail_at_once_with_one_line(ucf, tiny_model
     assert err.count("\n") == 1 and f"model folder not found: {missing}" in err
 
 
-@pytest.mark.parametrize(("labels", "message"), [(" , ", "--labels: give at least one label"), ("run,jump,run", "--labels: 'run' given more than once")])
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [(" , ", "--labels: give at least one label"), ("run,jump,run", "--labels: 'run' given more than once")],
+)
 def test_predict_refuses_empty_or_repeated_labels(labels, message, tiny_model_dir, tmp_path, capsys):
     video = write_video(tmp_path / "a.avi", SyntheticVideo(pattern=2))
     code = main(["predict", str(video), "--labels", labels, "--model", str(tiny_model_dir), "--device", "cpu",

@@ -248,7 +248,9 @@ def test_metadata_that_over_counts_is_corrected(tmp_path: Path, monkeypatch: pyt
 
 @pytest.mark.parametrize("suffix,codec", [(".avi", "mpeg4"), (".mkv", "h264"), (".mp4", "h264")])
 @pytest.mark.parametrize("fraction", [0.5, 0.85])
-def test_truncated_video_decodes_what_it_can_or_raises(tmp_path: Path, suffix: str, codec: str, fraction: float) -> None:
+def test_truncated_video_decodes_what_it_can_or_raises(
+    tmp_path: Path, suffix: str, codec: str, fraction: float
+) -> None:
     full = write_video(tmp_path / f"full{suffix}", SyntheticVideo(codec=codec, num_frames=80, gop=12))
     data = full.read_bytes()
     path = tmp_path / f"cut{suffix}"

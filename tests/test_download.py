@@ -286,7 +286,7 @@ def test_unpack_rar_refuses_damaged_archives(tmp_path, damage):
     second = good.index(b"UCF-101/B") - 32  # start of the second file header
     broken = {
         "data": good[:-20] + b"#" * 13 + good[-7:],
-        "header": good[:second + 5] + b"\xff" + good[second + 6:],
+        "header": good[: second + 5] + b"\xff" + good[second + 6 :],
         "truncated": good[:-60],
         "not-rar": b"<html>503 Service Unavailable</html>",
     }[damage]

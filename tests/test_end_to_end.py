@@ -76,7 +76,9 @@ def test_zero_shot_far_above_chance_on_seen_and_unseen(zeroshot_run, world_data)
     assert correct / support >= MIN_UNSEEN_TOP1
 
 
-def test_class_order_renaming_and_subset_change_no_score(zeroshot_run, world_data, world_model_dir, tmp_path, cache_dir):
+def test_class_order_renaming_and_subset_change_no_score(
+    zeroshot_run, world_data, world_model_dir, tmp_path, cache_dir
+):
     out, _ = zeroshot_run
     reference = _predictions(out)
     classes = list(world_data.classes)
@@ -87,7 +89,9 @@ def test_class_order_renaming_and_subset_change_no_score(zeroshot_run, world_dat
         rows = list(csv.reader(handle))[1:]
     manifest = tmp_path / "renamed.csv"
     with open(manifest, "w", newline="") as handle:
-        csv.writer(handle).writerows([["path", "label", "split"], *[[p, renamed.get(label, label), s] for p, label, s in rows]])
+        csv.writer(handle).writerows(
+            [["path", "label", "split"], *[[p, renamed.get(label, label), s] for p, label, s in rows]]
+        )
     with open(world_data.label_map, newline="") as handle:
         sentences = dict(list(csv.reader(handle))[1:])
     label_map = tmp_path / "renamed_labels.json"

@@ -27,7 +27,7 @@ def test_bad_engine_settings_name_the_setting(changes, setting):
 def test_run_and_benchmark_take_the_engine_flags_into_their_config(capsys):
     assert main(["run", "--engine", "ray", "--ray-workers", "3", "--ray-gpus-per-worker", "0.5", "--print-config"]) == 0
     text = capsys.readouterr().out
-    engine = text[text.index("[engine]"):]
+    engine = text[text.index("[engine]") :]
     assert 'name = "ray"' in engine and "workers = 3" in engine and "gpus_per_worker = 0.5" in engine
     assert main(["benchmark", "--engine", "ray", "--ray-address", "ray://head:10001", "--print-config"]) == 0
     text = capsys.readouterr().out

@@ -82,7 +82,9 @@ def runs(ray_cluster, dataset, tiny_model_dir, tmp_path_factory):
     common = _common(dataset, tiny_model_dir)
     codes = {
         "local": main(["zeroshot", *common, "--cache-dir", str(tmp / "local"), "--out", str(tmp / "out-local")]),
-        "ray": main(["zeroshot", *common, "--engine", "ray", "--cache-dir", str(tmp / "ray"), "--out", str(tmp / "out-ray")]),
+        "ray": main(
+            ["zeroshot", *common, "--engine", "ray", "--cache-dir", str(tmp / "ray"), "--out", str(tmp / "out-ray")]
+        ),
         "shard1": main(["extract", *common, "--shard", "1/2", "--cache-dir", str(tmp / "shards")]),
         "shard2": main(["extract", *common, "--shard", "2/2", "--cache-dir", str(tmp / "shards")]),
         "shards": main(["zeroshot", *common, "--cache-dir", str(tmp / "shards"), "--out", str(tmp / "out-shards")]),
@@ -115,7 +117,18 @@ def test_a_copied_dataset_hits_the_cache_of_the_ray_engine(runs, dataset, tiny_m
     shutil.copytree(dataset, copy)
     out = tmp_path / "out"
     before = {p: p.stat().st_mtime_ns for p in (tmp / "ray").rglob("*.safetensors")}
-    code = main(["zeroshot", *_common(copy, tiny_model_dir), "--engine", "ray", "--cache-dir", str(tmp / "ray"), "--out", str(out)])
+    code = main(
+        [
+            "zeroshot",
+            *_common(copy, tiny_model_dir),
+            "--engine",
+            "ray",
+            "--cache-dir",
+            str(tmp / "ray"),
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 1
     relocated = json.loads((out / "results.json").read_text())
     assert relocated["cache"] == {"cached": N_VIDEOS, "encoded": 0}
@@ -206,6 +219,8 @@ def test_bench_measures_the_ray_engine_against_the_local_one(ray_cluster, tiny_m
     assert figures["failures"] == 0 and figures["start_s"] == 0.0  # the session's Ray was reused
     assert figures["extract_fps"] > 0 and figures["run_start_s"] >= 0 and figures["local_extract_fps"] > 0
     assert figures["extract_fps_once_started"] >= figures["extract_fps"]
-    assert figures["overhead_once_started"] == pytest.approx(1 - figures["extract_fps_once_started"] / figures["local_extract_fps"])
+    assert figures["overhead_once_started"] == pytest.approx(
+        1 - figures["extract_fps_once_started"] / figures["local_extract_fps"]
+    )
     for name in ("local", "ray"):  # both engines encoded both videos
         assert len(list((tmp_path / "cache" / name).rglob("*.safetensors"))) == 2

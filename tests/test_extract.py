@@ -82,7 +82,9 @@ def test_samplers_share_the_frames_they_have_in_common(videos, tiny_backend, tmp
         assert more.features[str(path)].embeds.shape[0] == 1
         stored = cache.load(video_key(path))
         assert len(stored.indices) == 5 and list(stored.indices) == sorted(stored.indices)
-        expected = tiny_backend.encode_frames(np.stack([_sequential_frames(path)[i] for i in more.features[str(path)].indices]))
+        expected = tiny_backend.encode_frames(
+            np.stack([_sequential_frames(path)[i] for i in more.features[str(path)].indices])
+        )
         np.testing.assert_allclose(more.features[str(path)].embeds, expected.embeds.numpy(), atol=1e-5)
     # and the uniform frames are still served from the merged entry
     again = extract_features(videos, tiny_backend, uniform, cache, progress=False)

@@ -65,7 +65,10 @@ def _reference(model_dir: Path, variant: str, frames: np.ndarray) -> torch.Tenso
     elif variant == "siglip2-naflex":
         saved = processor.image_processor  # the checkpoint's own patch budget and patch size
         inputs = processor(
-            text=LABELS, images=images, max_num_patches=saved.max_num_patches, patch_size=saved.patch_size,
+            text=LABELS,
+            images=images,
+            max_num_patches=saved.max_num_patches,
+            patch_size=saved.patch_size,
             return_tensors="pt",
         )
     elif variant == "siglip2-fixed":  # its model card: "the model was trained with" max_length 64
@@ -253,7 +256,11 @@ def test_models_command_lists_every_registered_family(capsys):
         assert family in text
     assert "google/siglip2-base-patch16-naflex" in text and "not published" in text
     # the literature's three zero-shot columns, each with its spread over the splits
-    xclip_line = next(line for line in text.splitlines()[text.splitlines().index("  microsoft/xclip-base-patch16-zero-shot") :] if "top-1" in line)
+    xclip_line = next(
+        line
+        for line in text.splitlines()[text.splitlines().index("  microsoft/xclip-base-patch16-zero-shot") :]
+        if "top-1" in line
+    )
     assert "UCF101 72.0 ± 2.3" in xclip_line and "HMDB51 44.6 ± 5.2" in xclip_line and "K600 65.2 ± 0.4" in xclip_line
     assert main(["models", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)

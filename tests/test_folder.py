@@ -26,13 +26,29 @@ def folder(root=None, **kw) -> DatasetConfig:
 
 
 def test_flat_tree_sorted_labels_and_extensions(tmp_path):
-    touch(tmp_path, "walk/a.mp4", "walk/b.MKV", "walk/notes.txt", "run/x.avi", "run/deep/y.WebM",
-          "Jump/z.mov", "readme.md", "stray.mp4", ".hidden/h.mp4", "empty/readme.txt")
+    touch(
+        tmp_path,
+        "walk/a.mp4",
+        "walk/b.MKV",
+        "walk/notes.txt",
+        "run/x.avi",
+        "run/deep/y.WebM",
+        "Jump/z.mov",
+        "readme.md",
+        "stray.mp4",
+        ".hidden/h.mp4",
+        "empty/readme.txt",
+    )
     ds = load_dataset(folder(tmp_path))
     assert ds.classes == ("Jump", "run", "walk")  # sorted; folders without videos are no class
     got = sorted((r.class_name, r.path.relative_to(tmp_path).as_posix()) for r in ds.records)
-    assert got == [("Jump", "Jump/z.mov"), ("run", "run/deep/y.WebM"), ("run", "run/x.avi"),
-                   ("walk", "walk/a.mp4"), ("walk", "walk/b.MKV")]
+    assert got == [
+        ("Jump", "Jump/z.mov"),
+        ("run", "run/deep/y.WebM"),
+        ("run", "run/x.avi"),
+        ("walk", "walk/a.mp4"),
+        ("walk", "walk/b.MKV"),
+    ]
     assert all(ds.classes[r.label] == r.class_name and r.path.is_absolute() for r in ds.records)
     # Without train/ and test/ folders every video belongs to every subset.
     for subset in ("train", "all"):
@@ -40,8 +56,7 @@ def test_flat_tree_sorted_labels_and_extensions(tmp_path):
 
 
 def test_split_tree_picks_subset_and_shares_labels(tmp_path):
-    touch(tmp_path, "train/walk/a.mp4", "train/walk/b.mp4", "train/run/c.mp4", "Test/swim/d.mp4",
-          "Test/walk/e.mp4")
+    touch(tmp_path, "train/walk/a.mp4", "train/walk/b.mp4", "train/run/c.mp4", "Test/swim/d.mp4", "Test/walk/e.mp4")
     test = load_dataset(folder(tmp_path, subset="test"))
     train = load_dataset(folder(tmp_path, subset="train"))
     both = load_dataset(folder(tmp_path, subset="all"))
@@ -132,7 +147,10 @@ def test_manifest_with_header_splits_and_missing(tmp_path):
     test = load_dataset(folder(manifest=str(manifest), subset="test"))
     assert test.classes == ("run", "swim", "walk")
     assert sorted((r.class_name, r.path.name) for r in test.records) == [
-        ("run", "b.mp4"), ("swim", "d.mp4"), ("walk", "c.mp4")]
+        ("run", "b.mp4"),
+        ("swim", "d.mp4"),
+        ("walk", "c.mp4"),
+    ]
     assert [(m.path, m.error) for m in test.missing] == [("clips/gone.mp4", "not found")]
     train = load_dataset(folder(manifest=str(manifest), subset="train"))
     assert sorted(r.path.name for r in train.records) == ["a.mp4", "c.mp4"]
@@ -145,7 +163,9 @@ def test_manifest_without_header_resolves_against_root(tmp_path):
     manifest = write_manifest(tmp_path / "lists" / "m.csv", "x/1.avi,cat\nx/2.avi,dog\n")
     ds = load_dataset(folder(tmp_path / "data", manifest=str(manifest)))
     assert [(r.class_name, r.path) for r in ds.records] == [
-        ("cat", tmp_path / "data/x/1.avi"), ("dog", tmp_path / "data/x/2.avi")]
+        ("cat", tmp_path / "data/x/1.avi"),
+        ("dog", tmp_path / "data/x/2.avi"),
+    ]
     # Without root, relative paths resolve against the manifest's folder: all missing here.
     ds = load_dataset(folder(manifest=str(manifest)))
     assert not ds.records and [m.path for m in ds.missing] == ["x/1.avi", "x/2.avi"]
@@ -196,8 +216,12 @@ def test_links_between_label_folders_and_to_ancestors_end_and_keep_labels(tmp_pa
     os.symlink("me.mp4", root / "c_swim" / "me.mp4")  # points at itself (ELOOP)
     ds = load_dataset(folder(root))
     got = sorted((r.class_name, r.path.relative_to(root).as_posix()) for r in ds.records)
-    assert got == [("a_walk", "a_walk/1.mp4"), ("b_run", "b_run/2.mp4"), ("b_run", "b_run/3.mp4"),
-                   ("c_swim", "c_swim/4.mp4")]
+    assert got == [
+        ("a_walk", "a_walk/1.mp4"),
+        ("b_run", "b_run/2.mp4"),
+        ("b_run", "b_run/3.mp4"),
+        ("c_swim", "c_swim/4.mp4"),
+    ]
     # Walking a label folder alone still follows a link to a sibling (outside that folder).
     rels = [rel for rel, _ in walk_files(root / "a_walk")]
     assert rels == ["1.mp4", "to run/2.mp4", "to run/3.mp4"]

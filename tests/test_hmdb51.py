@@ -267,9 +267,7 @@ def test_real_classes(real_splits):
     splits, names, _ = real_splits
     assert len(names) == 51 and names == sorted(names)
     assert tuple(names[:7]) == STANDARD_ORDER_START and names[-1] == "wave"
-    assert sorted(p.name for p in splits.iterdir()) == sorted(
-        split_file_name(n, s) for n in names for s in (1, 2, 3)
-    )
+    assert sorted(p.name for p in splits.iterdir()) == sorted(split_file_name(n, s) for n in names for s in (1, 2, 3))
 
 
 def test_real_split_counts(real_splits):

@@ -57,9 +57,18 @@ def sequential(path: Path, limit: int | None = None) -> np.ndarray:
     return np.stack(frames)
 
 
-def encode(path: Path, frames: np.ndarray, *, codec: str = "mpeg4", rate: int = 25, pts=None,
-           time_base: Fraction | None = None, options: dict | None = None, container_options=None,
-           rotation: tuple[int, bool, bool] | None = None) -> Path:
+def encode(
+    path: Path,
+    frames: np.ndarray,
+    *,
+    codec: str = "mpeg4",
+    rate: int = 25,
+    pts=None,
+    time_base: Fraction | None = None,
+    options: dict | None = None,
+    container_options=None,
+    rotation: tuple[int, bool, bool] | None = None,
+) -> Path:
     """Encode RGB `frames` with the given pts (default 0, 1, 2, ... in 1/rate)."""
     time_base = time_base or Fraction(1, rate)
     with av.open(str(path), "w", options=container_options or {}) as container:
@@ -82,8 +91,9 @@ def write_vfr(path: Path, n: int = 50, seed: int = 0) -> Path:
     """A variable-frame-rate video: frame durations drawn from 17-120 ms (pts in 1/1000 s)."""
     durations = np.random.default_rng(seed).choice([17, 33, 40, 80, 120], size=n)
     pts = np.concatenate([[0], np.cumsum(durations)[:-1]]).tolist()
-    return encode(path, render_frames(SyntheticVideo(num_frames=n, seed=seed)), rate=1000, pts=pts,
-                  time_base=Fraction(1, 1000))
+    return encode(
+        path, render_frames(SyntheticVideo(num_frames=n, seed=seed)), rate=1000, pts=pts, time_base=Fraction(1, 1000)
+    )
 
 
 def write_4k(path: Path, n: int = 6, width: int = 3840, height: int = 2160) -> Path:
@@ -167,8 +177,13 @@ def test_truncated_video_yields_the_frames_it_still_holds(tmp_path: Path, kind: 
     if kind == "avi":  # the idx1 index at the end is lost; ffmpeg reads the chunks in order
         full = write_video(tmp_path / "full.avi", spec)
     else:  # moov first, as web videos are: the index promises 80 frames, the data stops early
-        full = encode(tmp_path / "full.mp4", render_frames(spec), codec="h264",
-                      container_options={"movflags": "faststart"}, options={"g": "10", "bf": "2"})
+        full = encode(
+            tmp_path / "full.mp4",
+            render_frames(spec),
+            codec="h264",
+            container_options={"movflags": "faststart"},
+            options={"g": "10", "bf": "2"},
+        )
     cut = first_half(full, tmp_path / f"half{full.suffix}")
     ref = sequential(cut)
     assert 5 < len(ref) < 80
@@ -230,7 +245,8 @@ def avi60(tmp_path_factory) -> tuple[Path, np.ndarray]:
 
 
 @pytest.mark.parametrize(
-    "claim,keep_index", [(20, True), (400, True), (0, True), (400, False), (0, False)],
+    "claim,keep_index",
+    [(20, True), (400, True), (0, True), (400, False), (0, False)],
     ids=["under-count", "over-count", "zero", "over-count-no-index", "zero-no-index"],
 )
 def test_avi_header_that_lies_about_the_frame_count(tmp_path: Path, avi60, claim: int, keep_index: bool) -> None:
@@ -320,8 +336,14 @@ def upright(raw: np.ndarray, degrees: int, hflip: bool, vflip: bool) -> np.ndarr
 
 @pytest.mark.parametrize(
     "rotation",
-    [(90, False, False), (-90, False, False), (180, False, False), (0, True, False), (0, False, True),
-     (90, True, False)],
+    [
+        (90, False, False),
+        (-90, False, False),
+        (180, False, False),
+        (0, True, False),
+        (0, False, True),
+        (90, True, False),
+    ],
     ids=["ccw90", "cw90-phone-portrait", "180", "hflip", "vflip", "ccw90-hflip"],
 )
 def test_rotation_metadata_is_applied(tmp_path: Path, rotation: tuple[int, bool, bool]) -> None:
@@ -402,8 +424,9 @@ ODD_LABELS = ['jump "high"', "café olé", "it's raining"]
 
 
 def test_zeroshot_on_a_folder_with_odd_paths_and_symlink_loops(tiny_model_dir, tmp_path: Path, capsys) -> None:
-    root = make_folder_dataset(tmp_path / "my videos ü", ODD_LABELS, videos_per_label=2,
-                               spec=SyntheticVideo(num_frames=20))
+    root = make_folder_dataset(
+        tmp_path / "my videos ü", ODD_LABELS, videos_per_label=2, spec=SyntheticVideo(num_frames=20)
+    )
     # File names with spaces, quotes, non-ASCII (NFC and NFD), a leading dash, a '#'.
     odd_names = ['clip "one" #1.mp4', "naïve 'two'.mp4", "Cafe\u0301 ñ 三.mp4", "-dash start.mp4"]
     for k, name in enumerate(odd_names):
@@ -449,23 +472,29 @@ def test_predict_with_odd_paths(tiny_model_dir, tmp_path: Path, capsys) -> None:
 
 def test_zeroshot_with_a_hostile_ucf101_split_list(tiny_model_dir, tmp_path: Path) -> None:
     classes = ["Archery", "Basketball"]
-    data_root, splits = make_ucf101_like(tmp_path / "ucf", classes, train_groups=(8,), test_groups=(1,),
-                                         clips_per_group=2, spec=SyntheticVideo(num_frames=20))
+    data_root, splits = make_ucf101_like(
+        tmp_path / "ucf",
+        classes,
+        train_groups=(8,),
+        test_groups=(1,),
+        clips_per_group=2,
+        spec=SyntheticVideo(num_frames=20),
+    )
     (tmp_path / "etc").mkdir()
     (tmp_path / "etc" / "passwd").write_text("root:x:0:0\n")
     (data_root / "Basketball" / "v_Basketball_g01_c02.avi").write_bytes(b"")  # a corrupt video
     lines = [
-        "Archery/v_Archery_g01_c01.avi   ",          # trailing spaces
-        "",                                          # blank lines
+        "Archery/v_Archery_g01_c01.avi   ",  # trailing spaces
+        "",  # blank lines
         "Archery/v_Archery_g01_c02.avi",
-        "Archery/v_Archery_g01_c01.avi",             # named twice
+        "Archery/v_Archery_g01_c01.avi",  # named twice
         "   ",
         "Basketball/v_Basketball_g01_c01.avi\t",
         "Basketball/v_Basketball_g01_c02.avi",
-        "Basketball/v_Basketball_g01_c09.avi",       # names a missing file
-        "../../etc/passwd",                          # escapes the data root
+        "Basketball/v_Basketball_g01_c09.avi",  # names a missing file
+        "../../etc/passwd",  # escapes the data root
         "Archery/../../etc/passwd",
-        f"{tmp_path}/etc/passwd",                     # absolute
+        f"{tmp_path}/etc/passwd",  # absolute
     ]
     (splits / "testlist01.txt").write_bytes(("\r\n".join(lines) + "\r\n").encode())  # CRLF
     out = tmp_path / "out"

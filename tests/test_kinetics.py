@@ -82,7 +82,9 @@ def test_flat_and_per_label_layouts_give_the_same_dataset(tmp_path, per_label):
         (made["Zz_top-0001"], "curling (sport)", 2),
         (made["q-q-q-q-q-q"], "dancing, gangnam style", 3),
     }
-    assert [(m.path, m.error.split(" (")[0]) for m in ds.missing] == [("never_here1_000005_000015", "not found under the data root")]
+    assert [(m.path, m.error.split(" (")[0]) for m in ds.missing] == [
+        ("never_here1_000005_000015", "not found under the data root")
+    ]
     assert "line 5" in ds.missing[0].error
 
 

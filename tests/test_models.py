@@ -161,8 +161,14 @@ def test_tiny_model_builds_are_identical_across_processes(tmp_path):
 
     builds = [  # both at once: each is mostly interpreter and torch start-up
         subprocess.Popen(
-            [sys.executable, "-c", f"from clipaction.testing.tiny_clip import build_random_clip; build_random_clip({str(tmp_path / name)!r})"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                "-c",
+                f"from clipaction.testing.tiny_clip import build_random_clip; build_random_clip({str(tmp_path / name)!r})",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )  # fmt: skip
         for name in ("a", "b")
     ]

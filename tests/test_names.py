@@ -113,7 +113,9 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_label_map_csv_and_json(tmp_path):
-    csv_path = write(tmp_path / "map.csv", 'label,text\nArchery, shooting a bow \n\n"Basketball","dribbling, shooting"\n')
+    csv_path = write(
+        tmp_path / "map.csv", 'label,text\nArchery, shooting a bow \n\n"Basketball","dribbling, shooting"\n'
+    )
     assert load_label_map(csv_path) == {"Archery": "shooting a bow", "Basketball": "dribbling, shooting"}
     assert load_label_map(write(tmp_path / "nohead.txt", "Archery,bow\n")) == {"Archery": "bow"}
     json_path = write(tmp_path / "map.json", json.dumps({"Archery": "bow", "YoYo": "yo-yo"}))
@@ -160,7 +162,9 @@ def test_prompt_names():
     assert prompt_names(classes, "spaced") == ["apply eye makeup", "handstand pushups", "yo yo"]
     mapped = prompt_names(classes, "spaced", {"yoyo": "playing with a yo-yo", "ApplyEyeMakeup": "eye shadow"})
     assert mapped == ["eye shadow", "handstand pushups", "playing with a yo-yo"]
-    with pytest.raises(DatasetError, match=r"no label map key matches a class \(closest to 'YoYos': YoYo\); classes: ApplyEyeMakeup"):
+    with pytest.raises(
+        DatasetError, match=r"no label map key matches a class \(closest to 'YoYos': YoYo\); classes: ApplyEyeMakeup"
+    ):
         prompt_names(classes, "raw", {"YoYos": "x"})
     # a map written for more classes than the run uses serves the ones it has
     assert prompt_names(classes, "raw", {"YoYo": "yo-yo", "Archery": "archery"})[2] == "yo-yo"

@@ -100,11 +100,15 @@ def test_int8_calibrates_on_the_videos_being_extracted(tiny_model_dir, videos, s
 
     read = []
     real = decode.read_sampled_frames
-    monkeypatch.setattr(decode, "read_sampled_frames", lambda path, sampler, **kw: read.append(str(path)) or real(path, sampler, **kw))
+    monkeypatch.setattr(
+        decode, "read_sampled_frames", lambda path, sampler, **kw: read.append(str(path)) or real(path, sampler, **kw)
+    )
     backend = load_backend(_config(tiny_model_dir, runtime="openvino", precision="int8"))
     sampler = SamplerConfig(name="center-clip", frames=8, window=1.0)
     quantized = extract_features(videos, backend, sampler, None, batch_size=8, workers=1, progress=False)
-    reference = extract_features(videos, load_backend(_config(tiny_model_dir)), sampler, None, batch_size=8, workers=1, progress=False)
+    reference = extract_features(
+        videos, load_backend(_config(tiny_model_dir)), sampler, None, batch_size=8, workers=1, progress=False
+    )
 
     calibration = json.loads((store / backend.runtime.key / "info.json").read_text())["calibration"]
     # 6 videos x 8 sampled frames, topped up with uniformly spread frames of the same videos
@@ -119,7 +123,9 @@ def test_int8_calibrates_on_the_videos_being_extracted(tiny_model_dir, videos, s
         a, b = quantized.features[path].embeds, reference.features[path].embeds
         frame_cos += (torch.from_numpy(a) * torch.from_numpy(b)).sum(-1).tolist()
         video_cos.append(float(video_embedding(a) @ video_embedding(b)))
-    assert not np.allclose(quantized.features[str(videos[0])].embeds, reference.features[str(videos[0])].embeds, atol=1e-6)
+    assert not np.allclose(
+        quantized.features[str(videos[0])].embeds, reference.features[str(videos[0])].embeds, atol=1e-6
+    )
     assert min(frame_cos) > INT8_FRAME_COSINE
     assert min(video_cos) > INT8_VIDEO_COSINE
 
@@ -146,7 +152,9 @@ def test_a_stored_model_is_reused_without_converting(tiny_model_dir, videos, mon
 def test_few_frames_are_topped_up_from_the_same_videos(tiny_model_dir, tmp_path):
     backend = load_backend(_config(tiny_model_dir, runtime="openvino", precision="int8"))
     short = write_video(tmp_path / "short.avi", SyntheticVideo(num_frames=10, width=96, height=72))
-    calibration = openvino_runtime.calibration_frames(backend, [str(short), str(tmp_path / "missing.avi")], SamplerConfig(name="middle"))
+    calibration = openvino_runtime.calibration_frames(
+        backend, [str(short), str(tmp_path / "missing.avi")], SamplerConfig(name="middle")
+    )
     assert calibration.source["sampled_frames"] == 1 and calibration.source["videos"] == 1
     assert len(calibration.pixels) == calibration.source["frames"] == 10  # every frame of the video, once
     assert calibration.source["top_up"]["frames"] == 9

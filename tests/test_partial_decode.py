@@ -74,7 +74,9 @@ def test_truncated_file_with_enough_frames_still_says_it_ends_early(videos, tmp_
         if sampler is MULTI:  # 3 clips of a 3 s window in 1.6 s: the same 8 frames thrice
             assert got.warnings == ("decoded 8 of 24 requested frames: stream ends at 1.6 s of 3.2 s declared",)
         else:
-            assert got.warnings == ("stream ends at 1.6 s of 3.2 s declared: frames sampled from the part that decodes",)
+            assert got.warnings == (
+                "stream ends at 1.6 s of 3.2 s declared: frames sampled from the part that decodes",
+            )
 
 
 def test_truncated_mp4_whose_last_packets_do_not_decode(tmp_path: Path) -> None:
@@ -187,8 +189,14 @@ def test_entry_written_before_the_declared_length_was_stored(videos, tiny_backen
 
 def test_report_lists_videos_that_decoded_only_partly(tmp_path: Path) -> None:
     warnings = [
-        {"path": "videos/cut.avi", "warning": "decoded 3 of 8 requested frames: stream ends at 0.12 s of 3.2 s declared"},
-        {"path": "videos/short.mp4", "warning": "video is 0.2 s, shorter than the 3 s window: frames repeated to fill 8"},
+        {
+            "path": "videos/cut.avi",
+            "warning": "decoded 3 of 8 requested frames: stream ends at 0.12 s of 3.2 s declared",
+        },
+        {
+            "path": "videos/short.mp4",
+            "warning": "video is 0.2 s, shorter than the 3 s window: frames repeated to fill 8",
+        },
     ]
     results = {"dataset": {"name": "folder", "classes": ["a", "b"]}, "warnings": warnings}
     markdown = render_markdown(build_document(results, {}, []))

@@ -78,9 +78,12 @@ def test_samplers_inside_sorted_counted_and_centred_at_extremes(meta, frames, wi
 
 
 @settings(max_examples=200, deadline=None)
-@given(n=st.integers(min_value=1, max_value=5000), frames=st.integers(min_value=1, max_value=64),
-       fps=st.sampled_from([8.0, 15.0, 24.0, 25.0, 29.97, 30.0, 50.0, 60.0]),
-       window=st.floats(min_value=0.04, max_value=10.0))
+@given(
+    n=st.integers(min_value=1, max_value=5000),
+    frames=st.integers(min_value=1, max_value=64),
+    fps=st.sampled_from([8.0, 15.0, 24.0, 25.0, 29.97, 30.0, 50.0, 60.0]),
+    window=st.floats(min_value=0.04, max_value=10.0),
+)
 def test_center_clip_window_is_symmetric(n, frames, fps, window) -> None:
     # Mirroring the indices about the video's centre gives the same set, up to flooring.
     idx = center_clip(VideoMeta.from_frames(n, fps), frames=frames, window=window)
@@ -125,8 +128,10 @@ def test_split_list_and_class_index_from_any_bytes(scratch, data) -> None:
 
 
 segment = st.text(alphabet=string.ascii_letters + string.digits + "_-.()'&+é三", min_size=1, max_size=12)
-entry_path = st.lists(segment, min_size=2, max_size=3).map("/".join).filter(
-    lambda p: not p.startswith("/") and all(part not in ("", ".", "..") for part in p.split("/"))
+entry_path = (
+    st.lists(segment, min_size=2, max_size=3)
+    .map("/".join)
+    .filter(lambda p: not p.startswith("/") and all(part not in ("", ".", "..") for part in p.split("/")))
 )
 blank = st.sampled_from(["", " ", "\t", "  \t "])
 pad = st.sampled_from(["", " ", "  ", "\t", " \t"])
@@ -152,8 +157,12 @@ def test_split_list_round_trip_through_crlf_blanks_and_spaces(scratch, entries, 
 
 
 @FAST
-@given(names=st.lists(st.text(alphabet=string.ascii_letters + "_", min_size=1, max_size=10), max_size=10,
-                      unique_by=str.casefold), eol=newline)
+@given(
+    names=st.lists(
+        st.text(alphabet=string.ascii_letters + "_", min_size=1, max_size=10), max_size=10, unique_by=str.casefold
+    ),
+    eol=newline,
+)
 def test_class_index_round_trip(scratch, names, eol) -> None:
     path = _write(scratch, "classInd.txt", eol.join(f"{i} {n}  " for i, n in enumerate(names, 1)) + eol)
     if names:
@@ -185,12 +194,30 @@ def ucf_tree(tmp_path_factory) -> tuple[Path, Path]:
 
 
 hostile_part = st.sampled_from(
-    ["Archery", "archery", "Basketball", "..", ".", "", "~", "C:", "secret.avi", "v_Archery_g01_c01.avi",
-     "V_ARCHERY_G01_C02.AVI", "v_Basketball_g01_c01.avi", "..avi", "UCF-101", "x\\..\\..", "%2e%2e"]
+    [
+        "Archery",
+        "archery",
+        "Basketball",
+        "..",
+        ".",
+        "",
+        "~",
+        "C:",
+        "secret.avi",
+        "v_Archery_g01_c01.avi",
+        "V_ARCHERY_G01_C02.AVI",
+        "v_Basketball_g01_c01.avi",
+        "..avi",
+        "UCF-101",
+        "x\\..\\..",
+        "%2e%2e",
+    ]
 )
-hostile_entry = st.tuples(st.sampled_from(["", "/", "\\", "./", "../"]), st.lists(hostile_part, max_size=5)).map(
-    lambda t: t[0] + "/".join(t[1])
-).filter(lambda e: e.strip() and not any(ch.isspace() for ch in e))
+hostile_entry = (
+    st.tuples(st.sampled_from(["", "/", "\\", "./", "../"]), st.lists(hostile_part, max_size=5))
+    .map(lambda t: t[0] + "/".join(t[1]))
+    .filter(lambda e: e.strip() and not any(ch.isspace() for ch in e))
+)
 
 
 @FAST
@@ -237,8 +264,11 @@ cell = st.text(alphabet=string.ascii_letters + string.digits + ' ,"._/-é', max_
 
 
 @FAST
-@given(rows=st.lists(st.lists(cell, min_size=1, max_size=4), max_size=8), header=st.booleans(),
-       subset=st.sampled_from(["train", "test", "all"]))
+@given(
+    rows=st.lists(st.lists(cell, min_size=1, max_size=4), max_size=8),
+    header=st.booleans(),
+    subset=st.sampled_from(["train", "test", "all"]),
+)
 def test_manifest_rows_parse_or_raise_dataset_error(scratch, rows, header, subset) -> None:
     import csv
     import io
@@ -309,15 +339,15 @@ lower_word = st.text(alphabet=string.ascii_lowercase, min_size=2, max_size=8)
 @settings(max_examples=300, deadline=None)
 @given(words=st.lists(lower_word, min_size=1, max_size=5), join=st.sampled_from(["camel", "snake", "kebab"]))
 def test_spaced_undoes_camel_snake_and_kebab_case(words, join) -> None:
-    name = {"camel": "".join(w.capitalize() for w in words), "snake": "_".join(words),
-            "kebab": "-".join(words)}[join]
+    name = {"camel": "".join(w.capitalize() for w in words), "snake": "_".join(words), "kebab": "-".join(words)}[join]
     assume(name.casefold() not in {k.casefold() for k in name_exceptions()})
     assert format_class_name(name, "spaced") == " ".join(words)
 
 
 @settings(max_examples=200, deadline=None)
-@given(classes=st.lists(st.text(min_size=1, max_size=15), min_size=1, max_size=6),
-       style=st.sampled_from(["raw", "spaced"]))
+@given(
+    classes=st.lists(st.text(min_size=1, max_size=15), min_size=1, max_size=6), style=st.sampled_from(["raw", "spaced"])
+)
 def test_prompt_names_one_text_per_class(classes, style) -> None:
     texts = prompt_names(classes, style)
     assert len(texts) == len(classes) and all(isinstance(t, str) for t in texts)

@@ -111,7 +111,12 @@ def fabricate(synthetic: bool = True) -> tuple[dict, dict]:
         correct = {"middle": int((middle_pred[rows] == i).sum()), "center-clip": int((zs_pred[rows] == i).sum())}
         mistakes = {k: PER_CLASS - v for k, v in correct.items()}
         per_class_temporal.append(
-            {"class": name, "correct": correct, "mistakes": mistakes, "difference": correct["center-clip"] - correct["middle"]}
+            {
+                "class": name,
+                "correct": correct,
+                "mistakes": mistakes,
+                "difference": correct["center-clip"] - correct["middle"],
+            }
         )
 
     accuracy = {name: zs["per_class"][name]["accuracy"] for name in CLASSES}
@@ -132,7 +137,14 @@ def fabricate(synthetic: bool = True) -> tuple[dict, dict]:
     collapse_pred = np.where(rng.random(len(labels)) < 0.85, 3, 4)  # Biking and Jump<b>&Roll
     collapsed = stage_metrics(labels, collapse_pred)
     collapsed_chosen = stage_metrics(chosen_labels, np.zeros_like(chosen_labels), chosen)
-    training = {"lr": 1e-4, "epochs": 3, "weight_decay": 0.01, "seed": 0, "batch_size": 8, "loss_curve": [1.9, 1.2, 0.7]}
+    training = {
+        "lr": 1e-4,
+        "epochs": 3,
+        "weight_decay": 0.01,
+        "seed": 0,
+        "batch_size": 8,
+        "loss_curve": [1.9, 1.2, 0.7],
+    }
     few_training = {**training, "trained": "visual projection"}
     full_training = {**training, "trained": "whole image tower"}
 
@@ -149,12 +161,31 @@ def fabricate(synthetic: bool = True) -> tuple[dict, dict]:
         "synthetic": synthetic,
         "created_at": "2025-01-01T00:00:00+00:00",
         "env": {"python": "3.11", "clipaction": "0.1.0"},
-        "model": {"name_or_path": "tiny-random-clip", "revision": None, "device": "cpu", "precision": "fp32",
-                  "logit_scale": 100.0, "feature_dim": 64, "embed_dim": 32},
-        "dataset": {"name": "ucf101", "split": 1, "classes": CLASSES, "n_test": len(labels), "n_train": 300, "root": "/data/UCF-101"},
-        "failures": [{"path": f"/data/UCF-101/Jump<b>&Roll/v_{i:02d}.avi", "error": "moov atom not found"} for i in range(23)],
-        "prompts": {"templates": ["a photo of a person {}."], "name_style": "raw",
-                    "class_prompts": [f"a photo of a person {name}." for name in CLASSES]},
+        "model": {
+            "name_or_path": "tiny-random-clip",
+            "revision": None,
+            "device": "cpu",
+            "precision": "fp32",
+            "logit_scale": 100.0,
+            "feature_dim": 64,
+            "embed_dim": 32,
+        },
+        "dataset": {
+            "name": "ucf101",
+            "split": 1,
+            "classes": CLASSES,
+            "n_test": len(labels),
+            "n_train": 300,
+            "root": "/data/UCF-101",
+        },
+        "failures": [
+            {"path": f"/data/UCF-101/Jump<b>&Roll/v_{i:02d}.avi", "error": "moov atom not found"} for i in range(23)
+        ],
+        "prompts": {
+            "templates": ["a photo of a person {}."],
+            "name_style": "raw",
+            "class_prompts": [f"a photo of a person {name}." for name in CLASSES],
+        },
         "stages": {
             "zeroshot": {
                 "sampler": {"name": "center-clip", "frames": 8, "window": 3.0},
@@ -162,44 +193,104 @@ def fabricate(synthetic: bool = True) -> tuple[dict, dict]:
                 "classification_report": classification_report_text(zs_scores, labels, CLASSES),
                 "most_confused": most_confused(zs),  # what the zero-shot stage stores
                 "examples": [
-                    {"video": "/data/UCF-101/Basketball/v_Basketball_g01_c01.avi", "true": "Basketball",
-                     "predicted": "BasketballDunk", "top5": [["BasketballDunk", 0.6], ["Basketball", 0.3], ["Archery", 0.1]]}
+                    {
+                        "video": "/data/UCF-101/Basketball/v_Basketball_g01_c01.avi",
+                        "true": "Basketball",
+                        "predicted": "BasketballDunk",
+                        "top5": [["BasketballDunk", 0.6], ["Basketball", 0.3], ["Archery", 0.1]],
+                    }
                 ],
             },
             "temporal": {
                 "variants": [
-                    {"name": "middle", "sampler": {"name": "middle", "frames": 1, "window": 3.0}, "frames_per_video": 1, "metrics": middle},
-                    {"name": "center-clip", "sampler": {"name": "center-clip", "frames": 8, "window": 3.0}, "frames_per_video": 8, "metrics": zs},
+                    {
+                        "name": "middle",
+                        "sampler": {"name": "middle", "frames": 1, "window": 3.0},
+                        "frames_per_video": 1,
+                        "metrics": middle,
+                    },
+                    {
+                        "name": "center-clip",
+                        "sampler": {"name": "center-clip", "frames": 8, "window": 3.0},
+                        "frames_per_video": 8,
+                        "metrics": zs,
+                    },
                 ],
                 "per_class": per_class_temporal,
             },
             "fewshot": {
-                "select_on": "train", "selection_accuracy": accuracy, "chosen_classes": chosen, "shots": 16,
-                "shots_per_class": {chosen[0]: 16, chosen[1]: 10}, "short_classes": [chosen[1]], "train_classes": chosen,
-                "training": few_training, "chosen_metrics": chosen_metrics, "zeroshot_metrics": zs,
-                "finetuned_metrics": finetuned, "comparison": comparison(zs, finetuned),
+                "select_on": "train",
+                "selection_accuracy": accuracy,
+                "chosen_classes": chosen,
+                "shots": 16,
+                "shots_per_class": {chosen[0]: 16, chosen[1]: 10},
+                "short_classes": [chosen[1]],
+                "train_classes": chosen,
+                "training": few_training,
+                "chosen_metrics": chosen_metrics,
+                "zeroshot_metrics": zs,
+                "finetuned_metrics": finetuned,
+                "comparison": comparison(zs, finetuned),
             },
             "full_finetune": {
-                "chosen_classes": chosen, "shots": 16, "shots_per_class": {chosen[0]: 16, chosen[1]: 10},
-                "short_classes": [chosen[1]], "train_classes": chosen, "training": full_training,
-                "chosen_metrics": collapsed_chosen, "zeroshot_metrics": zs, "finetuned_metrics": collapsed,
+                "chosen_classes": chosen,
+                "shots": 16,
+                "shots_per_class": {chosen[0]: 16, chosen[1]: 10},
+                "short_classes": [chosen[1]],
+                "train_classes": chosen,
+                "training": full_training,
+                "chosen_metrics": collapsed_chosen,
+                "zeroshot_metrics": zs,
+                "finetuned_metrics": collapsed,
                 "comparison": comparison(zs, collapsed),
             },
             "embeddings": {
-                "tsne": {"points": (centres[labels] + rng.normal(0, 1, size=(len(labels), 2))).tolist(),
-                         "labels": labels.tolist(), "perplexity": 30.0, "seed": 0},
+                "tsne": {
+                    "points": (centres[labels] + rng.normal(0, 1, size=(len(labels), 2))).tolist(),
+                    "labels": labels.tolist(),
+                    "perplexity": 30.0,
+                    "seed": 0,
+                },
                 "text_similarity": similarity.tolist(),
             },
             "ablations": {
                 "prompts": [
-                    {"name_style": "raw", "templates": "seed", "n_templates": 1, "top1": 0.40, "top5": 0.8, "mean_class_accuracy": 0.4},
-                    {"name_style": "spaced", "templates": "clip", "n_templates": 48, "top1": 0.55, "top5": 0.9, "mean_class_accuracy": 0.5},
+                    {
+                        "name_style": "raw",
+                        "templates": "seed",
+                        "n_templates": 1,
+                        "top1": 0.40,
+                        "top5": 0.8,
+                        "mean_class_accuracy": 0.4,
+                    },
+                    {
+                        "name_style": "spaced",
+                        "templates": "clip",
+                        "n_templates": 48,
+                        "top1": 0.55,
+                        "top5": 0.9,
+                        "mean_class_accuracy": 0.5,
+                    },
                 ],
                 "temporal": [
-                    {"name": "middle", "sampler": {"name": "middle", "frames": 8, "window": 3.0}, "frames_per_video": 1,
-                     "n_videos": 60, "top1": 0.30, "top5": 0.7, "mean_class_accuracy": 0.3},
-                    {"name": "uniform-16", "sampler": {"name": "uniform", "frames": 16, "window": 3.0}, "frames_per_video": 16,
-                     "n_videos": 60, "top1": 0.45, "top5": 0.8, "mean_class_accuracy": 0.45},
+                    {
+                        "name": "middle",
+                        "sampler": {"name": "middle", "frames": 8, "window": 3.0},
+                        "frames_per_video": 1,
+                        "n_videos": 60,
+                        "top1": 0.30,
+                        "top5": 0.7,
+                        "mean_class_accuracy": 0.3,
+                    },
+                    {
+                        "name": "uniform-16",
+                        "sampler": {"name": "uniform", "frames": 16, "window": 3.0},
+                        "frames_per_video": 16,
+                        "n_videos": 60,
+                        "top1": 0.45,
+                        "top5": 0.8,
+                        "mean_class_accuracy": 0.45,
+                    },
                 ],
             },
         },
@@ -389,8 +480,14 @@ def test_formatting():
 def test_ablation_tables_and_observations(study):
     results, _ = study
     sentences = observations(results)
-    assert any("spaced class names with the clip templates scored best (55.0% top-1)" in s and "+15.0 points" in s for s in sentences)
-    assert any("uniform-16 (16 frames per video) scored best (45.0% top-1), +15.0 points over middle (1 frame)" in s for s in sentences)
+    assert any(
+        "spaced class names with the clip templates scored best (55.0% top-1)" in s and "+15.0 points" in s
+        for s in sentences
+    )
+    assert any(
+        "uniform-16 (16 frames per video) scored best (45.0% top-1), +15.0 points over middle (1 frame)" in s
+        for s in sentences
+    )
 
 
 @pytest.mark.parametrize(
@@ -410,6 +507,7 @@ def test_sampler_descriptions_name_their_parameters(sampler, words):
 
 
 # --- the summary first, and the ties and inert settings named (issue 20, item 7) ---------------
+
 
 def markdown_of(results: dict) -> str:
     """report.md's text without figures (fast: nothing is drawn)."""
@@ -493,8 +591,13 @@ def test_a_tie_at_the_selection_cut_is_reported_with_the_tied_classes(study):
     chosen = weakest_classes(accuracy, 2, CLASSES)  # what the study itself picks
     assert chosen == ["Archery", "Basketball"]  # the tie went to the first in class order, as the report says
     few = results["stages"]["fewshot"]
-    few.update(selection_accuracy=accuracy, selection_support={name: 8 for name in CLASSES},
-               chosen_classes=chosen, train_classes=chosen, selection_tie_break=SELECTION_TIE_BREAK)
+    few.update(
+        selection_accuracy=accuracy,
+        selection_support={name: 8 for name in CLASSES},
+        chosen_classes=chosen,
+        train_classes=chosen,
+        selection_tie_break=SELECTION_TIE_BREAK,
+    )
     text = markdown_of(results)
     sentence = (
         "The choice cut through a 3-way tie: Basketball, BasketballDunk and Biking all had 12.5% zero-shot accuracy "
@@ -516,19 +619,34 @@ def tip_grid(accuracies: list[float]) -> tuple[dict, tuple[float, float]]:
     alphas, betas = [0.1, 0.5, 1.0, 2.0, 5.0, 10.0], [1.0, 3.0, 5.5, 7.0, 10.0]
     pairs = [(a, b) for a in alphas for b in betas]
     alpha, beta = pick_best(pairs, accuracies, prefer=lambda pair: pair)  # the method's own choice
-    info = {"alpha": alpha, "beta": beta, "alpha_grid": alphas, "beta_grid": betas,
-            "selected_on": "held-out shots (8 of 40)",
-            "selection": [{"alpha": a, "beta": b, "heldout_accuracy": acc} for (a, b), acc in zip(pairs, accuracies, strict=True)]}
+    info = {
+        "alpha": alpha,
+        "beta": beta,
+        "alpha_grid": alphas,
+        "beta_grid": betas,
+        "selected_on": "held-out shots (8 of 40)",
+        "selection": [
+            {"alpha": a, "beta": b, "heldout_accuracy": acc} for (a, b), acc in zip(pairs, accuracies, strict=True)
+        ],
+    }
     return info, (alpha, beta)
 
 
 def with_methods(results: dict, infos: dict) -> dict:
     group = {"trained": 0.2, "others": 0.7, "overall": 0.5}
     results["stages"]["adapt_methods"] = {
-        "chosen_classes": ["Archery"], "n_train_videos": 40, "zeroshot": group,
-        "methods": {name: {"info": info, "before": group, "after": group,
-                           "delta": {"trained": 0.1 * i, "others": -0.01 * i, "overall": 0.0}}
-                    for i, (name, info) in enumerate(infos.items())},
+        "chosen_classes": ["Archery"],
+        "n_train_videos": 40,
+        "zeroshot": group,
+        "methods": {
+            name: {
+                "info": info,
+                "before": group,
+                "after": group,
+                "delta": {"trained": 0.1 * i, "others": -0.01 * i, "overall": 0.0},
+            }
+            for i, (name, info) in enumerate(infos.items())
+        },
     }
     return results
 
@@ -559,8 +677,14 @@ def test_an_all_tied_grid_is_reported_with_the_value_taken_and_why(study):
 
 
 def prompt_row(style: str, templates: str, top1: float, names: list[str] | None, style_names=None) -> dict:
-    row = {"name_style": style, "templates": templates, "n_templates": 1, "top1": top1, "top5": 0.9,
-           "mean_class_accuracy": top1}
+    row = {
+        "name_style": style,
+        "templates": templates,
+        "n_templates": 1,
+        "top1": top1,
+        "top5": 0.9,
+        "mean_class_accuracy": top1,
+    }
     if names is not None:
         row["class_names"] = names
     if style_names is not None:
@@ -581,7 +705,9 @@ def test_identical_ablation_rows_are_flagged_and_never_ranked(study):
     section = text.split("### Prompts\n")[1].split("\n#")[0]
     assert "identical to spaced / name: the label map overrides the name style |" in section
     assert "identical to raw / name: the label map overrides the name style |" in section
-    flagged = "The prompt-ablation rows raw / name and spaced / name are identical: the label map overrides the name style"
+    flagged = (
+        "The prompt-ablation rows raw / name and spaced / name are identical: the label map overrides the name style"
+    )
     assert flagged in section and flagged in summary_of(text)
     sentences = observations(results)
     ranking = [s for s in sentences if s.startswith("Of the prompt choices")]
@@ -597,7 +723,8 @@ def test_identical_ablation_rows_are_flagged_and_never_ranked(study):
 
     # the same numbers from different texts are a tie, not identical rows
     results["stages"]["ablations"]["prompts"] = [
-        prompt_row("raw", "name", 0.6, ["a"] * C), prompt_row("spaced", "name", 0.6, ["b"] * C),
+        prompt_row("raw", "name", 0.6, ["a"] * C),
+        prompt_row("spaced", "name", 0.6, ["b"] * C),
         prompt_row("raw", "seed", 0.3, ["c"] * C),
     ]
     sentences = observations(results)
@@ -605,7 +732,10 @@ def test_identical_ablation_rows_are_flagged_and_never_ranked(study):
     assert any("raw names with name and spaced names with name tied for best (60.0% top-1)" in s for s in sentences)
 
     # older results without the texts: equal numbers with the same templates are flagged as such
-    results["stages"]["ablations"]["prompts"] = [prompt_row("raw", "name", 0.6, None), prompt_row("spaced", "name", 0.6, None)]
+    results["stages"]["ablations"]["prompts"] = [
+        prompt_row("raw", "name", 0.6, None),
+        prompt_row("spaced", "name", 0.6, None),
+    ]
     text = markdown_of(results)
     assert "rows raw / name and spaced / name have identical numbers with the same templates" in text
     assert "does not record their texts" in text
@@ -613,8 +743,10 @@ def test_identical_ablation_rows_are_flagged_and_never_ranked(study):
 
     # the same identity over several template sets is said once
     results["stages"]["ablations"]["prompts"] = [
-        prompt_row("raw", "name", 0.6, mapped, list(CLASSES)), prompt_row("raw", "seed", 0.4, ["y"] * C, list(CLASSES)),
-        prompt_row("spaced", "name", 0.6, mapped, ["z"] * C), prompt_row("spaced", "seed", 0.4, ["y"] * C, ["z"] * C),
+        prompt_row("raw", "name", 0.6, mapped, list(CLASSES)),
+        prompt_row("raw", "seed", 0.4, ["y"] * C, list(CLASSES)),
+        prompt_row("spaced", "name", 0.6, mapped, ["z"] * C),
+        prompt_row("spaced", "seed", 0.4, ["y"] * C, ["z"] * C),
     ]
     merged = (
         "The prompt-ablation rows with raw and spaced class names are identical for each template set (name and seed): "

@@ -175,8 +175,13 @@ def test_multi_clip_places_clips_at_quarters_and_one_clip_is_the_centre_clip():
         assert multi_clip(meta, frames=8, window=3.0, clips=1) == center_clip(meta, frames=8, window=3.0)
 
 
-@given(n=st.integers(1, 5000), fps=st.sampled_from([12.0, 25.0, 29.97, 60.0]), frames=st.integers(1, 16),
-       clips=st.integers(1, 5), window=st.floats(0.1, 20.0))
+@given(
+    n=st.integers(1, 5000),
+    fps=st.sampled_from([12.0, 25.0, 29.97, 60.0]),
+    frames=st.integers(1, 16),
+    clips=st.integers(1, 5),
+    window=st.floats(0.1, 20.0),
+)
 def test_multi_clip_properties(n, fps, frames, clips, window):
     from clipaction.video.sampling import multi_clip
 

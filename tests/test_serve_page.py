@@ -59,7 +59,9 @@ def media(tmp_path_factory):
         videos=videos,
         cache=root / "cache",
         # three 2-second scenes in MPEG-4 Part 2 in AVI (as UCF101): needs a preview, has a timeline
-        avi=write_scenes(videos / "clip.avi", [Scene(2, 0), Scene(2, 2), Scene(2, 4)], width=160, height=120, codec="mpeg4"),
+        avi=write_scenes(
+            videos / "clip.avi", [Scene(2, 0), Scene(2, 2), Scene(2, 4)], width=160, height=120, codec="mpeg4"
+        ),
         mp4=write_video(videos / "sub" / "other.mp4", SyntheticVideo(codec="h264", pattern=5, seed=1)),
         secret=write_video(root / "outside" / "secret.mp4", SyntheticVideo(codec="h264", pattern=1)),
         garbage=root / "garbage.mp4",
@@ -107,10 +109,23 @@ def test_ranking_and_timeline_through_http_equal_the_cli(page, media, tiny_model
     outputs = client.predict(handle_file(str(media.avi)), None, "\n".join(LABELS), api_name="/analyse")
     video, summary, ranking, table, timeline, segments, json_file, csv_file, segments_file, vtt_file = outputs
     assert sum(encoded) > 0
-    assert main(
-        ["predict", str(media.avi), "--labels", ",".join(LABELS), "--json", "--model", str(tiny_model_dir),
-         "--cache-dir", str(media.cache), "--no-progress"]
-    ) == 0
+    assert (
+        main(
+            [
+                "predict",
+                str(media.avi),
+                "--labels",
+                ",".join(LABELS),
+                "--json",
+                "--model",
+                str(tiny_model_dir),
+                "--cache-dir",
+                str(media.cache),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     expected = json.loads(capsys.readouterr().out)[0]
     want = [(item["label"], item["probability"]) for item in expected["labels"]]
     got = _ranking(ranking)
@@ -128,10 +143,24 @@ def test_ranking_and_timeline_through_http_equal_the_cli(page, media, tiny_model
     assert browser_playable(video["value"]) and video["value"].endswith(".mp4")  # an H.264 preview of the AVI
 
     # The timeline is `clipaction timeline`'s, file for file; the VTT is the video's subtitles.
-    assert main(
-        ["timeline", str(media.avi), "--labels", ",".join(LABELS), "--out", str(tmp_path / "timeline"),
-         "--model", str(tiny_model_dir), "--cache-dir", str(media.cache), "--no-progress"]
-    ) == 0
+    assert (
+        main(
+            [
+                "timeline",
+                str(media.avi),
+                "--labels",
+                ",".join(LABELS),
+                "--out",
+                str(tmp_path / "timeline"),
+                "--model",
+                str(tiny_model_dir),
+                "--cache-dir",
+                str(media.cache),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     cli = tmp_path / "timeline" / "clip"
     assert Path(segments_file["value"]).read_bytes() == (cli / "segments.csv").read_bytes()
@@ -219,9 +248,11 @@ def test_in_a_real_browser(page, media, tmp_path):
             # the page must need nothing but this server
             context.route(
                 "**/*",
-                lambda route: route.continue_()
-                if urlparse(route.request.url).hostname in ("127.0.0.1", "localhost")
-                else route.abort(),
+                lambda route: (
+                    route.continue_()
+                    if urlparse(route.request.url).hostname in ("127.0.0.1", "localhost")
+                    else route.abort()
+                ),
             )
             tab = context.new_page()
             tab.set_default_timeout(60_000)

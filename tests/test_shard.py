@@ -74,15 +74,15 @@ def test_the_shard_key_follows_content_at_both_ends_and_the_size(tmp_path):
 
 def _entries(cache: Path) -> dict[str, dict[str, np.ndarray]]:
     return {
-        path.name: load_file(str(path))
-        for path in sorted(cache.rglob("*.safetensors"))
-        if path.parent.name != "texts"
+        path.name: load_file(str(path)) for path in sorted(cache.rglob("*.safetensors")) if path.parent.name != "texts"
     }
 
 
 @pytest.mark.slow
 def test_n_shards_fill_the_cache_one_run_fills(tiny_model_dir, tmp_path, capsys):
-    root = make_folder_dataset(tmp_path / "videos", ["a", "b", "c"], videos_per_label=3, spec=SyntheticVideo(num_frames=16))
+    root = make_folder_dataset(
+        tmp_path / "videos", ["a", "b", "c"], videos_per_label=3, spec=SyntheticVideo(num_frames=16)
+    )
     common = ["--dataset", "folder", "--data-root", str(root), "--model", str(tiny_model_dir), "--device", "cpu",
               "--no-progress", "--sampler", "uniform", "--frames", "3"]  # fmt: skip
     assert main(["extract", *common, "--cache-dir", str(tmp_path / "whole")]) == 0

@@ -26,8 +26,8 @@ def ucf(tmp_path_factory) -> tuple[Path, Path]:
 def _study_toml(tmp_path: Path, ucf, model_dir: Path, **sections: str) -> Path:
     data_root, splits_dir = ucf
     text = f"""
-out = "{tmp_path / 'study'}"
-cache_dir = "{tmp_path / 'cache'}"
+out = "{tmp_path / "study"}"
+cache_dir = "{tmp_path / "cache"}"
 [dataset]
 root = "{data_root}"
 splits_dir = "{splits_dir}"
@@ -150,7 +150,23 @@ def test_print_config_round_trips(tmp_path, capsys):
 
 def test_flags_override_the_config_file(ucf, tiny_model_dir, tmp_path, capsys):
     config = _study_toml(tmp_path, ucf, tiny_model_dir)
-    assert main(["run", "--config", str(config), "--print-config", "--split", "2", "--skip", "fewshot", "--out", "elsewhere"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                "--config",
+                str(config),
+                "--print-config",
+                "--split",
+                "2",
+                "--skip",
+                "fewshot",
+                "--out",
+                "elsewhere",
+            ]
+        )
+        == 0
+    )
     path = tmp_path / "effective.toml"
     path.write_text(capsys.readouterr().out, encoding="utf-8")
     effective = load_study_config(path)

@@ -146,7 +146,9 @@ def test_make_ucf101_like_is_deterministic(tmp_path: Path) -> None:
 
 
 def test_make_folder_dataset(tmp_path: Path) -> None:
-    root = make_folder_dataset(tmp_path / "mine", ["jumping", "playing guitar"], videos_per_label=2, spec=SyntheticVideo(num_frames=5))
+    root = make_folder_dataset(
+        tmp_path / "mine", ["jumping", "playing guitar"], videos_per_label=2, spec=SyntheticVideo(num_frames=5)
+    )
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*.mp4"))
     assert files == [
         "jumping/jumping_01.mp4",

@@ -18,7 +18,9 @@ def _shown(times: list[float], query: float) -> int:
 
 def _read(path, queries):
     events = list(frames_at(path, list(enumerate(queries))))
-    return {e.index: read_number(e.frame) for e in events if isinstance(e, Sample)}, [e for e in events if isinstance(e, Skipped)]
+    return {e.index: read_number(e.frame) for e in events if isinstance(e, Sample)}, [
+        e for e in events if isinstance(e, Skipped)
+    ]
 
 
 @pytest.mark.parametrize(("suffix", "start"), [(".mkv", 5.0), (".ts", 3.0), (".mp4", 0.0)])
@@ -34,7 +36,11 @@ def test_variable_frame_rate_and_start_time_give_the_frame_shown(tmp_path, suffi
     found, skipped = _read(path, queries)
     assert not skipped
     assert len(found) == len(queries)
-    wrong = [(queries[i], got, _shown(list(relative), queries[i])) for i, got in found.items() if got != _shown(list(relative), queries[i])]
+    wrong = [
+        (queries[i], got, _shown(list(relative), queries[i]))
+        for i, got in found.items()
+        if got != _shown(list(relative), queries[i])
+    ]
     assert not wrong
 
 

@@ -72,7 +72,14 @@ def official_map(ground_truth: dict, results: dict, thresholds=BENCHMARK_TIOU["a
         if entry["subset"] != subset:
             continue
         for note in entry["annotations"]:
-            truth.append((video, float(note["segment"][0]), float(note["segment"][1]), classes.setdefault(note["label"], len(classes))))
+            truth.append(
+                (
+                    video,
+                    float(note["segment"][0]),
+                    float(note["segment"][1]),
+                    classes.setdefault(note["label"], len(classes)),
+                )
+            )
     predictions = [
         (video, float(row["segment"][0]), float(row["segment"][1]), classes[row["label"]], float(row["score"]))
         for video, rows in results["results"].items()
@@ -125,8 +132,17 @@ def test_map_at_0_5_to_0_95_worked_by_hand():
     assert list(result["map"].values()) == pytest.approx([a / 2 for a in ap_a])
     assert result["average_map"] == pytest.approx(sum(ap_a) / 20)
     # the independent evaluator agrees
-    gt = {"database": {"x": {"subset": "validation", "annotations": [{"segment": [t.start, t.end], "label": t.label} for t in truth]}}}
-    found = {"results": {"x": [{"segment": [p.start, p.end], "label": p.label, "score": p.score} for p in predictions[:3]]}}
+    gt = {
+        "database": {
+            "x": {
+                "subset": "validation",
+                "annotations": [{"segment": [t.start, t.end], "label": t.label} for t in truth],
+            }
+        }
+    }
+    found = {
+        "results": {"x": [{"segment": [p.start, p.end], "label": p.label, "score": p.score} for p in predictions[:3]]}
+    }
     maps, average = official_map(gt, found)
     assert list(result["map"].values()) == pytest.approx(list(maps)) and result["average_map"] == pytest.approx(average)
 
@@ -148,16 +164,23 @@ def test_a_tiou_equal_to_the_threshold_is_a_match():
 def test_byte_order_marks_are_not_part_of_the_first_id_or_label(tmp_path):
     folder = tmp_path / "annotation"
     folder.mkdir()
-    (folder / "BaseballPitch_test.txt").write_bytes(b"\xef\xbb\xbfvideo_test_0000004 0.2 1.1\r\nvideo_test_0000004 14.5 16.0\r\n")
+    (folder / "BaseballPitch_test.txt").write_bytes(
+        b"\xef\xbb\xbfvideo_test_0000004 0.2 1.1\r\nvideo_test_0000004 14.5 16.0\r\n"
+    )
     truth = load_ground_truth(folder)
     assert truth.detections[0] == Detection("video_test_0000004", "BaseballPitch", 0.2, 1.1)
     assert truth.benchmark == "thumos14" and truth.tiou_thresholds == (0.3, 0.4, 0.5, 0.6, 0.7)
     anet = tmp_path / "gt.json"
-    anet.write_bytes(b"\xef\xbb\xbf" + json.dumps({"database": {"abc": {"annotations": [{"segment": [1, 2], "label": "Run"}]}}}).encode())
+    anet.write_bytes(
+        b"\xef\xbb\xbf"
+        + json.dumps({"database": {"abc": {"annotations": [{"segment": [1, 2], "label": "Run"}]}}}).encode()
+    )
     assert read_ground_truth(anet) == [Detection("abc", "Run", 1.0, 2.0)]
     assert load_ground_truth(anet).benchmark == "activitynet"
     # THUMOS14 converted to ActivityNet's JSON is known by its ids
-    anet.write_text(json.dumps({"database": {"video_test_0000004": {"annotations": [{"segment": [1, 2], "label": "Run"}]}}}))
+    anet.write_text(
+        json.dumps({"database": {"video_test_0000004": {"annotations": [{"segment": [1, 2], "label": "Run"}]}}})
+    )
     assert load_ground_truth(anet).benchmark == "thumos14"
     (tmp_path / "latin1.txt").write_bytes("vid\xe9o 1 2\n".encode("latin-1"))
     with pytest.raises(DataError, match="not UTF-8"):
@@ -197,7 +220,10 @@ GROUND_TRUTH = {
 
 def _anet_json(truth: dict, extra: dict | None = None) -> dict:
     database = {
-        video: {"subset": "validation", "annotations": [{"segment": list(span), "label": label} for span, label in notes]}
+        video: {
+            "subset": "validation",
+            "annotations": [{"segment": list(span), "label": label} for span, label in notes],
+        }
         for video, notes in {**truth, **(extra or {})}.items()
     }
     return {"version": "VERSION 1.3", "taxonomy": [], "database": database}
@@ -206,7 +232,13 @@ def _anet_json(truth: dict, extra: dict | None = None) -> dict:
 def _run(tmp_path: Path, footage: dict, truth: dict, name: str = "out", **changes) -> tuple[dict, Path]:
     (tmp_path / f"{name}.json").write_text(json.dumps(truth))
     config = TimelineConfig(
-        **{"labels": LABELS, "chunk_seconds": 8.0, "ground_truth": str(tmp_path / f"{name}.json"), "cache_dir": str(tmp_path / "cache"), **changes}
+        **{
+            "labels": LABELS,
+            "chunk_seconds": 8.0,
+            "ground_truth": str(tmp_path / f"{name}.json"),
+            "cache_dir": str(tmp_path / "cache"),
+            **changes,
+        }
     )
     results = label_videos(sorted(footage.values()), config, tmp_path / name, backend=ColourBackend())
     return results, tmp_path / name
@@ -255,7 +287,9 @@ def test_thumos14_ground_truth_gets_its_thresholds_and_says_how_it_was_scored(tm
     # one line, after a byte-order mark: read with the mark, the id would match no video
     (folder / "red_test.txt").write_bytes(b"\xef\xbb\xbfvidA060 0 10\n")
     (folder / "Ambiguous_test.txt").write_text("vidA060 12 13\n")
-    config = TimelineConfig(labels=("red", "green"), chunk_seconds=8.0, ground_truth=str(folder), cache_dir=str(tmp_path / "cache"))
+    config = TimelineConfig(
+        labels=("red", "green"), chunk_seconds=8.0, ground_truth=str(folder), cache_dir=str(tmp_path / "cache")
+    )
     results = label_videos([footage["vidA060"]], config, tmp_path / "out", backend=ColourBackend())
     evaluation = results["evaluation"]
     assert evaluation["benchmark"] == "thumos14" and evaluation["tiou"] == "0.3:0.1:0.7"
@@ -265,7 +299,13 @@ def test_thumos14_ground_truth_gets_its_thresholds_and_says_how_it_was_scored(tm
     # thresholds given override the benchmark's
     again = label_videos(
         [footage["vidA060"]],
-        TimelineConfig(labels=("red",), chunk_seconds=8.0, ground_truth=str(folder), cache_dir=str(tmp_path / "cache"), tiou_thresholds=(0.5, 0.55)),
+        TimelineConfig(
+            labels=("red",),
+            chunk_seconds=8.0,
+            ground_truth=str(folder),
+            cache_dir=str(tmp_path / "cache"),
+            tiou_thresholds=(0.5, 0.55),
+        ),
         tmp_path / "again",
         backend=ColourBackend(),
     )
@@ -283,7 +323,13 @@ def test_the_tiou_flag_is_checked_and_named(tmp_path, footage, capsys):
 def test_labels_that_are_no_ground_truth_class_are_named(tmp_path, footage, caplog):
     truth = _anet_json({"vidA060": [((0, 10), "red"), ((10, 17), "green")]})
     with caplog.at_level(logging.WARNING, logger="clipaction.timeline.run"):
-        results, out = _run(tmp_path, {"vidA060": footage["vidA060"]}, truth, labels=("red", "green", "blue", "purple"), background="purple")
+        results, out = _run(
+            tmp_path,
+            {"vidA060": footage["vidA060"]},
+            truth,
+            labels=("red", "green", "blue", "purple"),
+            background="purple",
+        )
     warning = next(r.getMessage() for r in caplog.records if "no ground-truth class" in r.getMessage())
     assert "'blue'" in warning and "purple" not in warning  # the background is never a segment
     evaluation = results["evaluation"]

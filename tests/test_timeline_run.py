@@ -39,7 +39,9 @@ def _segments(out: Path, video_id: str = "scenes") -> list[tuple[float, float, s
 
 def test_change_points_are_found_within_one_stride(tmp_path, scenes_video):
     backend = ColourBackend()
-    results = label_videos([scenes_video], _config(cache_dir=str(tmp_path / "cache")), tmp_path / "out", backend=backend)
+    results = label_videos(
+        [scenes_video], _config(cache_dir=str(tmp_path / "cache")), tmp_path / "out", backend=backend
+    )
     segments = _segments(tmp_path / "out")
     assert [label for _, _, label in segments] == list(LABELS)
     assert segments[0][0] == 0.0 and segments[-1][1] == pytest.approx(30.0)
@@ -101,7 +103,12 @@ def test_clip_models_score_each_window_as_one_clip(tmp_path, scenes_video):
     for (_, end, _), change in zip(segments, CHANGES):
         assert abs(end - change) <= 1.0
     assert backend.encoded == 29 * 4  # 29 windows, one clip of 4 frames each
-    label_videos([scenes_video], _config(cache_dir=cache, fps=4.0, labels=("green", "red", "blue"), threshold=0.5), tmp_path / "b", backend=backend)
+    label_videos(
+        [scenes_video],
+        _config(cache_dir=cache, fps=4.0, labels=("green", "red", "blue"), threshold=0.5),
+        tmp_path / "b",
+        backend=backend,
+    )
     assert backend.encoded == 29 * 4
 
 
@@ -120,21 +127,33 @@ def test_a_corrupt_middle_is_skipped_with_a_warning_and_the_rest_is_labelled(tmp
     a, b = int(len(data) * 0.42), int(len(data) * 0.5)
     data[a:b] = np.random.default_rng(0).integers(0, 256, b - a, dtype=np.uint8).tobytes()
     path.write_bytes(bytes(data))
-    results = label_videos([path], _config(cache_dir=str(tmp_path / "cache")), tmp_path / "out", backend=ColourBackend())
+    results = label_videos(
+        [path], _config(cache_dir=str(tmp_path / "cache")), tmp_path / "out", backend=ColourBackend()
+    )
     warnings = [w["warning"] for w in results["warnings"]]
     assert len(warnings) == 1 and warnings[0].startswith("corrupt data from ") and " s to " in warnings[0]
     segments = _segments(tmp_path / "out", "damaged")
     assert segments[-1][2] == "blue" and segments[-1][1] == pytest.approx(30.0)
     assert results["videos"][0]["n_windows_scored"] < results["videos"][0]["n_windows"]
     # the warning survives a rerun from the cache
-    again = label_videos([path], _config(cache_dir=str(tmp_path / "cache")), tmp_path / "again", backend=ColourBackend())
+    again = label_videos(
+        [path], _config(cache_dir=str(tmp_path / "cache")), tmp_path / "again", backend=ColourBackend()
+    )
     assert [w["warning"] for w in again["warnings"]] == warnings
 
 
 def test_ground_truth_gives_the_detection_map(tmp_path, scenes_video):
-    truth = {"database": {"scenes": {"annotations": [
-        {"segment": [0, 10], "label": "red"}, {"segment": [10, 17], "label": "green"}, {"segment": [17, 30], "label": "blue"},
-    ]}}}
+    truth = {
+        "database": {
+            "scenes": {
+                "annotations": [
+                    {"segment": [0, 10], "label": "red"},
+                    {"segment": [10, 17], "label": "green"},
+                    {"segment": [17, 30], "label": "blue"},
+                ]
+            }
+        }
+    }
     (tmp_path / "gt.json").write_text(json.dumps(truth))
     config = _config(ground_truth=str(tmp_path / "gt.json"), cache_dir=str(tmp_path / "cache"))
     results = label_videos([scenes_video], config, tmp_path / "out", backend=ColourBackend())
@@ -188,7 +207,9 @@ def test_peak_memory_does_not_grow_with_the_length_of_the_video(tmp_path):
         scenes = [Scene(30, i % 3) for i in range(minutes * 2)]
         video = write_scenes(tmp_path / f"{name}.mkv", scenes, fps=1, width=320, height=240, gop=10)
         args += [str(video), str(tmp_path / name)]
-    child = subprocess.run([sys.executable, "-c", _MEMORY_CHILD, *args], capture_output=True, text=True, timeout=300, check=True)
+    child = subprocess.run(
+        [sys.executable, "-c", _MEMORY_CHILD, *args], capture_output=True, text=True, timeout=300, check=True
+    )
     (short, short_rss), (long, long_rss) = (map(int, line.split()) for line in child.stdout.strip().splitlines()[-2:])
     for name, minutes in (("short", 1), ("long", 5)):
         summary = json.loads((tmp_path / name / "results.json").read_text())["videos"][0]
@@ -208,18 +229,40 @@ def test_cli_end_to_end_with_the_tiny_clip(tmp_path, tiny_model_dir, scenes_vide
     truth = {"database": {"scenes": {"annotations": [{"segment": [10, 17], "label": "green"}]}}}
     (tmp_path / "gt.json").write_text(json.dumps(truth))
     argv = [
-        "timeline", str(scenes_video), "--labels", "@" + str(tmp_path / "labels.txt"), "--out", str(tmp_path / "out"),
-        "--model", str(tiny_model_dir), "--cache-dir", str(tmp_path / "cache"), "--background", "nothing",
-        "--ground-truth", str(tmp_path / "gt.json"), "--no-progress", "--device", "cpu",
+        "timeline",
+        str(scenes_video),
+        "--labels",
+        "@" + str(tmp_path / "labels.txt"),
+        "--out",
+        str(tmp_path / "out"),
+        "--model",
+        str(tiny_model_dir),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--background",
+        "nothing",
+        "--ground-truth",
+        str(tmp_path / "gt.json"),
+        "--no-progress",
+        "--device",
+        "cpu",
     ]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "scenes.mp4: 30 s" in printed and "detection mAP (activitynet) at tIoU 0.5 " in printed and ", 0.55 " in printed
+    assert (
+        "scenes.mp4: 30 s" in printed and "detection mAP (activitynet) at tIoU 0.5 " in printed and ", 0.55 " in printed
+    )
     # the ground truth has only green: red segments count for no class, and the CLI says so
     warning = next(line for line in printed.splitlines() if "matching no ground-truth class" in line)
     assert warning.endswith(": red")
     folder = tmp_path / "out" / "scenes"
-    assert {p.name for p in folder.iterdir()} == {"windows.csv", "segments.csv", "segments.json", "scenes.vtt", "timeline.png"}
+    assert {p.name for p in folder.iterdir()} == {
+        "windows.csv",
+        "segments.csv",
+        "segments.json",
+        "scenes.vtt",
+        "timeline.png",
+    }
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["settings"]["labels"] == ["red", "green", "nothing"]
     assert (folder / "windows.csv").read_text().splitlines()[0] == "start,end,red,green,nothing"

@@ -101,10 +101,15 @@ def test_neighbouring_windows_with_one_top_label_merge_with_their_mean_score():
 
 def test_threshold_min_segment_and_missing_windows():
     nan = float("nan")
-    windows = _windows([[0.9, 0.1, 0], [0.5, 0.4, 0.1], [0.9, 0.1, 0], [nan, nan, nan], [0.9, 0.05, 0.05], [0.1, 0.8, 0.1]])
+    windows = _windows(
+        [[0.9, 0.1, 0], [0.5, 0.4, 0.1], [0.9, 0.1, 0], [nan, nan, nan], [0.9, 0.05, 0.05], [0.1, 0.8, 0.1]]
+    )
     # window 1 is below 0.6: it breaks a's run; the NaN window (nothing decoded) breaks it too
     assert [(s.start, s.end, s.label) for s in find_segments(windows, threshold=0.6)] == [
-        (0.0, 1.0, "a"), (2.0, 3.0, "a"), (4.0, 5.0, "a"), (5.0, 6.0, "b"),
+        (0.0, 1.0, "a"),
+        (2.0, 3.0, "a"),
+        (4.0, 5.0, "a"),
+        (5.0, 6.0, "b"),
     ]
     assert find_segments(windows, threshold=0.6, min_segment=1.5) == []
     merged = find_segments(windows, threshold=0.5)
@@ -124,7 +129,10 @@ def test_csv_files_are_rfc4180_and_read_back():
     assert rows[2][2:] == ["", "", ""]
     segments = [Segment(1.5, 4.25, 'cut, "fast"', 0.75)]
     rows = list(csv.reader(io.StringIO(segments_csv("match 1", segments))))
-    assert rows == [["video", "start", "end", "label", "score"], ["match 1", "1.500", "4.250", 'cut, "fast"', "0.750000"]]
+    assert rows == [
+        ["video", "start", "end", "label", "score"],
+        ["match 1", "1.500", "4.250", 'cut, "fast"', "0.750000"],
+    ]
     assert '"cut, ""fast"""' in segments_csv("v", segments)  # quotes doubled inside quotes
 
 
@@ -181,14 +189,21 @@ def test_a_ground_truth_is_matched_once_and_to_its_best_overlap():
 
 def test_ground_truth_from_activitynet_json_and_thumos_files(tmp_path):
     anet = tmp_path / "gt.json"
-    anet.write_text(json.dumps({"database": {"abc": {"subset": "validation", "annotations": [{"segment": [1.5, 4], "label": "Run"}]}}}))
+    anet.write_text(
+        json.dumps(
+            {"database": {"abc": {"subset": "validation", "annotations": [{"segment": [1.5, 4], "label": "Run"}]}}}
+        )
+    )
     assert read_ground_truth(anet) == [Detection("abc", "Run", 1.5, 4.0)]
     folder = tmp_path / "annotation"
     folder.mkdir()
     (folder / "BaseballPitch_test.txt").write_text("video_test_0000004 0.2 1.1\nvideo_test_0000004  14.5 16.0\n")
     (folder / "Ambiguous_test.txt").write_text("video_test_0000004 3 4\n")
     items = read_ground_truth(folder)
-    assert items == [Detection("video_test_0000004", "BaseballPitch", 0.2, 1.1), Detection("video_test_0000004", "BaseballPitch", 14.5, 16.0)]
+    assert items == [
+        Detection("video_test_0000004", "BaseballPitch", 0.2, 1.1),
+        Detection("video_test_0000004", "BaseballPitch", 14.5, 16.0),
+    ]
     assert read_ground_truth(folder / "BaseballPitch_test.txt") == items
     (tmp_path / "bad.txt").write_text("video 1\n")
     with pytest.raises(DataError) as error:

@@ -17,9 +17,21 @@ from clipaction.data.ucf101 import read_class_index, read_split_list
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SPLITS = SHARED / "ucf101_splits"
 FIRST_15 = (
-    "ApplyEyeMakeup", "ApplyLipstick", "Archery", "BabyCrawling", "BalanceBeam", "BandMarching",
-    "BaseballPitch", "Basketball", "BasketballDunk", "BenchPress", "Biking", "Billiards",
-    "BlowDryHair", "BlowingCandles", "BodyWeightSquats",
+    "ApplyEyeMakeup",
+    "ApplyLipstick",
+    "Archery",
+    "BabyCrawling",
+    "BalanceBeam",
+    "BandMarching",
+    "BaseballPitch",
+    "Basketball",
+    "BasketballDunk",
+    "BenchPress",
+    "Biking",
+    "Billiards",
+    "BlowDryHair",
+    "BlowingCandles",
+    "BodyWeightSquats",
 )
 SPLIT_SIZES = {1: (9537, 3783), 2: (9586, 3734), 3: (9624, 3696)}
 # The archive spells these folders and files differently from the lists.
@@ -285,9 +297,7 @@ def real_lists():
         pytest.skip(f"{SPLITS} not present")
     names = read_class_index(SPLITS / "classInd.txt")
     lists = {
-        (kind, s): read_split_list(SPLITS / f"{kind}list0{s}.txt")
-        for kind in ("train", "test")
-        for s in (1, 2, 3)
+        (kind, s): read_split_list(SPLITS / f"{kind}list0{s}.txt") for kind in ("train", "test") for s in (1, 2, 3)
     }
     return names, lists
 

@@ -39,7 +39,9 @@ def model_dirs(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def backends(model_dirs):
-    return {family: load_backend(ModelConfig(name_or_path=str(path), device="cpu")) for family, path in model_dirs.items()}
+    return {
+        family: load_backend(ModelConfig(name_or_path=str(path), device="cpu")) for family, path in model_dirs.items()
+    }
 
 
 #: X-CLIP folders with the same weights: "hub" as the hub's checkpoints are laid out (VideoMAE
@@ -255,7 +257,9 @@ def test_rerun_encodes_nothing_and_batches_agree(family, backends, videos, tmp_p
         assert list(again.features[path].indices) == list(first.features[path].indices)
     # entries are keyed by the frame indices: a sampler taking the same ones (uniform over a
     # video shorter than the window) reuses them; other indices are encoded once, then cached
-    assert extract_features(paths, backend, SamplerConfig(name="uniform", frames=4), cache, progress=False).n_encoded == 0
+    assert (
+        extract_features(paths, backend, SamplerConfig(name="uniform", frames=4), cache, progress=False).n_encoded == 0
+    )
     narrow = SamplerConfig(name="center-clip", frames=4, window=0.5)
     assert extract_features(paths, backend, narrow, cache, progress=False).n_encoded == 2
     assert extract_features(paths, backend, SAMPLER, cache, progress=False).n_encoded == 0

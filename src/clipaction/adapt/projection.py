@@ -18,9 +18,7 @@ from clipaction.models.pooling import pool_frames
 log = logging.getLogger(__name__)
 
 
-def video_logits(
-    frame_embeds: torch.Tensor, text_features: torch.Tensor, logit_scale: float
-) -> torch.Tensor:
+def video_logits(frame_embeds: torch.Tensor, text_features: torch.Tensor, logit_scale: float) -> torch.Tensor:
     """(V, F, E) projected frame features (any norm) -> (V, C) logits: `pool_frames` (each frame
     normalised, averaged over F, normalised again), then logit_scale x cosine with the (C, E)
     normalised texts."""

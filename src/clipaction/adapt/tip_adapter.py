@@ -118,8 +118,13 @@ def _search(
     keys = embeddings[fit]
     if fine_tune:
         keys, _ = train_keys(
-            keys, train.labels[fit], train.text_features, train.logit_scale,
-            settings.tip_alpha, settings.tip_beta, settings.tip_f,
+            keys,
+            train.labels[fit],
+            train.text_features,
+            train.logit_scale,
+            settings.tip_alpha,
+            settings.tip_beta,
+            settings.tip_f,
         )
     values = _one_hot(train.labels[fit], train.n_classes)
     zero_shot = train.logit_scale * embeddings[held] @ train.text_features.T
@@ -147,11 +152,21 @@ def _fit(train: FewShotData, settings: MethodSettings, fine_tune: bool) -> TipAd
     keys = embeddings
     if fine_tune:
         keys, losses = train_keys(
-            embeddings, train.labels, train.text_features, train.logit_scale,
-            settings.tip_alpha, settings.tip_beta, settings.tip_f,
+            embeddings,
+            train.labels,
+            train.text_features,
+            train.logit_scale,
+            settings.tip_alpha,
+            settings.tip_beta,
+            settings.tip_f,
         )
-        info.update(dataclasses.asdict(settings.tip_f), loss_curve=losses, train_alpha=settings.tip_alpha,
-                    train_beta=settings.tip_beta, trained="cache keys")
+        info.update(
+            dataclasses.asdict(settings.tip_f),
+            loss_curve=losses,
+            train_alpha=settings.tip_alpha,
+            train_beta=settings.tip_beta,
+            trained="cache keys",
+        )
     else:
         info["trained"] = "nothing (training-free cache)"
     return TipAdapterClassifier(

@@ -113,9 +113,7 @@ class BenchmarkDataset:
         _check_splits(self.name, self.splits)
         if self.num_classes == "all":  # how TOML (which has no null) says "every class"
             object.__setattr__(self, "num_classes", None)
-        if isinstance(self.num_classes, (str, bool)) or (
-            self.num_classes is not None and self.num_classes < 1
-        ):
+        if isinstance(self.num_classes, (str, bool)) or (self.num_classes is not None and self.num_classes < 1):
             raise ConfigError(f"num_classes must be a number >= 1 or 'all'; got {self.num_classes!r}")
 
     def dataset_config(self, split: int) -> DatasetConfig:
@@ -302,7 +300,9 @@ def with_protocols(
         for name in names:
             check_choice("protocols", name, ProtocolName)
         if not names or len(set(names)) != len(names):
-            raise ConfigError(f"list each protocol once, at least one; got {', '.join(names) or 'none'}", setting="protocols")
+            raise ConfigError(
+                f"list each protocol once, at least one; got {', '.join(names) or 'none'}", setting="protocols"
+            )
         datasets = {d.name: d for d in (*_default_datasets(), *config.datasets)}
         known = {p.name: p for p in config.protocols}
         chosen_datasets = tuple(datasets[n] for n in names if n in get_args(BenchmarkName))
@@ -315,9 +315,16 @@ def with_protocols(
         config = dataclasses.replace(config, datasets=chosen_datasets, protocols=chosen)
     if (root, annotations, split_dir) != (None, None, None):
         if not config.protocols:
-            raise ConfigError("a data root, annotations or class splits are a Kinetics protocol's: name one (k600-zs, k400, k700)", setting="protocols")
-        changes = {k: v for k, v in (("root", root), ("annotations", annotations), ("split_dir", split_dir)) if v is not None}
-        config = dataclasses.replace(config, protocols=tuple(dataclasses.replace(p, **changes) for p in config.protocols))
+            raise ConfigError(
+                "a data root, annotations or class splits are a Kinetics protocol's: name one (k600-zs, k400, k700)",
+                setting="protocols",
+            )
+        changes = {
+            k: v for k, v in (("root", root), ("annotations", annotations), ("split_dir", split_dir)) if v is not None
+        }
+        config = dataclasses.replace(
+            config, protocols=tuple(dataclasses.replace(p, **changes) for p in config.protocols)
+        )
     if name_style is not None:
         config = dataclasses.replace(
             config,
@@ -329,7 +336,9 @@ def with_protocols(
 
 def _need_files(name: str, root: str | None, annotations: str | None) -> None:
     option = "root" if root is None else "annotations"
-    raise ConfigError(f"{name} needs {option}: {_KINETICS_HELP[option]}", setting="dataset.root" if root is None else "annotations")
+    raise ConfigError(
+        f"{name} needs {option}: {_KINETICS_HELP[option]}", setting="dataset.root" if root is None else "annotations"
+    )
 
 
 # --- TOML ------------------------------------------------------------------------------------
@@ -387,9 +396,7 @@ def summarize(values: Sequence[float]) -> dict[str, float]:
     return {"mean": float(array.mean()), "std": float(array.std(ddof=0))}
 
 
-def run_benchmark(
-    config: BenchmarkConfig, *, backend: Backend | None = None, progress: bool = True
-) -> dict[str, Any]:
+def run_benchmark(config: BenchmarkConfig, *, backend: Backend | None = None, progress: bool = True) -> dict[str, Any]:
     """Zero-shot on every dataset, protocol and split of `config`, for each of its models;
     writes results.json, benchmark.md and per split a predictions CSV (`predictions/`) into
     `config.out` and returns the content of results.json. The top-level `model` and `datasets`
@@ -460,8 +467,12 @@ def _benchmark_model(
             result = _evaluate_split(model_config, dataset, split, backend, progress, out, predictions)
             log.info(
                 "benchmark: %s split %d: top-1 %.4f on %d videos (%d encoded, %d failed)",
-                dataset.name, split, result["metrics"]["top1"], result["n_videos"],
-                result["cache"]["encoded"], result["n_failures"],
+                dataset.name,
+                split,
+                result["metrics"]["top1"],
+                result["n_videos"],
+                result["cache"]["encoded"],
+                result["n_failures"],
             )
             splits.append(result)
         datasets.append(

@@ -75,9 +75,11 @@ class _Notes:
     def render(self) -> list[str]:
         if not self.lines:
             return []
-        return ["", "Published figures (as their source measured them, which may differ from the settings above):", ""] + [
-            f"[{i}] {line}" for i, line in enumerate(self.lines, start=1)
-        ]
+        return [
+            "",
+            "Published figures (as their source measured them, which may differ from the settings above):",
+            "",
+        ] + [f"[{i}] {line}" for i, line in enumerate(self.lines, start=1)]
 
 
 def _settings_line(dataset: dict[str, Any]) -> str:

@@ -58,12 +58,16 @@ def compute_metrics(scores: np.ndarray, labels: np.ndarray, classes: Sequence[st
     labels = np.asarray(labels, dtype=np.int64)
     class_ids = list(range(len(classes)))
     predicted = predicted_classes(scores, labels)
-    matrix = confusion_matrix(labels, predicted, labels=class_ids) if len(labels) else np.zeros(
-        (len(classes), len(classes)), dtype=np.int64
+    matrix = (
+        confusion_matrix(labels, predicted, labels=class_ids)
+        if len(labels)
+        else np.zeros((len(classes), len(classes)), dtype=np.int64)
     )
-    precision, recall, f1, support = precision_recall_fscore_support(
-        labels, predicted, labels=class_ids, zero_division=0
-    ) if len(labels) else [np.zeros(len(classes))] * 4
+    precision, recall, f1, support = (
+        precision_recall_fscore_support(labels, predicted, labels=class_ids, zero_division=0)
+        if len(labels)
+        else [np.zeros(len(classes))] * 4
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
         accuracy = np.where(support > 0, np.diag(matrix) / np.maximum(support, 1), np.nan)
     per_class = {

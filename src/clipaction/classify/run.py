@@ -125,9 +125,7 @@ def score_records(
     return Scored(kept, labels, logits.numpy())
 
 
-def run_zeroshot(
-    config: ZeroShotConfig, *, backend: Backend | None = None, progress: bool = True
-) -> ZeroShotRun:
+def run_zeroshot(config: ZeroShotConfig, *, backend: Backend | None = None, progress: bool = True) -> ZeroShotRun:
     """Evaluate zero-shot CLIP on the dataset `config` describes. Reads/fills the cache.
 
     With `config.crops` 3 every video is extracted once per crop (each crop in its own cache
@@ -247,9 +245,7 @@ def write_zeroshot_outputs(run: ZeroShotRun, out_dir: str | Path) -> dict[str, P
     }
     classes = list(run.dataset.classes)
     write_json(paths["results"], zeroshot_results(run))
-    write_predictions_csv(
-        paths["predictions"], run.videos, [classes[i] for i in run.labels], run.scores, classes
-    )
+    write_predictions_csv(paths["predictions"], run.videos, [classes[i] for i in run.labels], run.scores, classes)
     report = classification_report_text(run.scores, run.labels, classes) if run.videos else "no videos\n"
     write_text_atomic(paths["report"], report)
     return paths

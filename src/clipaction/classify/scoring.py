@@ -44,9 +44,7 @@ def load_templates(spec: str) -> tuple[str, ...]:
         return TEMPLATE_SETS[spec]
     path = Path(spec).expanduser()
     if not path.is_file():
-        raise PromptError(
-            f"prompts must be {', '.join(TEMPLATE_SETS)} or a file of templates; {spec!r} is neither"
-        )
+        raise PromptError(f"prompts must be {', '.join(TEMPLATE_SETS)} or a file of templates; {spec!r} is neither")
     templates = tuple(line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
     if not templates:
         raise PromptError(f"template file {path} has no templates")

@@ -101,7 +101,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _print_study_summary(results: dict, out: Path) -> None:
     stages = results["stages"]
     zeroshot = stages["zeroshot"]["metrics"]
-    print(f"zero-shot top-1 {_pct(zeroshot['top1'])}, top-5 {_pct(zeroshot['top5'])} on {results['dataset']['n_test']} test videos")
+    print(
+        f"zero-shot top-1 {_pct(zeroshot['top1'])}, top-5 {_pct(zeroshot['top5'])} on {results['dataset']['n_test']} test videos"
+    )
     for variant in stages.get("temporal", {}).get("variants", []):
         print(f"  {variant['name']}: top-1 {_pct(variant['metrics']['top1'])}")
     for key, title in (("fewshot", "few-shot (projection)"), ("full_finetune", "full fine-tuning")):
@@ -141,7 +143,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             "the numbers are about that world, not about real actions."
         )
     results = run_demo(
-        args.out, progress=not args.no_progress, world=not args.random, model_cache=args.model_cache,
+        args.out,
+        progress=not args.no_progress,
+        world=not args.random,
+        model_cache=args.model_cache,
         family=args.family,
     )
     world = results.get("world")
@@ -168,10 +173,14 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.families:
         from clipaction.speed.families import FAMILY_MODELS, bench_families
 
-        families = tuple(FAMILY_MODELS) if args.families == "all" else tuple(f.strip() for f in args.families.split(","))
+        families = (
+            tuple(FAMILY_MODELS) if args.families == "all" else tuple(f.strip() for f in args.families.split(","))
+        )
         unknown = [f for f in families if f not in FAMILY_MODELS]
         if unknown:
-            raise ConfigError(f"must be 'all' or among {', '.join(FAMILY_MODELS)}; got {unknown[0]!r}", setting="families")
+            raise ConfigError(
+                f"must be 'all' or among {', '.join(FAMILY_MODELS)}; got {unknown[0]!r}", setting="families"
+            )
         results = {"families": bench_families(families, config), "machine": machine_facts(), "created_at": now_iso()}
     else:
         results = run_bench(config)
@@ -200,7 +209,9 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
     if args.models:
         config = dataclasses.replace(config, models=tuple(m.strip() for m in args.models.split(",") if m.strip()))
     names = [name.strip() for name in args.protocols.split(",") if name.strip()] if args.protocols is not None else None
-    if names is not None or any(v is not None for v in (args.data_root, args.annotations, args.split_dir, args.name_style)):
+    if names is not None or any(
+        v is not None for v in (args.data_root, args.annotations, args.split_dir, args.name_style)
+    ):
         config = with_protocols(
             config, names, root=args.data_root, annotations=args.annotations, split_dir=args.split_dir,
             name_style=args.name_style,
@@ -219,7 +230,9 @@ def _cmd_benchmark(args: argparse.Namespace) -> int:
         prefix = f"{run['model']['name_or_path']}: " if len(results["models"]) > 1 else ""
         for dataset in run["datasets"]:
             top1, splits = dataset["summary"]["top1"], [str(s["split"]) for s in dataset["splits"]]
-            print(f"{prefix}{dataset['name']}: top-1 {_pct(top1['mean'])} ± {_pct(top1['std'])} over splits {', '.join(splits)}")
+            print(
+                f"{prefix}{dataset['name']}: top-1 {_pct(top1['mean'])} ± {_pct(top1['std'])} over splits {', '.join(splits)}"
+            )
     failures = [f for d in results["datasets"] for s in d["splits"] for f in s["failures"]]
     if failures:
         print(f"{len(failures)} listed video(s) missing or unreadable: see results.json")
@@ -247,7 +260,9 @@ def _dataset_config(args: argparse.Namespace) -> DatasetConfig:
         try:
             num_classes = int(args.num_classes)
         except ValueError:
-            raise ConfigError(f"must be a number or 'all'; got {args.num_classes!r}", setting="dataset.num_classes") from None
+            raise ConfigError(
+                f"must be a number or 'all'; got {args.num_classes!r}", setting="dataset.num_classes"
+            ) from None
     return DatasetConfig(
         name=args.dataset,
         root=args.data_root,
@@ -311,7 +326,9 @@ def _cmd_zeroshot(args: argparse.Namespace) -> int:
         _check_frames_given(args, backend)
     run = run_zeroshot(config, backend=backend, progress=not args.no_progress)
     if run.failures and config.strict:
-        error_line(f"{len(run.failures)} video(s) failed (--strict): first: {run.failures[0].path}: {run.failures[0].error}")
+        error_line(
+            f"{len(run.failures)} video(s) failed (--strict): first: {run.failures[0].path}: {run.failures[0].error}"
+        )
         return EXIT_USAGE
     partial = partial_videos(run.extraction)
     if partial and config.strict:
@@ -378,7 +395,9 @@ def _parse_labels(spec: str) -> list[str]:
         try:  # utf-8-sig: a byte-order mark would become part of the first label
             items = path.read_text(encoding="utf-8-sig").splitlines()
         except UnicodeDecodeError as error:
-            raise DataError(f"label file {path} is not UTF-8 text ({error.reason} at byte {error.start})", setting="labels") from None
+            raise DataError(
+                f"label file {path} is not UTF-8 text ({error.reason} at byte {error.start})", setting="labels"
+            ) from None
     else:
         items = spec.split(",")
     return check_labels(items)
@@ -460,7 +479,9 @@ def _cmd_timeline(args: argparse.Namespace) -> int:
     results = label_videos(videos, config, args.out, progress=not args.no_progress)
     for video in results["videos"]:
         per_label = ", ".join(f"{label} {seconds:.0f} s" for label, seconds in video["seconds_per_label"].items())
-        print(f"{video['video']}: {video['duration']:.0f} s, {video['n_segments']} segment(s){': ' + per_label if per_label else ''}")
+        print(
+            f"{video['video']}: {video['duration']:.0f} s, {video['n_segments']} segment(s){': ' + per_label if per_label else ''}"
+        )
     evaluation = results.get("evaluation")
     if evaluation:
         _print_evaluation(evaluation)
@@ -474,7 +495,9 @@ def _cmd_timeline(args: argparse.Namespace) -> int:
 
 def _print_evaluation(evaluation: dict) -> None:
     maps = ", ".join(f"{t} {_pct(v)}" for t, v in evaluation["map"].items())
-    print(f"detection mAP ({evaluation['benchmark']}) at tIoU {maps}; average over {evaluation['tiou']}: {_pct(evaluation['average_map'])}")
+    print(
+        f"detection mAP ({evaluation['benchmark']}) at tIoU {maps}; average over {evaluation['tiou']}: {_pct(evaluation['average_map'])}"
+    )
     if evaluation["benchmark"] == "thumos14":
         print("  computed with ActivityNet's algorithm, not THUMOS14's MATLAB kit (see 'protocol' in results.json)")
     renamed = {video: gt for video, gt in evaluation["id_matching"].items() if video != gt}
@@ -484,7 +507,9 @@ def _print_evaluation(evaluation: dict) -> None:
         print(f"  segments.json names {len(renamed)} video(s) by their ground-truth ids: {shown}{more}")
     if evaluation["labels_not_in_ground_truth"]:
         unknown = ", ".join(evaluation["labels_not_in_ground_truth"])
-        print(f"  warning: label(s) matching no ground-truth class, left out of the mAP (ActivityNet's evaluator stops on them): {unknown}")
+        print(
+            f"  warning: label(s) matching no ground-truth class, left out of the mAP (ActivityNet's evaluator stops on them): {unknown}"
+        )
 
 
 def _pct(value: float) -> str:

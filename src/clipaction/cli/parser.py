@@ -94,6 +94,7 @@ def flag_for(command: str, setting: str) -> str:
         return setting
     return flag
 
+
 #: `run` flags -> dotted study-config paths (values are parsed by the config's own types).
 RUN_OVERRIDES = [
     ("--data-root", "dataset.root", "UCF-101 folder with one folder per class"),
@@ -114,7 +115,11 @@ RUN_OVERRIDES = [
     ("--out", "out", "output directory"),
     ("--engine", "engine.name", "local or ray: where extraction runs"),
     ("--ray-address", "engine.ray_address", "Ray cluster address (else $RAY_ADDRESS, else a local instance)"),
-    ("--ray-workers", "engine.workers", "model actors; unset: one per GPU asked for, else one per cpus-per-worker + 1 CPUs"),
+    (
+        "--ray-workers",
+        "engine.workers",
+        "model actors; unset: one per GPU asked for, else one per cpus-per-worker + 1 CPUs",
+    ),
     ("--ray-gpus-per-worker", "engine.gpus_per_worker", "GPUs per model actor"),
     ("--ray-cpus-per-worker", "engine.cpus_per_worker", "CPUs per model actor (also its torch threads)"),
 ]
@@ -151,7 +156,9 @@ def _add_dataset_args(parser: argparse.ArgumentParser) -> None:
         help="ucf101, hmdb51, kinetics (an annotation CSV as --manifest) or folder (your own "
         "<root>/<label>/<video> tree or a CSV manifest)",
     )
-    group.add_argument("--data-root", help="UCF101: the UCF-101 folder with one folder per class; folder: the tree's root")
+    group.add_argument(
+        "--data-root", help="UCF101: the UCF-101 folder with one folder per class; folder: the tree's root"
+    )
     group.add_argument(
         "--splits-dir",
         help="UCF101: the folder with classInd.txt, trainlist0N.txt, testlist0N.txt; "
@@ -186,7 +193,12 @@ def _add_sampler_args(parser: argparse.ArgumentParser) -> None:
         "trained with, and a count it cannot take is an error)",
     )
     group.add_argument("--window", type=float, default=_SAMPLER.window, help="clip window in seconds")
-    group.add_argument("--clips", type=int, default=_SAMPLER.clips, help="multi-clip: clips spread over the video (1/4, 1/2, 3/4 for 3)")
+    group.add_argument(
+        "--clips",
+        type=int,
+        default=_SAMPLER.clips,
+        help="multi-clip: clips spread over the video (1/4, 1/2, 3/4 for 3)",
+    )
 
 
 def _add_model_args(parser: argparse.ArgumentParser) -> None:
@@ -209,7 +221,7 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
         "--runtime",
         default=_MODEL.runtime,
         choices=get_args(Runtime),
-        help="openvino: the image encoder compiled for the CPU (pip install -e \".[openvino]\"); with int8, "
+        help='openvino: the image encoder compiled for the CPU (pip install -e ".[openvino]"); with int8, '
         "quantized by NNCF calibrated on the first frames of your videos",
     )
     group.add_argument("--workers", type=int, default=_ZEROSHOT.workers, help="decoding threads")
@@ -220,9 +232,13 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
 def _add_prompt_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("prompts")
     group.add_argument(
-        "--prompts", default=_PROMPTS.templates, help="seed, clip (CLIP's 48 UCF101 templates) or a file, one template per line with {}"
+        "--prompts",
+        default=_PROMPTS.templates,
+        help="seed, clip (CLIP's 48 UCF101 templates) or a file, one template per line with {}",
     )
-    group.add_argument("--name-style", default=_PROMPTS.name_style, choices=get_args(NameStyle), help="how class names become text")
+    group.add_argument(
+        "--name-style", default=_PROMPTS.name_style, choices=get_args(NameStyle), help="how class names become text"
+    )
     group.add_argument("--label-map", help="CSV (label,text) or JSON {label: text} overriding class texts")
 
 
@@ -235,13 +251,27 @@ def _add_engine_args(parser: argparse.ArgumentParser, shard: bool = False) -> No
         "--engine",
         default=engine.name,
         choices=get_args(EngineName),
-        help="ray: decoding as Ray tasks and the model in Ray actors, on a cluster (pip install -e \".[ray]\"); "
+        help='ray: decoding as Ray tasks and the model in Ray actors, on a cluster (pip install -e ".[ray]"); '
         "the cache folder must be on storage every node sees",
     )
-    group.add_argument("--ray-address", default=engine.ray_address, help="the cluster to join (default $RAY_ADDRESS, else a local Ray instance)")
-    group.add_argument("--ray-workers", type=int, default=engine.workers, help="model actors; unset: one per GPU asked for, else one per cpus-per-worker + 1 CPUs")
+    group.add_argument(
+        "--ray-address",
+        default=engine.ray_address,
+        help="the cluster to join (default $RAY_ADDRESS, else a local Ray instance)",
+    )
+    group.add_argument(
+        "--ray-workers",
+        type=int,
+        default=engine.workers,
+        help="model actors; unset: one per GPU asked for, else one per cpus-per-worker + 1 CPUs",
+    )
     group.add_argument("--ray-gpus-per-worker", type=float, default=engine.gpus_per_worker, help="GPUs per model actor")
-    group.add_argument("--ray-cpus-per-worker", type=float, default=engine.cpus_per_worker, help="CPUs per model actor (also its torch threads)")
+    group.add_argument(
+        "--ray-cpus-per-worker",
+        type=float,
+        default=engine.cpus_per_worker,
+        help="CPUs per model actor (also its torch threads)",
+    )
     if shard:
         group.add_argument(
             "--shard",
@@ -262,8 +292,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"clipaction {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for add in (_add_zeroshot, _add_extract, _add_predict, _add_run, _add_report, _add_demo, _add_download,
-                _add_benchmark, _add_bench, _add_models, _add_serve, _add_timeline):
+    for add in (
+        _add_zeroshot,
+        _add_extract,
+        _add_predict,
+        _add_run,
+        _add_report,
+        _add_demo,
+        _add_download,
+        _add_benchmark,
+        _add_bench,
+        _add_models,
+        _add_serve,
+        _add_timeline,
+    ):
         add(commands)
     return parser
 
@@ -294,7 +336,9 @@ def _add_zeroshot(commands: argparse._SubParsersAction) -> None:
     _add_prompt_args(zeroshot)
     _add_engine_args(zeroshot)
     zeroshot.add_argument("--out", required=True, help="output directory")
-    zeroshot.add_argument("--strict", action="store_true", help="exit 2 before writing results if any video failed or decoded only partly")
+    zeroshot.add_argument(
+        "--strict", action="store_true", help="exit 2 before writing results if any video failed or decoded only partly"
+    )
 
 
 def _add_extract(commands: argparse._SubParsersAction) -> None:
@@ -501,16 +545,24 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
     serve = commands.add_parser(
         "serve",
         help="a web page: drop a video, type labels, see the ranking",
-        description="Serve a web page (Gradio; needs pip install -e \".[ui]\") where a video, uploaded or "
+        description='Serve a web page (Gradio; needs pip install -e ".[ui]") where a video, uploaded or '
         "picked from --videos DIR, and your labels give the ranked labels, the video with its labels "
         "as subtitles and files to download. The model loads once; frame features are cached, so new "
         "labels on the same video are fast. Listens on this machine only unless --host says otherwise.",
         formatter_class=_Formatter,
     )
-    serve.add_argument("--host", default=serve_defaults.host, help="address to listen on; any other than 127.0.0.1 lets anyone who reaches the port use the page")
+    serve.add_argument(
+        "--host",
+        default=serve_defaults.host,
+        help="address to listen on; any other than 127.0.0.1 lets anyone who reaches the port use the page",
+    )
     serve.add_argument("--port", type=int, default=serve_defaults.port, help="port to listen on")
-    serve.add_argument("--videos", metavar="DIR", help="a folder whose videos the page offers (the page cannot leave it)")
-    serve.add_argument("--max-upload-mb", type=float, default=serve_defaults.max_upload_mb, help="largest upload accepted, in MB")
+    serve.add_argument(
+        "--videos", metavar="DIR", help="a folder whose videos the page offers (the page cannot leave it)"
+    )
+    serve.add_argument(
+        "--max-upload-mb", type=float, default=serve_defaults.max_upload_mb, help="largest upload accepted, in MB"
+    )
     serve.add_argument("--prompts", default=serve_defaults.templates, help="seed, clip or a template file")
     _add_sampler_args(serve)
     _add_model_args(serve)
@@ -527,9 +579,18 @@ def _add_benchmark_protocol_args(benchmark: argparse.ArgumentParser) -> None:
         "(every class of the annotation file); default: the config's datasets and protocols",
     )
     kinetics = benchmark.add_argument_group("Kinetics protocols (each replaces the config's)")
-    kinetics.add_argument("--data-root", help="the folder of the clips, <youtube_id>_<start:06d>_<end:06d>.mp4, flat or one folder per label")
-    kinetics.add_argument("--annotations", metavar="CSV", help="the official annotation file (label,youtube_id,time_start,time_end,split), e.g. Kinetics-600's validate.csv")
-    kinetics.add_argument("--split-dir", help="k600-zs: a folder of split1.csv-split3.csv (id,name) instead of the packaged class splits")
+    kinetics.add_argument(
+        "--data-root",
+        help="the folder of the clips, <youtube_id>_<start:06d>_<end:06d>.mp4, flat or one folder per label",
+    )
+    kinetics.add_argument(
+        "--annotations",
+        metavar="CSV",
+        help="the official annotation file (label,youtube_id,time_start,time_end,split), e.g. Kinetics-600's validate.csv",
+    )
+    kinetics.add_argument(
+        "--split-dir", help="k600-zs: a folder of split1.csv-split3.csv (id,name) instead of the packaged class splits"
+    )
     views = benchmark.add_argument_group("class names, views and crops (each replaces the config's)")
     views.add_argument(
         "--name-style",
@@ -537,7 +598,9 @@ def _add_benchmark_protocol_args(benchmark: argparse.ArgumentParser) -> None:
         help="for every dataset and protocol (config default: spaced for ucf101/hmdb51, raw for Kinetics); "
         "plain drops a parenthesised disambiguation: 'backflip (human)' -> 'backflip'",
     )
-    views.add_argument("--views", type=int, help="temporal views: N clips (the multi-clip sampler), each scored (config default 1)")
+    views.add_argument(
+        "--views", type=int, help="temporal views: N clips (the multi-clip sampler), each scored (config default 1)"
+    )
     views.add_argument(
         "--crops",
         type=int,
@@ -591,12 +654,34 @@ def _add_timeline_args(timeline: argparse.ArgumentParser, defaults: TimelineConf
     """The "timeline" group: sampling, windows, segments and the mAP (defaults: `TimelineConfig`)."""
     group = timeline.add_argument_group("timeline")
     group.add_argument("--fps", type=float, default=defaults.fps, help="frames sampled per second")
-    group.add_argument("--window", type=float, default=defaults.window, help="seconds scored together (frame models: mean of the frames; clip models: one clip)")
+    group.add_argument(
+        "--window",
+        type=float,
+        default=defaults.window,
+        help="seconds scored together (frame models: mean of the frames; clip models: one clip)",
+    )
     group.add_argument("--stride", type=float, default=defaults.stride, help="seconds between window starts")
-    group.add_argument("--threshold", type=float, default=defaults.threshold, help="a window's top label counts only with at least this probability")
-    group.add_argument("--min-segment", type=float, default=defaults.min_segment, help="drop segments shorter than this (seconds)")
-    group.add_argument("--background", default=defaults.background, metavar="LABEL", help="a label meaning 'none of these' (e.g. 'a person standing still'): scored, never a segment")
-    group.add_argument("--ground-truth", default=defaults.ground_truth, metavar="FILE", help="ActivityNet JSON, or THUMOS14 annotation .txt files (a file or their folder): report detection mAP")
+    group.add_argument(
+        "--threshold",
+        type=float,
+        default=defaults.threshold,
+        help="a window's top label counts only with at least this probability",
+    )
+    group.add_argument(
+        "--min-segment", type=float, default=defaults.min_segment, help="drop segments shorter than this (seconds)"
+    )
+    group.add_argument(
+        "--background",
+        default=defaults.background,
+        metavar="LABEL",
+        help="a label meaning 'none of these' (e.g. 'a person standing still'): scored, never a segment",
+    )
+    group.add_argument(
+        "--ground-truth",
+        default=defaults.ground_truth,
+        metavar="FILE",
+        help="ActivityNet JSON, or THUMOS14 annotation .txt files (a file or their folder): report detection mAP",
+    )
     group.add_argument(
         "--tiou",
         default=defaults.tiou_thresholds,

@@ -117,8 +117,11 @@ class SamplerConfig:
     def label(self) -> str:
         """A short name: `middle`, `uniform-16`, `center-clip-8x3s`, `multi-clip-3x8x3s`."""
         fields = self.cache_fields()
-        parts = [f"{fields['clips']}" if "clips" in fields else "", f"{fields['frames']}" if "frames" in fields else "",
-                 f"{fields['window']:g}s" if "window" in fields else ""]
+        parts = [
+            f"{fields['clips']}" if "clips" in fields else "",
+            f"{fields['frames']}" if "frames" in fields else "",
+            f"{fields['window']:g}s" if "window" in fields else "",
+        ]
         parts = [p for p in parts if p]
         return f"{self.name}-{'x'.join(parts)}" if parts else self.name
 
@@ -344,7 +347,9 @@ class AdaptMethodsStage:
             check_choice("adapt.methods", method, sorted(ADAPT_METHODS))
         count = self.outside_videos_per_class
         if count != "all" and not (isinstance(count, int) and not isinstance(count, bool) and count >= 1):
-            raise ConfigError(f"must be a positive integer or 'all'; got {count!r}", setting="adapt.outside_videos_per_class")
+            raise ConfigError(
+                f"must be a positive integer or 'all'; got {count!r}", setting="adapt.outside_videos_per_class"
+            )
 
 
 def _default_ablation_samplers() -> tuple[SamplerConfig, ...]:

@@ -24,8 +24,6 @@ from clipaction.errors import (  # ConfigError: a settings file that is not a va
 T = TypeVar("T")
 
 
-
-
 def from_dict(cls: type[T], data: Any, where: str = "") -> T:
     """Build dataclass `cls` from a (nested) dict, checking keys and types."""
     if dataclasses.is_dataclass(data):
@@ -36,9 +34,7 @@ def from_dict(cls: type[T], data: Any, where: str = "") -> T:
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(data) - set(names))
     if unknown:
-        raise ConfigError(
-            f"{where or 'config'}: unknown key {unknown[0]!r}; valid keys: {', '.join(names)}"
-        )
+        raise ConfigError(f"{where or 'config'}: unknown key {unknown[0]!r}; valid keys: {', '.join(names)}")
     values = {name: _convert(hints[name], data[name], f"{where}.{name}".lstrip(".")) for name in data}
     try:
         return cls(**values)

@@ -42,9 +42,7 @@ from clipaction.data.registry import DATASETS
 
 logger = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = frozenset(
-    {".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv"}
-)
+VIDEO_EXTENSIONS = frozenset({".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv"})
 SPLIT_FOLDERS = ("train", "test")
 MANIFEST_SPLITS = ("train", "test", "")
 
@@ -172,9 +170,7 @@ def _load_tree(root: Path, subset: str) -> tuple[list[_Item], list[_Item]]:
         if subset == "all":
             return everything, everything
         if subset not in per_split:
-            raise DatasetError(
-                f"no {subset}/ folder under {root} (found {', '.join(split_dirs.values())}/)"
-            )
+            raise DatasetError(f"no {subset}/ folder under {root} (found {', '.join(split_dirs.values())}/)")
         return per_split[subset], everything
     if split_dirs:
         logger.warning(
@@ -233,9 +229,7 @@ def _load_manifest(manifest: Path, base: Path, subset: str) -> tuple[list[_Item]
         if path in seen:
             prev_line, prev_label, prev_split = seen[path]
             if (prev_label, prev_split) != (label, split):
-                raise DatasetError(
-                    f"{where}: {listed} is also on line {prev_line} with another label or split"
-                )
+                raise DatasetError(f"{where}: {listed} is also on line {prev_line} with another label or split")
             logger.warning("%s: %s repeats line %d; kept once", where, listed, prev_line)
             continue
         seen[path] = (line, label, split)
@@ -267,22 +261,17 @@ def load_folder(config: DatasetConfig) -> VideoDataset:
         chosen, everything = _load_manifest(manifest, base, config.subset)
     else:
         if config.root is None:
-            raise DatasetError(
-                "the folder dataset needs --data-root (a folder of <label>/<video>) or --manifest"
-            )
+            raise DatasetError("the folder dataset needs --data-root (a folder of <label>/<video>) or --manifest")
         root = absolute_path(config.root)
         if not root.is_dir():
             raise DatasetError(
-                f"data root not found: {root} (expected a folder holding one folder per label, "
-                "e.g. walking/clip1.mp4)"
+                f"data root not found: {root} (expected a folder holding one folder per label, e.g. walking/clip1.mp4)"
             )
         chosen, everything = _load_tree(root, config.subset)
     labels = _class_list(everything)
     if not labels:
         source = config.manifest or config.root
-        raise DatasetError(
-            f"no videos found in {source} (extensions: {', '.join(sorted(VIDEO_EXTENSIONS))})"
-        )
+        raise DatasetError(f"no videos found in {source} (extensions: {', '.join(sorted(VIDEO_EXTENSIONS))})")
     if not config.classes and config.num_classes is not None and config.num_classes < len(labels):
         logger.warning(
             "keeping the first %d of %d labels (num_classes); set num_classes to None for all",

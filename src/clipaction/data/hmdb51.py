@@ -123,9 +123,7 @@ def _class_folders(root: Path, classes: list[str]) -> dict[str, Path]:
     if not found:
         nested = sorted(p.parent for p in root.glob(f"*/{classes[0]}/"))
         hint = f"; did you mean {nested[0]}?" if nested else ""
-        raise DatasetError(
-            f"no class folders found under data root {root} (expected {_ROOT_HINT}){hint}"
-        )
+        raise DatasetError(f"no class folders found under data root {root} (expected {_ROOT_HINT}){hint}")
     absent = [c for c in classes if c not in found]
     if absent:
         logger.warning("%d class folders not found under %s, e.g. %s", len(absent), root, absent[0])

@@ -161,7 +161,9 @@ def _check_inputs(config: DatasetConfig) -> tuple[Path, Path]:
     if not root.is_dir():
         raise DatasetError(f"data root not found: {root} (expected {_ROOT_HINT})", setting="dataset.root")
     if not annotations.is_file():
-        raise DatasetError(f"annotation file not found: {annotations} (expected {_CSV_HINT})", setting="dataset.manifest")
+        raise DatasetError(
+            f"annotation file not found: {annotations} (expected {_CSV_HINT})", setting="dataset.manifest"
+        )
     return root, annotations
 
 
@@ -247,7 +249,9 @@ def zeroshot_split(split: int, split_dir: str | Path | None = None) -> ClassSpli
     else:
         path = absolute_path(split_dir) / name
         if not path.is_file():
-            raise DatasetError(f"class split file not found: {path} (expected {name}: id,name rows)", setting="split_dir")
+            raise DatasetError(
+                f"class split file not found: {path} (expected {name}: id,name rows)", setting="split_dir"
+            )
         data, where, packaged = path.read_bytes(), str(path), False
     names = _split_names(data, where)
     return ClassSplit(split, where, packaged, hashlib.sha256(data).hexdigest(), names)

@@ -266,9 +266,7 @@ def load_label_map(path: str | Path) -> dict[str, str]:
     return result
 
 
-def prompt_names(
-    classes: Sequence[str], style: str, label_map: dict[str, str] | None = None
-) -> list[str]:
+def prompt_names(classes: Sequence[str], style: str, label_map: dict[str, str] | None = None) -> list[str]:
     """The text that stands for each class in prompts, in `classes` order.
 
     A `label_map` entry (key matched to a class case-insensitively, an exact spelling first) wins

@@ -52,9 +52,7 @@ def read_class_index(path: str | Path) -> list[str]:
             raise DatasetError(f"{where}: expected '<label> <ClassName>', got {' '.join(fields)!r}")
         label, name = int(fields[0]), fields[1]
         if label != len(names) + 1:
-            raise DatasetError(
-                f"{where}: expected label {len(names) + 1}, got {label} (labels run 1..N in order)"
-            )
+            raise DatasetError(f"{where}: expected label {len(names) + 1}, got {label} (labels run 1..N in order)")
         if name.casefold() in seen:
             raise DatasetError(f"{where}: class {name!r} repeats line {seen[name.casefold()]}")
         seen[name.casefold()] = number
@@ -78,9 +76,7 @@ def read_split_entries(path: str | Path) -> list[SplitEntry]:
     entries = []
     for number, fields in _lines(path, "split list"):
         if len(fields) > 2 or (len(fields) == 2 and not _LABEL.fullmatch(fields[1])):
-            raise DatasetError(
-                f"{path} line {number}: expected '<Class>/<video> [label]', got {' '.join(fields)!r}"
-            )
+            raise DatasetError(f"{path} line {number}: expected '<Class>/<video> [label]', got {' '.join(fields)!r}")
         label = int(fields[1]) if len(fields) == 2 else None
         if label == 0:
             raise DatasetError(f"{path} line {number}: labels start at 1, got 0")
@@ -209,9 +205,7 @@ def load_ucf101(config: DatasetConfig) -> VideoDataset:
             folder = parts[0]
             class_index = by_folder.get(folder.casefold())
             if class_index is None:
-                raise DatasetError(
-                    f"{path} line {entry.line}: class folder {folder!r} is not in {class_file}"
-                )
+                raise DatasetError(f"{path} line {entry.line}: class folder {folder!r} is not in {class_file}")
             if entry.label is not None and entry.label != class_index + 1:
                 raise DatasetError(
                     f"{path} line {entry.line}: label {entry.label} disagrees with class folder "

@@ -179,7 +179,9 @@ def split_top1(metrics: dict[str, Any], names: Sequence[str]) -> float | None:
     return sum(per_class[n]["accuracy"] * per_class[n]["support"] for n in names) / support
 
 
-def world_summary(results: dict[str, Any], data: WorldDataset, model_dir: Path, seconds: dict[str, float]) -> dict[str, Any]:
+def world_summary(
+    results: dict[str, Any], data: WorldDataset, model_dir: Path, seconds: dict[str, float]
+) -> dict[str, Any]:
     """The world demo's own numbers: zero-shot top-1 on seen and unseen compositions (main
     sampler and each temporal variant), which classes are unseen, and how long each part took."""
     import json

@@ -109,9 +109,7 @@ def build_processor(world: ActionWorld, train: TinyTrainConfig):
     return CLIPProcessor(image_processor=image_processor, tokenizer=build_tokenizer([*world.words(), *EMPTY.split()]))
 
 
-def training_frames(
-    world: ActionWorld, train: TinyTrainConfig
-) -> tuple[np.ndarray, list[Composition], np.ndarray]:
+def training_frames(world: ActionWorld, train: TinyTrainConfig) -> tuple[np.ndarray, list[Composition], np.ndarray]:
     """((N, H, W, 3) uint8 frames, the training compositions, (N,) each frame's index into them).
 
     Only training compositions; only frames where the shape is visible (a blinked-off or

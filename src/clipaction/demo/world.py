@@ -49,7 +49,12 @@ COLOURS: dict[str, tuple[int, int, int]] = {
 }
 SHAPES = ("circle", "square", "triangle", "cross")
 MOTIONS = ("moving up", "moving down", "moving left", "moving right", "spinning", "bouncing", "blinking")
-_DIRECTIONS = {"moving up": (0.0, -1.0), "moving down": (0.0, 1.0), "moving left": (-1.0, 0.0), "moving right": (1.0, 0.0)}
+_DIRECTIONS = {
+    "moving up": (0.0, -1.0),
+    "moving down": (0.0, 1.0),
+    "moving left": (-1.0, 0.0),
+    "moving right": (1.0, 0.0),
+}
 #: A spinning circle looks exactly like a still one: that composition does not exist.
 _IMPOSSIBLE = frozenset({("circle", "spinning")})
 
@@ -217,9 +222,7 @@ def _shape_patch(
         dist = np.maximum(np.maximum(v, 0.866 * u - 0.5 * v), -0.866 * u - 0.5 * v) - 0.55 * radius
     elif shape == "cross":
         arm, half = radius, 0.33 * radius
-        dist = np.minimum(
-            np.maximum(np.abs(u) - arm, np.abs(v) - half), np.maximum(np.abs(u) - half, np.abs(v) - arm)
-        )
+        dist = np.minimum(np.maximum(np.abs(u) - arm, np.abs(v) - half), np.maximum(np.abs(u) - half, np.abs(v) - arm))
     else:
         raise ValueError(f"shape must be one of {', '.join(SHAPES)}; got {shape!r}")
     return rows, cols, np.clip(0.5 - dist, 0.0, 1.0).astype(np.float32)

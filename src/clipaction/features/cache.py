@@ -140,9 +140,7 @@ class FeatureCache:
                 arrays = {name: handle.get_tensor(name) for name in handle.keys()}
             if info.get("sha256") != _checksum(arrays, info):
                 raise ValueError("checksum mismatch")
-            return CachedVideo(
-                indices=arrays["indices"], pooled=arrays["pooled"], embeds=arrays["embeds"], info=info
-            )
+            return CachedVideo(indices=arrays["indices"], pooled=arrays["pooled"], embeds=arrays["embeds"], info=info)
         except Exception as error:  # any damage means: encode again
             log.warning("damaged cache entry %s (%s); it will be re-encoded", path, error)
             return None

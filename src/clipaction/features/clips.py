@@ -157,7 +157,9 @@ def extract_clips(
                 raise RuntimeError(f"{path}: {len(indices)} sampled frames are not whole clips of {frames}")
             order = clip_order(info_meta(info), sampler, indices)
             known = plain_info(stored) if stored is not None else None
-            batches.add(_Clips(path, key, known, indices, info, warnings, order), clip_pixels(pixels, distinct, order, frames))
+            batches.add(
+                _Clips(path, key, known, indices, info, warnings, order), clip_pixels(pixels, distinct, order, frames)
+            )
         batches.flush()
     finally:  # on Ctrl-C: stop the decoding threads now; finished videos are already stored
         decoded.close()

@@ -138,7 +138,10 @@ def select_frames(entry: CachedVideo, indices: Sequence[int]) -> CachedVideo | N
         return None
     take = [rows[int(index)] for index in indices]
     return CachedVideo(
-        indices=np.asarray(indices, dtype=np.int64), pooled=entry.pooled[take], embeds=entry.embeds[take], info=entry.info
+        indices=np.asarray(indices, dtype=np.int64),
+        pooled=entry.pooled[take],
+        embeds=entry.embeds[take],
+        info=entry.info,
     )
 
 
@@ -319,7 +322,6 @@ def find_cached(
     return todo
 
 
-
 # --- decoding ---------------------------------------------------------------------------------
 
 
@@ -361,9 +363,7 @@ def decode_video(
 DECODE_ERRORS = (VideoDecodeError, OSError, ValueError, RuntimeError)
 
 
-def clip_pixels(
-    pixels: torch.Tensor, new_indices: Sequence[int], order: Sequence[int], frames: int
-) -> torch.Tensor:
+def clip_pixels(pixels: torch.Tensor, new_indices: Sequence[int], order: Sequence[int], frames: int) -> torch.Tensor:
     """A clip model's input (R, F, 3, S, S) from the decoder's distinct frames (`new_indices`
     order): the decoder preprocesses each distinct frame once; clips repeat them as sampled."""
     position = {int(index): row for row, index in enumerate(new_indices)}

@@ -322,4 +322,3 @@ def missing(backend: Backend, capability: Capability) -> str | None:
         Capability.EMBEDDINGS: "video and text embeddings scored by cosine alone (its text depends on the video)",
     }[capability]
     return f"the {backend.family} model family has no {needs}"
-

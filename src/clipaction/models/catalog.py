@@ -117,7 +117,9 @@ FAMILIES: list[Family] = [
         models=(HubModel("facebook/metaclip-2-worldwide-huge-quickgelu", 224),),
         pick="CLIP's architecture trained on worldwide (multilingual) data: labels in other "
         "languages than English; same capabilities as CLIP. No published UCF101/HMDB51 figure.",
-        notes=("Its end-of-text token id differs from OpenAI CLIP's: loading it as CLIP pools the text at the wrong token.",),
+        notes=(
+            "Its end-of-text token id differs from OpenAI CLIP's: loading it as CLIP pools the text at the wrong token.",
+        ),
     ),
     Family(
         family="siglip",
@@ -231,7 +233,9 @@ def catalog_text(registered: list[str]) -> str:
         if entry is None:
             blocks.append(f"{name}\n  (registered; no catalog entry yet)")
             continue
-        lines = [f"{entry.family}: {entry.title} ({entry.transformers_class}), {entry.kind} model, scores {entry.scores}"]
+        lines = [
+            f"{entry.family}: {entry.title} ({entry.transformers_class}), {entry.kind} model, scores {entry.scores}"
+        ]
         for model in entry.models:
             published = model.published
             top1 = (

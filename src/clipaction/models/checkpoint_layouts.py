@@ -135,6 +135,7 @@ _XCLIP_SOURCE = (
     "(model_max_length 77), as transformers' X-CLIP conversion script builds the processor"
 )
 
+
 def _xclip(hub_id: str) -> CheckpointLayout:
     """An X-CLIP checkpoint: every released one ships the same processor files (see the source)."""
     return CheckpointLayout(

@@ -18,5 +18,7 @@ def normalise(features: torch.Tensor) -> torch.Tensor:
 def pool_frames(frame_embeds: torch.Tensor | np.ndarray) -> torch.Tensor:
     """(..., F, E) frame embeddings (any norm) -> (..., E): each frame normalised, averaged over
     F, normalised again. (F, E) gives one video's (E,); (V, F, E) gives (V, E)."""
-    frames = normalise(torch.as_tensor(np.asarray(frame_embeds) if isinstance(frame_embeds, np.ndarray) else frame_embeds).float())
+    frames = normalise(
+        torch.as_tensor(np.asarray(frame_embeds) if isinstance(frame_embeds, np.ndarray) else frame_embeds).float()
+    )
     return normalise(frames.mean(dim=-2))

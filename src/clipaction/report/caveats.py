@@ -66,7 +66,7 @@ def selection_tie(stage: Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 
 def selection_tie_sentence(tie: Mapping[str, Any]) -> str:
-    """"Archery, Biking and Billiards tied at 12.5% zero-shot accuracy on the train list (1 of 8
+    """ "Archery, Biking and Billiards tied at 12.5% zero-shot accuracy on the train list (1 of 8
     videos each); Archery was taken, Biking and Billiards were not: ..." """
     value = tie["value"]
     support = tie["support"]
@@ -77,7 +77,9 @@ def selection_tie_sentence(tie: Mapping[str, Any]) -> str:
             size = sizes.pop()
             counts = f" ({round(value * size)} of {size} videos each)"
         else:
-            counts = " (" + ", ".join(f"{name}: {round(value * int(n))} of {int(n)}" for name, n in support.items()) + ")"
+            counts = (
+                " (" + ", ".join(f"{name}: {round(value * int(n))} of {int(n)}" for name, n in support.items()) + ")"
+            )
     was = "was" if len(tie["taken"]) == 1 else "were"
     return (
         f"The choice cut through a {len(tie['tied'])}-way tie: {join(tie['tied'])} all had {pct(value)} zero-shot "
@@ -133,7 +135,9 @@ def _tie_break(tied: Sequence[Mapping[str, Any]], params: Sequence[str], chosen:
 
 
 def _values(chosen: Mapping[str, Any]) -> str:
-    return ", ".join(f"{key.replace('_', ' ')} {value:g}" if is_number(value) else f"{key} {value}" for key, value in chosen.items())
+    return ", ".join(
+        f"{key.replace('_', ' ')} {value:g}" if is_number(value) else f"{key} {value}" for key, value in chosen.items()
+    )
 
 
 def grid_tie_sentence(method: str, tie: Mapping[str, Any]) -> str:

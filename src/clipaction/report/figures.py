@@ -181,8 +181,16 @@ def tsne_figure(tsne: Mapping[str, Any], classes: Sequence[str]) -> Figure | Non
         mask = labels == index
         name = classes[index] if 0 <= index < len(classes) else f"class {index}"
         marker = _MARKERS[(index // 20) % len(_MARKERS)]
-        ax.scatter(points[mask, 0], points[mask, 1], s=16, color=colours(index % 20), marker=marker,
-                   label=_text(name), alpha=0.85, linewidths=0)
+        ax.scatter(
+            points[mask, 0],
+            points[mask, 1],
+            s=16,
+            color=colours(index % 20),
+            marker=marker,
+            label=_text(name),
+            alpha=0.85,
+            linewidths=0,
+        )
     ax.set_xticks([])
     ax.set_yticks([])
     details = [f"{len(points)} videos"]
@@ -192,8 +200,7 @@ def tsne_figure(tsne: Mapping[str, Any], classes: Sequence[str]) -> Figure | Non
         details.append(f"seed {tsne['seed']}")
     ax.set_title(f"t-SNE of the video embeddings ({', '.join(details)})", fontsize=10)
     ncol = math.ceil(len(present) / 30)
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False, ncol=ncol,
-              markerscale=1.5)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), fontsize=8, frameon=False, ncol=ncol, markerscale=1.5)
     return fig
 
 
@@ -227,9 +234,7 @@ def similarity_figure(similarity: Sequence[Sequence[float | None]], classes: Seq
     return fig
 
 
-def _finetune_figures(
-    key: str, stage: Mapping[str, Any], classes: Sequence[str], label: str
-) -> dict[str, Maker]:
+def _finetune_figures(key: str, stage: Mapping[str, Any], classes: Sequence[str], label: str) -> dict[str, Maker]:
     chosen, after = stage.get("chosen_metrics") or {}, stage.get("finetuned_metrics") or {}
     titles = (
         f"{label}: confusion on the chosen classes",
@@ -260,11 +265,24 @@ def tradeoff_figure(stage: Mapping[str, Any]) -> Figure | None:
     fig = Figure(figsize=(6.5, 5.0))
     ax = fig.add_subplot()
     curve = (methods.get("wise-ft") or {}).get("curve") or []
-    line = [(100 * p["trained"], 100 * p["others"], p["alpha"]) for p in curve if is_number(p.get("trained")) and is_number(p.get("others"))]
+    line = [
+        (100 * p["trained"], 100 * p["others"], p["alpha"])
+        for p in curve
+        if is_number(p.get("trained")) and is_number(p.get("others"))
+    ]
     if line:
-        ax.plot([x for x, _, _ in line], [y for _, y, _ in line], "-", color="#4C72B0", alpha=0.6, label="wise-ft, alpha 0 to 1")
+        ax.plot(
+            [x for x, _, _ in line],
+            [y for _, y, _ in line],
+            "-",
+            color="#4C72B0",
+            alpha=0.6,
+            label="wise-ft, alpha 0 to 1",
+        )
         for x, y, alpha in dict.fromkeys([line[0], line[-1]] if line[0][:2] != line[-1][:2] else [line[0]]):
-            ax.annotate(f"α={alpha:g}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7, color="#4C72B0")
+            ax.annotate(
+                f"α={alpha:g}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7, color="#4C72B0"
+            )
     for index, (name, x, y) in enumerate(points):
         ax.scatter([x], [y], marker=_MARKERS[index % len(_MARKERS)], s=60, label=_text(name), zorder=3)
     ax.set_xlim(-5, 105)

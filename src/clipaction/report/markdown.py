@@ -60,8 +60,7 @@ BANNER = "Synthetic demo"
 # so the report never asks for more than results.json holds.
 MOST_CONFUSED_PAIRS = 10
 BANNER_TEXT = (
-    ": the videos are generated and the model has random weights;"
-    " these numbers say nothing about real actions."
+    ": the videos are generated and the model has random weights; these numbers say nothing about real actions."
 )
 TITLE = "clipaction study report"
 MAX_FAILURES = 20
@@ -140,9 +139,7 @@ def para(*parts: str | Span) -> Paragraph:
 # --- building the document ---------------------------------------------------------------------
 
 
-def build_document(
-    results: Mapping[str, Any], figures: Mapping[str, str], observations: Sequence[str]
-) -> list[Block]:
+def build_document(results: Mapping[str, Any], figures: Mapping[str, str], observations: Sequence[str]) -> list[Block]:
     """Every block of the report, in order. `figures` maps figure keys to relative paths."""
     stages = results.get("stages") or {}
     classes = list((results.get("dataset") or {}).get("classes") or [])
@@ -166,7 +163,10 @@ def build_document(
             continue
         blocks += finetune_section(stages.get(key), classes, figures, key, title)
     if "adapt" in not_applicable:
-        blocks += [Heading(2, "Few-shot methods compared", key=METHODS), para(f"Not applicable to this model: {not_applicable['adapt']}.")]
+        blocks += [
+            Heading(2, "Few-shot methods compared", key=METHODS),
+            para(f"Not applicable to this model: {not_applicable['adapt']}."),
+        ]
     else:
         blocks += methods_section(stages.get("adapt_methods"), figures)
     blocks += embeddings_section(stages.get("embeddings"), classes, figures)
@@ -553,4 +553,3 @@ def block_markdown(block: Block) -> str:
 
 def render_markdown(blocks: Sequence[Block]) -> str:
     return "\n\n".join(block_markdown(block) for block in blocks) + "\n"
-

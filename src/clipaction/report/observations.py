@@ -71,7 +71,9 @@ def method_sentences(stage: Mapping[str, Any]) -> list[str]:
     keep = max(rows, key=lambda row: row[2])
     sentence = f"Of the few-shot methods, {gain[0]} gained most on the trained classes ({points(gain[1])} points)"
     if keep[0] != gain[0]:
-        sentence += f", while {keep[0]} changed the other classes least ({points(keep[2])} points against {points(gain[2])})"
+        sentence += (
+            f", while {keep[0]} changed the other classes least ({points(keep[2])} points against {points(gain[2])})"
+        )
     else:
         sentence += f" and also changed the other classes least ({points(gain[2])} points)"
     return [sentence + "."]
@@ -128,7 +130,9 @@ def ablation_sentences(stage: Mapping[str, Any], label_map: Any = None) -> list[
         cheapest = min(temporal, key=lambda row: (row["frames_per_video"], -row["top1"]))
         sentence = f"Of the temporal inputs, {best['name']} ({_frames(best)} per video) scored best ({pct(best['top1'])} top-1)"
         if best is not cheapest:
-            sentence += f", {points(best['top1'] - cheapest['top1'])} points over {cheapest['name']} ({_frames(cheapest)})"
+            sentence += (
+                f", {points(best['top1'] - cheapest['top1'])} points over {cheapest['name']} ({_frames(cheapest)})"
+            )
         sentences.append(sentence + ".")
     return sentences
 
@@ -171,7 +175,7 @@ def zeroshot_sentences(stage: Mapping[str, Any]) -> list[str]:
 
 
 def _tied(metrics: Mapping[str, Any], ranked: Sequence[str], value: float | None, what: str) -> str:
-    """"the worst is A (0.0%)", "the worst are A and B (0.0%)" or "5 classes share the worst (0.0%)"."""
+    """ "the worst is A (0.0%)", "the worst are A and B (0.0%)" or "5 classes share the worst (0.0%)"."""
     names = [name for name in ranked if accuracy_of(metrics, name) == value]
     if len(names) == 1:
         return f"the {what} class is {names[0]} ({pct(value)})"
@@ -246,8 +250,7 @@ def finetune_sentences(stage: Mapping[str, Any], classes: Sequence[str], label: 
 def _changes(rows: Sequence[Mapping[str, Any]]) -> str:
     """The first N_CHANGES rows as "A (40.0% -> 100.0%, +60.0 points)", with a count of the rest."""
     listed = [
-        f"{row['class']} ({pct(row.get('zeroshot'))} -> {pct(row.get('finetuned'))}, "
-        f"{points(row['delta'])} points)"
+        f"{row['class']} ({pct(row.get('zeroshot'))} -> {pct(row.get('finetuned'))}, {points(row['delta'])} points)"
         for row in rows[:N_CHANGES]
     ]
     if len(rows) > N_CHANGES:
@@ -303,9 +306,7 @@ def embedding_sentences(stage: Mapping[str, Any], classes: Sequence[str]) -> lis
     if not pairs:
         return []
     sentences = [
-        "The most similar class prompts are "
-        + _join([f"{a} / {b} (cosine {c:.2f})" for a, b, c in pairs])
-        + "."
+        "The most similar class prompts are " + _join([f"{a} / {b} (cosine {c:.2f})" for a, b, c in pairs]) + "."
     ]
     nearest = _nearest_centroids(stage.get("tsne") or {}, classes)
     if nearest:

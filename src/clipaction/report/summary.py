@@ -24,7 +24,13 @@ N_PAIRS = 3
 
 # Section keys the summary links to; markdown.py gives the headings these keys.
 ZEROSHOT, CONFUSED, TEMPORAL, FEWSHOT, FULL, METHODS, PROMPTS = (
-    "zeroshot", "confused", "temporal", "fewshot", "full_finetune", "adapt_methods", "prompt_ablation",
+    "zeroshot",
+    "confused",
+    "temporal",
+    "fewshot",
+    "full_finetune",
+    "adapt_methods",
+    "prompt_ablation",
 )
 
 
@@ -93,9 +99,7 @@ def temporal_line(stage: Mapping[str, Any] | None) -> str:
     extra = f"; {join(refused)} not applicable to this model" if refused else ""
     if not variants:
         return f"no variant gave numbers{extra}."
-    parts = [
-        f"{v.get('name')} ({_frames(v.get('frames_per_video'))}) {pct(v['metrics']['top1'])}" for v in variants
-    ]
+    parts = [f"{v.get('name')} ({_frames(v.get('frames_per_video'))}) {pct(v['metrics']['top1'])}" for v in variants]
     line = "top-1 " + ", ".join(parts)
     if len(variants) >= 2:
         first, last = variants[0], variants[-1]
@@ -126,7 +130,11 @@ def fewshot_line(stage: Mapping[str, Any]) -> str:
     zs_o, _, n_o = group_accuracy(before, others)
     ft_o, _, _ = group_accuracy(after, others)
     if zs_o is not None and ft_o is not None:
-        lost = [row for row in stage.get("comparison") or [] if row.get("class") in others and is_number(row.get("delta")) and row["delta"] < 0]
+        lost = [
+            row
+            for row in stage.get("comparison") or []
+            if row.get("class") in others and is_number(row.get("delta")) and row["delta"] < 0
+        ]
         line += (
             f"; the other {len(others)} classes went from {pct(zs_o)} to {pct(ft_o)} ({points(ft_o - zs_o)} points), "
             f"{len(lost)} of them lost accuracy"
@@ -178,7 +186,9 @@ def confused_line(stage: Mapping[str, Any]) -> str:
     for pair in pairs:
         total = support_of(metrics, pair["true"])
         of = f" of {total}" if total else ""
-        parts.append(f"{pair['true']} predicted as {pair['predicted']} ({pair['count']}{of}, {pct(pair.get('fraction'))})")
+        parts.append(
+            f"{pair['true']} predicted as {pair['predicted']} ({pair['count']}{of}, {pct(pair.get('fraction'))})"
+        )
     return "; ".join(parts) + "."
 
 

@@ -211,9 +211,7 @@ def ranking_table(metrics: Mapping[str, Any]) -> Table:
     return Table.make(("Rank", "Class", "Accuracy", "Precision", "Recall", "F1", "Support"), rows, "rlrrrrr")
 
 
-def confused_pairs_table(
-    pairs: Sequence[Mapping[str, Any]], metrics: Mapping[str, Any] | None = None
-) -> Table:
+def confused_pairs_table(pairs: Sequence[Mapping[str, Any]], metrics: Mapping[str, Any] | None = None) -> Table:
     rows = []
     for pair in pairs:
         total = support_of(metrics, pair["true"]) if metrics else None
@@ -375,9 +373,7 @@ def settings_table(rows: Sequence[tuple[str, Any]]) -> Table:
     return Table.make(("Setting", "Value"), cells, "ll")
 
 
-def prompt_ablation_table(
-    rows: Sequence[Mapping[str, Any]], identical: Sequence[Mapping[str, Any]] = ()
-) -> Table:
+def prompt_ablation_table(rows: Sequence[Mapping[str, Any]], identical: Sequence[Mapping[str, Any]] = ()) -> Table:
     """Zero-shot accuracy per class-name style and template set. `identical` holds groups of
     rows that are one result (caveats.identical_prompt_groups): their rows say so in a last
     column, with the reason."""
@@ -389,7 +385,14 @@ def prompt_ablation_table(
             notes[index] = f"{what} {', '.join(others)}: {group['reason']}"
     header = ["Class names", "Templates", "Prompts per class", "Top-1", "Top-5", "Mean class accuracy"]
     cells = [
-        [r["name_style"], r["templates"], r["n_templates"], pct(r["top1"]), pct(r["top5"]), pct(r["mean_class_accuracy"])]
+        [
+            r["name_style"],
+            r["templates"],
+            r["n_templates"],
+            pct(r["top1"]),
+            pct(r["top5"]),
+            pct(r["mean_class_accuracy"]),
+        ]
         for r in rows
     ]
     if not notes:
@@ -402,7 +405,14 @@ def temporal_ablation_table(rows: Sequence[Mapping[str, Any]]) -> Table:
     return Table.make(
         ["Input", "Frames", "Frames encoded per video", "Top-1", "Top-5", "Mean class accuracy"],
         [
-            [r["name"], sampler_text(r.get("sampler")), r["frames_per_video"], pct(r["top1"]), pct(r["top5"]), pct(r["mean_class_accuracy"])]
+            [
+                r["name"],
+                sampler_text(r.get("sampler")),
+                r["frames_per_video"],
+                pct(r["top1"]),
+                pct(r["top5"]),
+                pct(r["mean_class_accuracy"]),
+            ]
             for r in rows
         ],
         "llrrrr",
@@ -422,7 +432,11 @@ def _chosen_values(info: Mapping[str, Any]) -> str:
 
     tie = grid_tie(info)
     if tie and parts:
-        tied = f"all {tie['n_points']} grid points tied" if tie["all"] else f"{tie['n_tied']} of {tie['n_points']} grid points tied"
+        tied = (
+            f"all {tie['n_points']} grid points tied"
+            if tie["all"]
+            else f"{tie['n_tied']} of {tie['n_points']} grid points tied"
+        )
         chosen += f" (tie-break: {tied})"
     return chosen
 
@@ -433,7 +447,16 @@ def methods_table(stage: Mapping[str, Any]) -> Table:
     rows = []
     zeroshot = stage.get("zeroshot") or {}
     outside = (stage.get("outside") or {}).get("zeroshot_top1")
-    rows.append(["zero-shot", pct(zeroshot.get("trained")), pct(zeroshot.get("others")), pct(zeroshot.get("overall")), pct(outside), "-"])
+    rows.append(
+        [
+            "zero-shot",
+            pct(zeroshot.get("trained")),
+            pct(zeroshot.get("others")),
+            pct(zeroshot.get("overall")),
+            pct(outside),
+            "-",
+        ]
+    )
     for name, result in (stage.get("methods") or {}).items():
         after, delta = result.get("after") or {}, result.get("delta") or {}
         cells = [f"{pct(after.get(k))} ({points(delta.get(k))})" for k in ("trained", "others", "overall")]
@@ -444,7 +467,14 @@ def methods_table(stage: Mapping[str, Any]) -> Table:
     for name, reason in (stage.get("not_applicable") or {}).items():
         rows.append([name, NA, NA, NA, NA, f"not applicable: {reason}"])
     return Table.make(
-        ["Method", "Trained classes", "Other study classes", "All study classes", "Classes outside the study", "Chosen on held-out shots"],
+        [
+            "Method",
+            "Trained classes",
+            "Other study classes",
+            "All study classes",
+            "Classes outside the study",
+            "Chosen on held-out shots",
+        ],
         rows,
         "lrrrrl",
     )

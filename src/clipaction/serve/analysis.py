@@ -215,7 +215,9 @@ class Analyzer:
                 for row in timeline["segments"]
             ]
             payload["timeline"] = {
-                "settings": {k: timeline["settings"][k] for k in ("fps", "window", "stride", "threshold", "min_segment")},
+                "settings": {
+                    k: timeline["settings"][k] for k in ("fps", "window", "stride", "threshold", "min_segment")
+                },
                 "duration": timeline["summary"]["duration"],
                 "segments": result.segments,
                 "seconds_per_label": timeline["summary"]["seconds_per_label"],

@@ -241,7 +241,11 @@ class Page:
             else gr.DownloadButton(value=None, visible=False)
             for kind in DOWNLOADS
         ]
-        figure = gr.Image(value=str(result.timeline_png), visible=True) if result.timeline_png else gr.Image(value=None, visible=False)
+        figure = (
+            gr.Image(value=str(result.timeline_png), visible=True)
+            if result.timeline_png
+            else gr.Image(value=None, visible=False)
+        )
         rows = [[f"{s['start']:.2f}", f"{s['end']:.2f}", s["label"], round(s["score"], 4)] for s in result.segments]
         segments = gr.Dataframe(value=rows, visible=bool(rows))
         return (video, summary, confidences, table, figure, segments, *downloads)
@@ -267,9 +271,7 @@ class Page:
             gr.Markdown(self._model_line(), elem_id="model-line")
             with gr.Row():
                 with gr.Column(scale=1):
-                    upload = gr.File(
-                        label="Upload a video", file_types=sorted(VIDEO_EXTENSIONS), elem_id="upload"
-                    )
+                    upload = gr.File(label="Upload a video", file_types=sorted(VIDEO_EXTENSIONS), elem_id="upload")
                     picked = gr.Dropdown(
                         choices=list_videos(self.videos_dir) if self.videos_dir else [],
                         value=None,
@@ -300,7 +302,9 @@ class Page:
                 headers=["start (s)", "end (s)", "label", "score"], label="Segments", visible=False, elem_id="segments"
             )
 
-            preset.change(lambda name: "\n".join(preset_labels(name)) if name else gr.skip(), preset, labels, api_name=False)
+            preset.change(
+                lambda name: "\n".join(preset_labels(name)) if name else gr.skip(), preset, labels, api_name=False
+            )
             button.click(
                 self.analyse,
                 [upload, picked, labels],

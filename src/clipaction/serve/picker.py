@@ -39,7 +39,9 @@ def resolve_choice(root: str | Path, choice: str) -> Path:
         raise DataError(f"{shown!r} is not one of the listed videos (absolute paths are refused)", setting="video")
     # checked on the raw text: PurePosixPath would quietly drop '.' and empty parts
     if any(not part or part.startswith(".") for part in parts) or "\x00" in choice:
-        raise DataError(f"{shown!r} is not one of the listed videos ('..' and hidden names are refused)", setting="video")
+        raise DataError(
+            f"{shown!r} is not one of the listed videos ('..' and hidden names are refused)", setting="video"
+        )
     real_root = os.path.realpath(root)
     real = os.path.realpath(os.path.join(real_root, *parts))
     if not _inside(real, real_root):

@@ -26,7 +26,9 @@ def _spaced(names: list[str]) -> list[str]:
 
 #: preset name -> a function giving its labels
 PRESETS = {
-    f"The study's {DEFAULT_NUM_CLASSES} UCF101 classes": lambda: _spaced(_class_file("ucf101_classes.txt")[:DEFAULT_NUM_CLASSES]),
+    f"The study's {DEFAULT_NUM_CLASSES} UCF101 classes": lambda: _spaced(
+        _class_file("ucf101_classes.txt")[:DEFAULT_NUM_CLASSES]
+    ),
     "UCF101 (101 classes)": lambda: _spaced(_class_file("ucf101_classes.txt")),
     "HMDB51 (51 classes)": lambda: _spaced(_class_file("hmdb51_classes.txt")),
 }

@@ -50,9 +50,7 @@ def _even(n: float) -> int:
     return max(2, int(round(n / 2)) * 2)
 
 
-def make_preview(
-    source: str | Path, target: str | Path, *, progress: Callable[[float], None] | None = None
-) -> Path:
+def make_preview(source: str | Path, target: str | Path, *, progress: Callable[[float], None] | None = None) -> Path:
     """Transcode `source`'s first video stream to H.264/MP4 at `target` (written to a temp name
     and renamed, so a half-written preview is never served). Raises DataError when `source`
     cannot be decoded."""

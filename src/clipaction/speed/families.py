@@ -107,8 +107,9 @@ def measure_family(family: str, paths: list[Path], config: BenchConfig, work: Pa
         cache = FeatureCache(work / f"cache-{family}-{precision}", cache_space(backend))
         with PeakRss() as rss:
             seconds, extraction = _timed(
-                lambda: extract_features(paths, backend, sampler, cache, batch_size=batch,
-                                         workers=config.workers, progress=False)  # fmt: skip
+                lambda: extract_features(
+                    paths, backend, sampler, cache, batch_size=batch, workers=config.workers, progress=False
+                )  # fmt: skip
             )
         frames = len(extraction.features) * sampler.frames_per_video
         features[precision] = (backend, extraction)

@@ -82,7 +82,9 @@ def make_videos(directory: Path, config: BenchConfig) -> list[Path]:
     return [
         write_video(
             directory / f"v_{STUDY_CLASSES[i % 15]}_g01_c{i:02d}.avi",
-            SyntheticVideo(codec="mpeg4", width=320, height=240, fps=25, num_frames=frames, gop=config.gop, pattern=i % 15, seed=i),
+            SyntheticVideo(
+                codec="mpeg4", width=320, height=240, fps=25, num_frames=frames, gop=config.gop, pattern=i % 15, seed=i
+            ),
         )
         for i in range(config.videos)
     ]
@@ -112,8 +114,10 @@ def model_fps(backend: Backend, batch_sizes: tuple[int, ...], size: int, min_sec
 def decode_fps(paths: list[Path], backend: Backend, sampler: SamplerConfig, workers: int) -> float:
     """Sampling + decoding + preprocessing throughput alone (frames/s), with extraction's threads."""
     todo = [(str(p), "", None) for p in paths]
+
     def run() -> int:
         return sum(len(outcome[3]) for _, outcome in decoded_ahead(todo, sampler, backend, workers))
+
     seconds, frames = _timed(run)
     return frames / seconds
 
@@ -127,11 +131,15 @@ def text_prompts_per_s(backend: Backend) -> dict[str, float]:
     return {"text_prompts_per_s": len(texts) / trimmed}
 
 
-def measure_extraction(paths: list[Path], backend: Backend, config: BenchConfig, batch_size: int, cache_dir: Path) -> dict[str, Any]:
+def measure_extraction(
+    paths: list[Path], backend: Backend, config: BenchConfig, batch_size: int, cache_dir: Path
+) -> dict[str, Any]:
     cache = FeatureCache(cache_dir, cache_space(backend))
     with PeakRss() as rss:
         seconds, extraction = _timed(
-            lambda: extract_features(paths, backend, config.sampler, cache, batch_size=batch_size, workers=config.workers, progress=False)
+            lambda: extract_features(
+                paths, backend, config.sampler, cache, batch_size=batch_size, workers=config.workers, progress=False
+            )
         )
     frames = sum(len(v.indices) for v in extraction.features.values())
     return {
@@ -151,7 +159,9 @@ def ray_available() -> bool:
     return True
 
 
-def measure_ray(paths: list[Path], model_dir: str, config: BenchConfig, batch_size: int, cache_dir: Path) -> dict[str, Any]:
+def measure_ray(
+    paths: list[Path], model_dir: str, config: BenchConfig, batch_size: int, cache_dir: Path
+) -> dict[str, Any]:
     """The ray engine against the local one, measured one after the other here (same model,
     batch size and torch threads). Start-up is reported apart: starting Ray (`start_s`), then
     the run's own start (workers importing torch, the actor loading the model: `run_start_s`);
@@ -167,8 +177,16 @@ def measure_ray(paths: list[Path], model_dir: str, config: BenchConfig, batch_si
     backend = load_backend(model)
     backend.encode_pixels(backend.preprocess(np.zeros((1, 240, 320, 3), dtype=np.uint8)))  # load the weights
     local_s, local = _timed(
-        lambda: extract_features(paths, backend, config.sampler, FeatureCache(cache_dir / "local", cache_space(backend)),
-                                 batch_size=batch_size, workers=config.workers, progress=False, keep=False)  # fmt: skip
+        lambda: extract_features(
+            paths,
+            backend,
+            config.sampler,
+            FeatureCache(cache_dir / "local", cache_space(backend)),
+            batch_size=batch_size,
+            workers=config.workers,
+            progress=False,
+            keep=False,
+        )  # fmt: skip
     )
     gpus = 1.0 if backend.device.type == "cuda" else 0.0
     cores = os.cpu_count() or 1
@@ -178,16 +196,30 @@ def measure_ray(paths: list[Path], model_dir: str, config: BenchConfig, batch_si
         # One logical CPU more than the cores: the actor takes them all (its torch threads, as
         # the local engine's), the decoding tasks the extra one (the local engine decodes in
         # threads on the same cores).
-        start_s, _ = _timed(lambda: ray.init(num_cpus=cores + 1, num_gpus=int(gpus), include_dashboard=False, logging_level="WARNING"))
+        start_s, _ = _timed(
+            lambda: ray.init(num_cpus=cores + 1, num_gpus=int(gpus), include_dashboard=False, logging_level="WARNING")
+        )
     cpus = max(1.0, ray.cluster_resources().get("CPU", 2.0) - 1.0)  # one left for decoding tasks
-    engine = EngineConfig(name="ray", workers=1, gpus_per_worker=gpus, cpus_per_worker=cpus, threads_per_worker=torch.get_num_threads())
+    engine = EngineConfig(
+        name="ray", workers=1, gpus_per_worker=gpus, cpus_per_worker=cpus, threads_per_worker=torch.get_num_threads()
+    )
 
     def run(subset: list[Path], name: str) -> tuple[float, Any, dict[str, float]]:
         stats: dict[str, float] = {}
         cache = FeatureCache(cache_dir / name, cache_space(backend))
         seconds, filled = _timed(
-            lambda: fill_cache([str(p) for p in subset], backend, model, config.sampler, cache, engine=engine,
-                               batch_size=batch_size, workers=config.workers, progress=False, stats=stats)  # fmt: skip
+            lambda: fill_cache(
+                [str(p) for p in subset],
+                backend,
+                model,
+                config.sampler,
+                cache,
+                engine=engine,
+                batch_size=batch_size,
+                workers=config.workers,
+                progress=False,
+                stats=stats,
+            )  # fmt: skip
         )
         return seconds, filled, stats
 
@@ -229,7 +261,9 @@ def measure_openvino(
 
     rows: dict[str, Any] = {"inference_threads": torch.get_num_threads()}
     for precision in ("fp32", "int8"):
-        backend = load_backend(ModelConfig(name_or_path=model_dir, device="cpu", precision=precision, runtime="openvino"))
+        backend = load_backend(
+            ModelConfig(name_or_path=model_dir, device="cpu", precision=precision, runtime="openvino")
+        )
         encoder = as_frame(backend).runtime
         assert isinstance(encoder, OpenVINOImageEncoder), "runtime openvino gives the backend an OpenVINO runtime"
         encoder.folder = work / "openvino" / encoder.key  # a fresh store: building is measured
@@ -280,7 +314,9 @@ def measure_timeline(backend: Backend, directory: Path, seconds: float) -> dict[
     rows: dict[str, Any] = {"sample_fps": config.fps, "video_seconds": seconds, "codec": "h264"}
     for width, height in TIMELINE_SIZES:
         scenes = [Scene(seconds / 3, pattern) for pattern in range(3)]
-        video = write_scenes(directory / f"timeline-{width}x{height}.mp4", scenes, fps=25, width=width, height=height, gop=250)
+        video = write_scenes(
+            directory / f"timeline-{width}x{height}.mp4", scenes, fps=25, width=width, height=height, gop=250
+        )
         rows[f"{width}x{height}"] = timeline_realtime_factor(video, backend, config)
     return rows
 
@@ -297,8 +333,13 @@ def machine_facts(device: str = "cpu") -> dict[str, Any]:
     }
 
 
-def run_bench(config: BenchConfig = BenchConfig(), *, work_dir: str | Path | None = None, ray: bool | None = None,
-              openvino: bool | None = None) -> dict[str, Any]:
+def run_bench(
+    config: BenchConfig = BenchConfig(),
+    *,
+    work_dir: str | Path | None = None,
+    ray: bool | None = None,
+    openvino: bool | None = None,
+) -> dict[str, Any]:
     """Generate the inputs, measure, and return the figures (a JSON-able dict). `ray`: also
     measure the ray engine against the local one (None: when ray can be imported); `openvino`:
     also the OpenVINO runtime's rows (None: when openvino and nncf can be imported)."""
@@ -306,7 +347,9 @@ def run_bench(config: BenchConfig = BenchConfig(), *, work_dir: str | Path | Non
         tmp_path = Path(tmp)
         paths = make_videos(tmp_path / "videos", config)
         model_dir = config.model or str(build_random_clip(tmp_path / "model", config.architecture, logit_scale=100.0))
-        results: dict[str, Any] = {"inputs": {**dataclasses.asdict(config), "model": config.model or f"random {config.architecture}"}}
+        results: dict[str, Any] = {
+            "inputs": {**dataclasses.asdict(config), "model": config.model or f"random {config.architecture}"}
+        }
         figures = {}
         extractions = {}
         for label, precision in (("fp32", "fp32"), ("fast", config.fast_precision)):
@@ -324,11 +367,16 @@ def run_bench(config: BenchConfig = BenchConfig(), *, work_dir: str | Path | Non
                 if ray if ray is not None else ray_available():
                     results["ray"] = measure_ray(paths, model_dir, config, batch_size, tmp_path / "cache-ray")
             if label == "fast":
-                results["timeline_realtime_factor"] = measure_timeline(backend, tmp_path / "timeline", 4 * config.seconds)
+                results["timeline_realtime_factor"] = measure_timeline(
+                    backend, tmp_path / "timeline", 4 * config.seconds
+                )
             del backend
             gc.collect()  # free the fp32 model before the fast one is measured
         cosines = [
-            float(video_embedding(extractions["fp32"].features[p].embeds) @ video_embedding(extractions["fast"].features[p].embeds))
+            float(
+                video_embedding(extractions["fp32"].features[p].embeds)
+                @ video_embedding(extractions["fast"].features[p].embeds)
+            )
             for p in extractions["fp32"].features
             if p in extractions["fast"].features
         ]
@@ -342,4 +390,3 @@ def run_bench(config: BenchConfig = BenchConfig(), *, work_dir: str | Path | Non
     results["machine"] = machine_facts(results.pop("device"))
     results["created_at"] = now_iso()  # figures are dated: they belong to this machine, today
     return results
-

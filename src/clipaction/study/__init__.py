@@ -172,11 +172,15 @@ def rebuild_report(run_dir: Path) -> dict[str, Path]:
 
     path = Path(run_dir).expanduser() / "results.json"
     if not path.is_file():
-        raise DataError(f"no results.json in {path.parent} (expected the out folder of `clipaction run`)", setting="run_dir")
+        raise DataError(
+            f"no results.json in {path.parent} (expected the out folder of `clipaction run`)", setting="run_dir"
+        )
     try:
         results = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: not valid JSON: {error}", setting="run_dir") from None
     if results.get("task") != "study":
-        raise DataError(f"{path} is not the results of `clipaction run` (task: {results.get('task')!r})", setting="run_dir")
+        raise DataError(
+            f"{path} is not the results of `clipaction run` (task: {results.get('task')!r})", setting="run_dir"
+        )
     return write_report(results, path.parent)

@@ -213,7 +213,11 @@ def adapt_methods_stage(ctx: Context, plan: FewShotPlan, main: Extraction, befor
         previous = group_accuracy(torch.from_numpy(before.scores), labels, trained_columns)
         chosen = trained_columns.nonzero().flatten()
         keep = torch.isin(labels, chosen)
-        chosen_top1 = float((chosen[after_scores[keep][:, chosen].argmax(1)] == labels[keep]).float().mean()) if keep.any() else None
+        chosen_top1 = (
+            float((chosen[after_scores[keep][:, chosen].argmax(1)] == labels[keep]).float().mean())
+            if keep.any()
+            else None
+        )
         result: dict[str, Any] = {
             "changes_projection": bool(classifier.changes_projection),
             "info": classifier.info,
@@ -242,8 +246,12 @@ def adapt_methods_stage(ctx: Context, plan: FewShotPlan, main: Extraction, befor
         "shots_per_class": plan.shots_per_class,
         "n_train_videos": len(plan.records),
         "zeroshot": zeroshot,
-        "outside": None if outside is None else {
-            "classes": outside["classes"], "n_videos": len(outside["labels"]), "zeroshot_top1": zeroshot_outside,
+        "outside": None
+        if outside is None
+        else {
+            "classes": outside["classes"],
+            "n_videos": len(outside["labels"]),
+            "zeroshot_top1": zeroshot_outside,
         },
         "methods": methods,
     }

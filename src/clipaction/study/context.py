@@ -43,8 +43,13 @@ class Context:
     def classes(self) -> list[str]:
         return list(self.test.classes)
 
-    def extract(self, records: Sequence[VideoRecord], sampler: SamplerConfig, backend: Backend | None = None,
-                cached: bool = True) -> Extraction:
+    def extract(
+        self,
+        records: Sequence[VideoRecord],
+        sampler: SamplerConfig,
+        backend: Backend | None = None,
+        cached: bool = True,
+    ) -> Extraction:
         backend = backend or self.backend
         extraction = extract(
             [str(r.path) for r in records],

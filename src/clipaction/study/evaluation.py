@@ -155,7 +155,9 @@ def ablation_stage(ctx: Context, main: Extraction) -> dict[str, Any]:
         for template_set in stage.template_sets:
             templates = load_templates(template_set)
             text = class_text_features(ctx.backend, names, templates, ctx.cache) if scored.videos else None
-            scores = video_scores(ctx.backend, main, scored.videos, text)[1].numpy() if text is not None else scored.scores
+            scores = (
+                video_scores(ctx.backend, main, scored.videos, text)[1].numpy() if text is not None else scored.scores
+            )
             metrics = compute_metrics(scores, scored.labels, ctx.classes)
             row = {"name_style": style, "templates": template_set, "n_templates": len(templates), **summary(metrics)}
             # the texts themselves, so the report can tell rows that are one result (a label map

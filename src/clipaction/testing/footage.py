@@ -168,7 +168,9 @@ class ColourBackend(FrameBackendBase):
     capabilities: frozenset = frozenset()
     device = torch.device("cpu")
 
-    def __init__(self, clip_frames: int | None = None, scale: float = 30.0, aliases: dict[str, int] | None = None) -> None:
+    def __init__(
+        self, clip_frames: int | None = None, scale: float = 30.0, aliases: dict[str, int] | None = None
+    ) -> None:
         super().__init__()
         #: words that name a palette colour in texts, besides the colour names themselves
         self.aliases = dict(aliases or {})

@@ -131,7 +131,14 @@ def gemma_tokenizer():
 #: Model sizes. "base" has a real ViT-B image tower (MetaCLIP 2: B/32 at 224; SigLIP 2: B/16 at
 #: 224) for `bench`; its text tower is 2 layers deep, since bench times the image encoder.
 SHAPES: dict[str, dict[str, Any]] = {
-    "tiny": {"side": _SIDE, "patch": _PATCH, "metaclip_patch": _PATCH, "text": _TEXT, "vision": _VISION, "projection": 24},
+    "tiny": {
+        "side": _SIDE,
+        "patch": _PATCH,
+        "metaclip_patch": _PATCH,
+        "text": _TEXT,
+        "vision": _VISION,
+        "projection": 24,
+    },
     "base": {
         "side": 224,
         "patch": 16,

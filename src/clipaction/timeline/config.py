@@ -45,7 +45,11 @@ class TimelineConfig:
             object.__setattr__(self, "tiou_thresholds", check_tiou(self.tiou_thresholds))
         for name in ("fps", "window", "stride", "chunk_seconds"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not (math.isfinite(value) and value > 0)
+            ):
                 raise ConfigError(f"must be a number > 0; got {value!r}", setting=f"timeline.{name}")
         if self.fps * self.window < 1:
             raise ConfigError(

@@ -206,7 +206,9 @@ def _read_text(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as error:
-        raise DataError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start})", setting="timeline.ground_truth") from None
+        raise DataError(
+            f"{path} is not UTF-8 text ({error.reason} at byte {error.start})", setting="timeline.ground_truth"
+        ) from None
 
 
 def _activitynet(path: Path) -> list[Detection]:
@@ -243,7 +245,9 @@ def _thumos_file(path: Path) -> list[Detection]:
         try:
             video, start, end = parts[0], float(parts[1]), float(parts[2])
         except (IndexError, ValueError):
-            raise DataError(f"{path}:{number}: expected 'video start end'; got {line!r}", setting="timeline.ground_truth") from None
+            raise DataError(
+                f"{path}:{number}: expected 'video start end'; got {line!r}", setting="timeline.ground_truth"
+            ) from None
         items.append(Detection(video, label, start, end))
     return items
 

@@ -84,7 +84,10 @@ def _skips_json(skips: list[Skipped]) -> str:
 
 def _skips_from(info: dict[str, str]) -> list[Skipped]:
     try:
-        return [Skipped(int(a), int(b), float(c), float(d), str(e)) for a, b, c, d, e in json.loads(info.get("skipped", "[]"))]
+        return [
+            Skipped(int(a), int(b), float(c), float(d), str(e))
+            for a, b, c, d, e in json.loads(info.get("skipped", "[]"))
+        ]
     except (ValueError, TypeError):
         return []
 
@@ -115,7 +118,15 @@ class _Producer:
 
     _END = object()
 
-    def __init__(self, path: str, wanted: list[tuple[int, float]], info: StreamInfo, backend: Backend, batch: int, stats: PassStats) -> None:
+    def __init__(
+        self,
+        path: str,
+        wanted: list[tuple[int, float]],
+        info: StreamInfo,
+        backend: Backend,
+        batch: int,
+        stats: PassStats,
+    ) -> None:
         self.queue: queue.Queue = queue.Queue(maxsize=3)
         self.stop = threading.Event()
         self.decoder_stats: dict[str, int] = {}
@@ -271,7 +282,17 @@ class _FramePass:
     cover are taken; rows no later window covers are dropped.
     """
 
-    def __init__(self, path: str, key: str, grid: TimeGrid, backend: Backend, config: TimelineConfig, cache: FeatureCache | None, stats: PassStats, bar: _Bar) -> None:
+    def __init__(
+        self,
+        path: str,
+        key: str,
+        grid: TimeGrid,
+        backend: Backend,
+        config: TimelineConfig,
+        cache: FeatureCache | None,
+        stats: PassStats,
+        bar: _Bar,
+    ) -> None:
         self.path, self.grid, self.backend, self.cache, self.stats, self.bar = path, grid, backend, cache, stats, bar
         self.size = chunk_samples(config.fps, config.chunk_seconds)
         self.n = grid.n_samples
@@ -279,7 +300,9 @@ class _FramePass:
         self.keys = [_frame_chunk_key(key, config.fps, self.size, c) for c in range(self.n_chunks)]
         missing = [c for c in range(self.n_chunks) if cache is None or cache.load(self.keys[c]) is None]
         stats.chunks_cached = self.n_chunks - len(missing)
-        self.wanted = [(k, grid.sample_time(k)) for c in missing for k in range(c * self.size, min(self.n, (c + 1) * self.size))]
+        self.wanted = [
+            (k, grid.sample_time(k)) for c in missing for k in range(c * self.size, min(self.n, (c + 1) * self.size))
+        ]
         self.rows: dict[int, torch.Tensor] = {}  # sample -> embedding row, for windows not yet done
         self.pending: dict[int, _ChunkRows] = {c: _ChunkRows() for c in missing}
         self.next_window = 0  # the first window not yet handed out
@@ -342,7 +365,15 @@ class _FramePass:
 
 
 def _frame_windows(
-    path: str, key: str, info: StreamInfo, grid: TimeGrid, backend: Backend, config: TimelineConfig, cache: FeatureCache | None, stats: PassStats, bar: _Bar
+    path: str,
+    key: str,
+    info: StreamInfo,
+    grid: TimeGrid,
+    backend: Backend,
+    config: TimelineConfig,
+    cache: FeatureCache | None,
+    stats: PassStats,
+    bar: _Bar,
 ) -> Iterator[tuple[int, torch.Tensor | None]]:
     """`window_features` for a frame model: a window's feature pools its frames' rows."""
     state = _FramePass(path, key, grid, backend, config, cache, stats, bar)
@@ -358,8 +389,17 @@ def _frame_windows(
         _close(producer, stats)
 
 
-def _store_frames(cache: FeatureCache | None, key: str, part: _ChunkRows, path: str, chunk: int, size: int) -> CachedVideo:
-    entry = part.entry({"path": str(Path(path).resolve()), "chunk": str(chunk), "samples": str(size), "skipped": _skips_json(part.skips)})
+def _store_frames(
+    cache: FeatureCache | None, key: str, part: _ChunkRows, path: str, chunk: int, size: int
+) -> CachedVideo:
+    entry = part.entry(
+        {
+            "path": str(Path(path).resolve()),
+            "chunk": str(chunk),
+            "samples": str(size),
+            "skipped": _skips_json(part.skips),
+        }
+    )
     if cache is not None:
         cache.store(key, entry)
     return entry
@@ -399,7 +439,17 @@ class _ClipPass:
     not yet assembled and the rows (D,) of the chunks not yet handed out.
     """
 
-    def __init__(self, path: str, key: str, grid: TimeGrid, backend: Backend, config: TimelineConfig, cache: FeatureCache | None, stats: PassStats, bar: _Bar) -> None:
+    def __init__(
+        self,
+        path: str,
+        key: str,
+        grid: TimeGrid,
+        backend: Backend,
+        config: TimelineConfig,
+        cache: FeatureCache | None,
+        stats: PassStats,
+        bar: _Bar,
+    ) -> None:
         self.path, self.grid, self.backend, self.cache, self.stats, self.bar = path, grid, backend, cache, stats, bar
         self.frames = clip_frames(backend)
         self.size = max(1, round(exact(config.chunk_seconds) / exact(config.stride)))  # windows per chunk
@@ -499,7 +549,14 @@ class _ClipPass:
         """Chunk `c`'s rows: stored now when encoded in this pass, else read from the cache."""
         if c in self.chunk_rows:
             part = self.chunk_rows.pop(c)
-            entry = part.entry({"path": str(Path(self.path).resolve()), "chunk": str(c), "clip_frames": str(self.frames), "skipped": _skips_json(part.skips)})
+            entry = part.entry(
+                {
+                    "path": str(Path(self.path).resolve()),
+                    "chunk": str(c),
+                    "clip_frames": str(self.frames),
+                    "skipped": _skips_json(part.skips),
+                }
+            )
             if self.cache is not None:
                 self.cache.store(self.keys[c], entry)
             self.stats.chunks_encoded += 1
@@ -513,7 +570,15 @@ class _ClipPass:
 
 
 def _clip_windows(
-    path: str, key: str, info: StreamInfo, grid: TimeGrid, backend: Backend, config: TimelineConfig, cache: FeatureCache | None, stats: PassStats, bar: _Bar
+    path: str,
+    key: str,
+    info: StreamInfo,
+    grid: TimeGrid,
+    backend: Backend,
+    config: TimelineConfig,
+    cache: FeatureCache | None,
+    stats: PassStats,
+    bar: _Bar,
 ) -> Iterator[tuple[int, torch.Tensor | None]]:
     """`window_features` for a clip model: one clip of `clip_frames` frames per window."""
     state = _ClipPass(path, key, grid, backend, config, cache, stats, bar)

@@ -66,7 +66,14 @@ def draw_timeline(
     bar.xaxis.set_major_formatter(FuncFormatter(_clock))
     bar.set_xlabel("time")
     handles = [Patch(color=colours[label], label=_text(label)) for label in labels]
-    fig.legend(handles=handles, loc="upper center", ncol=min(len(labels), 6), fontsize=8, frameon=False, bbox_to_anchor=(0.5, 1.02))
+    fig.legend(
+        handles=handles,
+        loc="upper center",
+        ncol=min(len(labels), 6),
+        fontsize=8,
+        frameon=False,
+        bbox_to_anchor=(0.5, 1.02),
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, bbox_inches="tight", metadata={"Software": None})
     fig.clear()

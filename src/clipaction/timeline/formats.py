@@ -49,7 +49,11 @@ def activitynet_results(by_video: Mapping[str, Sequence[Segment]]) -> dict:
         "version": "VERSION 1.3",
         "results": {
             video: [
-                {"label": s.label, "score": round(s.score, _SCORE), "segment": [round(s.start, _TIME), round(s.end, _TIME)]}
+                {
+                    "label": s.label,
+                    "score": round(s.score, _SCORE),
+                    "segment": [round(s.start, _TIME), round(s.end, _TIME)],
+                }
                 for s in segments
             ]
             for video, segments in by_video.items()
@@ -103,6 +107,8 @@ def write_outputs(
     }
     write_text_atomic(paths["windows"], windows_csv(windows))
     write_text_atomic(paths["segments"], segments_csv(video_id, segments))
-    write_text_atomic(paths["segments_json"], json.dumps(activitynet_results({result_id or video_id: segments}), indent=2) + "\n")
+    write_text_atomic(
+        paths["segments_json"], json.dumps(activitynet_results({result_id or video_id: segments}), indent=2) + "\n"
+    )
     write_text_atomic(paths["subtitles"], webvtt(segments))
     return paths

@@ -176,14 +176,24 @@ def label_videos(
             log.warning("skipped %s: %s", path, reason)
             failures.append({"path": str(path), "error": reason})
             continue
-        segments = find_segments(windows, threshold=config.threshold, min_segment=config.min_segment, background=config.background)
-        item = VideoTimeline(str(path), video_id, windows, segments, stats, result_id=result_ids.get(video_id, video_id))
-        item.outputs = write_outputs(folder / video_id, video_id, Path(path).stem, windows, segments, result_id=item.result_id)
+        segments = find_segments(
+            windows, threshold=config.threshold, min_segment=config.min_segment, background=config.background
+        )
+        item = VideoTimeline(
+            str(path), video_id, windows, segments, stats, result_id=result_ids.get(video_id, video_id)
+        )
+        item.outputs = write_outputs(
+            folder / video_id, video_id, Path(path).stem, windows, segments, result_id=item.result_id
+        )
         from clipaction.timeline.figure import draw_timeline
 
         item.outputs["figure"] = draw_timeline(
-            folder / video_id / "timeline.png", windows, segments,
-            title=Path(path).name, threshold=config.threshold, background=config.background,
+            folder / video_id / "timeline.png",
+            windows,
+            segments,
+            title=Path(path).name,
+            threshold=config.threshold,
+            background=config.background,
         )
         done.append(item)
     results: dict[str, Any] = {

@@ -48,7 +48,11 @@ def check_tiou(thresholds: Sequence[float], setting: str = "timeline.tiou_thresh
     if not values:
         raise ConfigError("give at least one tIoU threshold, e.g. 0.5:0.05:0.95", setting=setting)
     for value in values:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and 0 < value <= 1):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not (math.isfinite(value) and 0 < value <= 1)
+        ):
             raise ConfigError(f"a tIoU threshold must be a number in (0, 1]; got {value!r}", setting=setting)
     keys = [tiou_key(v) for v in values]
     repeated = sorted({k for k in keys if keys.count(k) > 1})

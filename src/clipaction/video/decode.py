@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 # per video (thread start-up); on large frames they pay off.
 _THREAD_TYPE = "AUTO"
 
+
 def decode_settings(max_short_side: int | None = MAX_SHORT_SIDE) -> dict:
     """Everything in decoding that changes returned pixels (for cache keys): bump `version` when
     the decoding rules change."""
@@ -382,7 +383,11 @@ def _measured_meta(path: Path, meta: VideoMeta, survey: _Survey) -> VideoMeta:
         fps = survey.mean_rate
     log.warning(
         "%s: metadata says %d frames at %.4g fps; the stream has %d packets at %.4g fps",
-        path, meta.num_frames, meta.fps, survey.packets, fps,
+        path,
+        meta.num_frames,
+        meta.fps,
+        survey.packets,
+        fps,
     )
     return VideoMeta.from_frames(survey.packets, fps)
 
@@ -455,9 +460,7 @@ class _SeekingReader:
         keyframes = self.index.keyframes
         for attempt in range(6):
             try:
-                self.container.seek(
-                    self.index.keyframe_pts[slot], stream=self.stream, backward=True, any_frame=False
-                )
+                self.container.seek(self.index.keyframe_pts[slot], stream=self.stream, backward=True, any_frame=False)
             except (av.error.FFmpegError, OSError) as exc:
                 raise _Unreliable(f"seek failed ({exc})") from exc
             frames = _iter_frames(self.container, self.stream)
@@ -565,7 +568,9 @@ def read_sampled_frames(
         log.warning("%s: metadata says %d frames, decoding finds %d", path, meta.num_frames, exc.available)
         meta = VideoMeta.from_frames(exc.available, meta.fps)
         indices = sample_indices(meta, sampler)
-        found = _read(path, sorted(set(indices)), _Survey(exc.available, None, "fewer frames than packets"), max_short_side)
+        found = _read(
+            path, sorted(set(indices)), _Survey(exc.available, None, "fewer frames than packets"), max_short_side
+        )
     claimed = declared_duration(declared)
     warnings = partial_warnings(meta, sampler, indices, claimed)
     frames = _stack(path, found, indices)

@@ -117,10 +117,7 @@ def center_clip(meta: VideoMeta, *, frames: int, window: float, clips: int = 1) 
     length = window_length(meta, window)
     # start + (k + 0.5) * L / N == ((n - L) * N + (2k + 1) * L) / (2N), floored exactly.
     last = n - 1
-    return [
-        min(last, max(0, ((n - length) * frames + (2 * k + 1) * length) // (2 * frames)))
-        for k in range(frames)
-    ]
+    return [min(last, max(0, ((n - length) * frames + (2 * k + 1) * length) // (2 * frames))) for k in range(frames)]
 
 
 @register_sampler("multi-clip", uses=("clips", "frames", "window"))
@@ -131,7 +128,9 @@ def multi_clip(meta: VideoMeta, *, frames: int, window: float, clips: int = 3) -
 
     Clip j's index k is floor(start_j + (k + 0.5) * L / frames), start_j = clamp(c_j - L/2).
     """
-    return sorted(index for clip in multi_clip_groups(meta, frames=frames, window=window, clips=clips) for index in clip)
+    return sorted(
+        index for clip in multi_clip_groups(meta, frames=frames, window=window, clips=clips) for index in clip
+    )
 
 
 def multi_clip_groups(meta: VideoMeta, *, frames: int, window: float, clips: int = 3) -> list[list[int]]:
@@ -148,7 +147,9 @@ def multi_clip_groups(meta: VideoMeta, *, frames: int, window: float, clips: int
         # c_j - L/2 = (2n(j+1) - L(clips+1)) / (2(clips+1)), in exact fractions
         start = Fraction(2 * n * (j + 1) - length * (clips + 1), 2 * (clips + 1))
         start = min(max(start, Fraction(0)), Fraction(n - length))
-        groups.append([min(n - 1, math.floor(start + Fraction((2 * k + 1) * length, 2 * frames))) for k in range(frames)])
+        groups.append(
+            [min(n - 1, math.floor(start + Fraction((2 * k + 1) * length, 2 * frames))) for k in range(frames)]
+        )
     return groups
 
 

@@ -89,7 +89,9 @@ class Skipped:
 
     @property
     def warning(self) -> str:
-        return f"{self.reason} from {self.start:.2f} s to {self.end:.2f} s: {self.last - self.first + 1} sample(s) skipped"
+        return (
+            f"{self.reason} from {self.start:.2f} s to {self.end:.2f} s: {self.last - self.first + 1} sample(s) skipped"
+        )
 
 
 def should_seek(gap: float, keyframe_interval: float | None) -> bool:

@@ -57,9 +57,13 @@ def extract(
         raise ConfigError("the ray engine writes its features to the cache; give a cache folder", setting="engine.name")
     model = model or backend.config
     if not isinstance(model, ModelConfig):
-        raise ConfigError("the ray engine rebuilds the model on its workers and needs its ModelConfig", setting="engine.name")
+        raise ConfigError(
+            "the ray engine rebuilds the model on its workers and needs its ModelConfig", setting="engine.name"
+        )
     if importlib.util.find_spec("ray") is None:
-        raise ConfigError('the ray engine needs Ray: pip install -e ".[ray]" (or "clipaction[ray]")', setting="engine.name")
+        raise ConfigError(
+            'the ray engine needs Ray: pip install -e ".[ray]" (or "clipaction[ray]")', setting="engine.name"
+        )
     filled = fill_cache(
         [str(p) for p in paths], backend, model, sampler, cache,
         engine=engine, batch_size=batch_size, workers=workers, progress=progress, crop=crop,

@@ -182,9 +182,19 @@ def fill_cache(
     return _ordered(result, paths)
 
 
-def _pipeline(dataset: Any, model: ModelConfig, sampler: SamplerConfig, cache: FeatureCache, engine: EngineConfig,
-              batch_size: int, videos_per_batch: int, frames: int, hooks: FaultHooks | None, n_actors: int,
-              crop: CropPosition | None = None) -> Any:
+def _pipeline(
+    dataset: Any,
+    model: ModelConfig,
+    sampler: SamplerConfig,
+    cache: FeatureCache,
+    engine: EngineConfig,
+    batch_size: int,
+    videos_per_batch: int,
+    frames: int,
+    hooks: FaultHooks | None,
+    n_actors: int,
+    crop: CropPosition | None = None,
+) -> Any:
     """decode (tasks) -> encode and store (actors), as a lazy Ray dataset of result rows."""
     from ray.data import ActorPoolStrategy
 
@@ -226,7 +236,12 @@ def _worker_model(model: ModelConfig, engine: EngineConfig) -> ModelConfig:
 
 
 def _plan(
-    paths: Sequence[str], backend: Backend, sampler: SamplerConfig, cache: FeatureCache, workers: int, result: Extraction
+    paths: Sequence[str],
+    backend: Backend,
+    sampler: SamplerConfig,
+    cache: FeatureCache,
+    workers: int,
+    result: Extraction,
 ) -> tuple[list[dict[str, str]], dict[str, list[str]]]:
     """The rows to encode (one per distinct content) and the other paths with the same content;
     cached videos are counted (with their warnings) and unreadable ones failed in `result`."""
@@ -333,9 +348,13 @@ class _Encoder:
         self.hooks = FaultHooks(**hooks)
         # Another model on this node (other files at the same path) would mix features into
         # the space of the driver's: refuse every video instead.
-        self.mismatch = "" if space.get("model") == self.backend.fingerprint else (
-            f"this worker's model at {model.name_or_path} differs from the driver's; put the model "
-            "folder on shared storage or use a hub id"
+        self.mismatch = (
+            ""
+            if space.get("model") == self.backend.fingerprint
+            else (
+                f"this worker's model at {model.name_or_path} differs from the driver's; put the model "
+                "folder on shared storage or use a hub id"
+            )
         )
 
     def __call__(self, batch: Any) -> Any:
@@ -349,7 +368,9 @@ class _Encoder:
                 row["error"] = row["error"] or self.mismatch
                 continue
             indices = np.asarray(json.loads(record["indices"]), dtype=np.int64)
-            if complete(self.cache, record["key"], indices, self.backend, self.clip_frames, self._order(record, indices)):
+            if complete(
+                self.cache, record["key"], indices, self.backend, self.clip_frames, self._order(record, indices)
+            ):
                 row["status"] = "cached"  # a retried batch, or another shard, wrote it already
                 continue
             shape = json.loads(record["shape"])

@@ -90,7 +90,6 @@ class HFClipBackend(FrameBackendBase):
             self.family, self.processor_spec, self.source, None if self.naflex else self.input_size
         )
 
-
     # -- lazy loading ---------------------------------------------------------------------
 
     @property

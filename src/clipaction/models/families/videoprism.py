@@ -60,10 +60,16 @@ PROCESSOR_DEFAULTS: dict[str, Any] = {
 _MODES = {0: "nearest", 2: "bilinear", 3: "bicubic"}
 
 
-def resize_rescale(frames: np.ndarray | Sequence[np.ndarray], settings: dict[str, Any], size: tuple[int, int]) -> torch.Tensor:
+def resize_rescale(
+    frames: np.ndarray | Sequence[np.ndarray], settings: dict[str, Any], size: tuple[int, int]
+) -> torch.Tensor:
     """uint8 RGB frames (F, H, W, 3) -> (F, 3, h, w) float32, the video processor's steps in its
     order: resize (antialiased, uint8 in and out), centre crop, rescale, normalise."""
-    video = torch.from_numpy(np.ascontiguousarray(np.stack([np.asarray(f) for f in frames]))).permute(0, 3, 1, 2).contiguous()
+    video = (
+        torch.from_numpy(np.ascontiguousarray(np.stack([np.asarray(f) for f in frames])))
+        .permute(0, 3, 1, 2)
+        .contiguous()
+    )
     if settings["do_resize"] and tuple(video.shape[-2:]) != size:
         mode = _MODES[int(settings["resample"])]
         video = torch.nn.functional.interpolate(

@@ -79,6 +79,7 @@ RECIPE = {
 INFERENCE_PRECISION = {"fp32": "f32", "int8": "f32"}
 FAMILIES = "clip, metaclip_2, siglip"
 
+
 def store_root() -> Path:
     """Where converted models live: `<cache>/openvino` ($CLIPACTION_CACHE or ~/.cache/clipaction)."""
     from clipaction.paths import default_cache_dir
@@ -88,6 +89,7 @@ def store_root() -> Path:
 
 def versions(precision: str) -> dict[str, str | None]:
     """OpenVINO's (and for int8 NNCF's) installed version, read without importing them."""
+
     def version(name: str) -> str | None:
         try:
             return importlib.metadata.version(name)
@@ -214,7 +216,9 @@ class OpenVINOImageEncoder:
                     "openvino int8 is calibrated on only %d frames of %d video(s): activation ranges may be too "
                     "narrow for other footage. The model is kept and reused: to calibrate again on more videos "
                     "delete %s (and the features cached with it), or use precision fp32",
-                    len(calibration.pixels), calibration.source["videos"], self.folder,
+                    len(calibration.pixels),
+                    calibration.source["videos"],
+                    self.folder,
                 )
             self._compiled = self._build(calibration)
 
@@ -348,15 +352,15 @@ def quantize(model: Any, pixels: torch.Tensor) -> Any:
     # NNCF's progress bars print to stdout, which belongs to the CLI (predict --json): stderr.
     with contextlib.redirect_stdout(sys.stderr):
         return nncf.quantize(
-        model,
-        nncf.Dataset(items),
+            model,
+            nncf.Dataset(items),
             preset=nncf.QuantizationPreset.MIXED,
             model_type=nncf.ModelType.TRANSFORMER,
             subset_size=len(pixels),
             fast_bias_correction=RECIPE["fast_bias_correction"],
             advanced_parameters=AdvancedQuantizationParameters(
                 batchwise_statistics=True,
-                smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=RECIPE["smooth_quant_matmul_alpha"])
+                smooth_quant_alphas=AdvancedSmoothQuantParameters(matmul=RECIPE["smooth_quant_matmul_alpha"]),
             ),
         )
 
