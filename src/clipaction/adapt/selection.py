@@ -14,9 +14,9 @@ def weakest_classes(accuracy: Mapping[str, float | None], n: int, order: Sequenc
     """The `n` classes with the lowest accuracy, returned in `order`'s order. Ties go to the
     class that comes first in `order`; classes without a score (NaN/None) are never chosen."""
     scored = [
-        (float(accuracy[name]), position, name)
+        (score, position, name)
         for position, name in enumerate(order)
-        if accuracy.get(name) is not None and not math.isnan(float(accuracy[name]))
+        if (score := accuracy.get(name)) is not None and not math.isnan(score)
     ]
     chosen = {name for _, _, name in sorted(scored)[:n]}
     return [name for name in order if name in chosen]

@@ -18,7 +18,7 @@ from clipaction.video.sampling import list_samplers, sampler_spec  # imports no 
 Subset = Literal["train", "test", "all"]
 Device = Literal["auto", "cpu", "cuda"]
 NameStyle = Literal["raw", "spaced", "plain"]
-Precision = Literal["fp32", "int8", "fp16"]
+Precision = Literal["fp32", "int8", "bf16", "fp16"]
 Runtime = Literal["torch", "openvino"]
 EngineName = Literal["local", "ray"]
 #: Spatial crops per frame: 1, the model's own preprocessing (resize and centre crop, or a
@@ -81,6 +81,12 @@ class DatasetConfig:
             raise ConfigError(f"must be >= 1 or 'all'; got {self.num_classes}", setting="dataset.num_classes")
         object.__setattr__(self, "classes", tuple(self.classes))
 
+    @property
+    def class_count(self) -> int | None:
+        """`num_classes` as checked: a count, or None for every class ('all' is read as None)."""
+        assert not isinstance(self.num_classes, str)  # __post_init__ turned 'all' into None
+        return self.num_classes
+
 
 @dataclass(frozen=True)
 class SamplerConfig:
@@ -136,7 +142,7 @@ class ModelConfig:
     device: Device = "auto"
     batch_size: int = 32
     precision: Precision = "fp32"
-    #: what runs the image encoder: torch (the reference), or OpenVINO on the CPU (fp32, int8)
+    #: what runs the image encoder: torch (the reference), or OpenVINO on the CPU (fp32, int8, bf16)
     runtime: Runtime = "torch"
 
     def __post_init__(self) -> None:
@@ -145,7 +151,7 @@ class ModelConfig:
         check_choice("model.runtime", self.runtime, Runtime)
         if self.runtime == "openvino" and (self.precision == "fp16" or self.device == "cuda"):
             raise ConfigError(
-                "openvino runs fp32 or int8 on the CPU; fp16 and cuda are torch's: use runtime torch",
+                "openvino runs fp32, int8 or bf16 on the CPU; fp16 and cuda are torch's: use runtime torch",
                 setting="model.runtime",
             )
         if self.batch_size < 1:

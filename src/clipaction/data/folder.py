@@ -272,13 +272,13 @@ def load_folder(config: DatasetConfig) -> VideoDataset:
     if not labels:
         source = config.manifest or config.root
         raise DatasetError(f"no videos found in {source} (extensions: {', '.join(sorted(VIDEO_EXTENSIONS))})")
-    if not config.classes and config.num_classes is not None and config.num_classes < len(labels):
+    if not config.classes and config.class_count is not None and config.class_count < len(labels):
         logger.warning(
             "keeping the first %d of %d labels (num_classes); set num_classes to None for all",
-            config.num_classes,
+            config.class_count,
             len(labels),
         )
-    picked = select_classes(labels, config.classes, config.num_classes, dataset="folder")
+    picked = select_classes(labels, config.classes, config.class_count, dataset="folder")
     classes = tuple(labels[i] for i in picked)
     index = {name: i for i, name in enumerate(classes)}
     records: list[VideoRecord] = []

@@ -117,9 +117,9 @@ def _class_folders(root: Path, classes: list[str]) -> dict[str, Path]:
     exact = {folder.name: folder for folder in folders}
     found = {}
     for name in classes:
-        folder = exact.get(name) or by_fold.get(name.casefold())
-        if folder is not None:
-            found[name] = folder
+        match = exact.get(name) or by_fold.get(name.casefold())
+        if match is not None:
+            found[name] = match
     if not found:
         nested = sorted(p.parent for p in root.glob(f"*/{classes[0]}/"))
         hint = f"; did you mean {nested[0]}?" if nested else ""
@@ -164,7 +164,7 @@ def load_hmdb51(config: DatasetConfig) -> VideoDataset:
     """
     root, splits = _check_dirs(config)
     all_classes = read_class_names(splits)
-    picked = select_classes(all_classes, config.classes, config.num_classes, dataset="hmdb51")
+    picked = select_classes(all_classes, config.classes, config.class_count, dataset="hmdb51")
     classes = tuple(all_classes[i] for i in picked)
     files = {}
     for name in classes:

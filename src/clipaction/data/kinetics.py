@@ -171,7 +171,7 @@ def _label_set(config: DatasetConfig, labels: Sequence[str], path: Path) -> tupl
     """The classes: `config.classes` as given (names without rows allowed), else the first
     `num_classes` sorted labels of the file."""
     if not config.classes:
-        return tuple(labels[: config.num_classes] if config.num_classes is not None else labels)
+        return tuple(labels[: config.class_count] if config.class_count is not None else labels)
     classes = tuple(name.strip() for name in config.classes)
     repeated = sorted({name for name in classes if classes.count(name) > 1})
     if repeated:

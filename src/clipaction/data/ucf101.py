@@ -184,7 +184,7 @@ def load_ucf101(config: DatasetConfig) -> VideoDataset:
     root, splits = _check_dirs(config)
     class_file = _split_file(splits, CLASS_INDEX)
     all_classes = read_class_index(class_file)
-    picked = select_classes(all_classes, config.classes, config.num_classes, dataset="ucf101")
+    picked = select_classes(all_classes, config.classes, config.class_count, dataset="ucf101")
     classes = tuple(all_classes[i] for i in picked)
     position = {ci: new for new, ci in enumerate(picked)}
     by_folder = {name.casefold(): i for i, name in enumerate(all_classes)}

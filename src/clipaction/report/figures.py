@@ -136,7 +136,7 @@ def ranking_figure(metrics: Mapping[str, Any], title: str) -> Figure | None:
     ax.set_xlabel("Accuracy (%)")
     ax.set_title(_text(title), fontsize=10)
     for y, name, value in zip(positions, names, values):
-        ax.text(value + 1, y, pct(accuracy_of(metrics, name)), va="center", fontsize=7)
+        ax.text(value + 1, float(y), pct(accuracy_of(metrics, name)), va="center", fontsize=7)
     mean = metrics.get("mean_class_accuracy")
     if isinstance(mean, (int, float)) and math.isfinite(mean):
         ax.axvline(100 * mean, color="gray", linestyle="--", linewidth=1, label=f"mean {pct(mean)}")

@@ -163,10 +163,11 @@ def full_finetune_line(stage: Mapping[str, Any]) -> str:
 
 def methods_line(stage: Mapping[str, Any]) -> str:
     rows = [
-        (name, (r.get("delta") or {}).get("trained"), (r.get("delta") or {}).get("others"))
+        (name, trained, others)
         for name, r in (stage.get("methods") or {}).items()
+        if is_number(trained := (r.get("delta") or {}).get("trained"))
+        and is_number(others := (r.get("delta") or {}).get("others"))
     ]
-    rows = [row for row in rows if is_number(row[1]) and is_number(row[2])]
     if not rows:
         return "no method gave numbers."
     gain = max(rows, key=lambda row: row[1])

@@ -113,6 +113,7 @@ def write_frames(
         options = {"g": str(gop), "b": "2M"}
     with av.open(str(path), mode="w", format=fmt) as container:
         stream = container.add_stream("libx264" if codec == "h264" else codec, rate=rate, options=options)
+        assert isinstance(stream, av.VideoStream)  # a video codec's stream (the type checker cannot tell)
         stream.pix_fmt = "yuv420p"
         stream.codec_context.gop_size = gop
         opened = False

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import av
 import numpy as np
@@ -133,6 +133,7 @@ def write_video(path: str | Path, spec: SyntheticVideo) -> Path:
     codec = "libx264" if spec.codec == "h264" else "mpeg4"
     with av.open(str(path), mode="w", format=fmt) as container:
         stream = container.add_stream(codec, rate=rate, options=_encoder_options(spec))
+        assert isinstance(stream, av.VideoStream)  # a video codec's stream (the type checker cannot tell)
         stream.width, stream.height = spec.width, spec.height
         stream.pix_fmt = "yuv420p"
         # Keep our own copy: the mp4 muxer replaces stream.time_base (e.g. 1/12800) once the
@@ -210,7 +211,7 @@ def make_folder_dataset(
     return root
 
 
-def _replace(spec: SyntheticVideo, **changes: object) -> SyntheticVideo:
+def _replace(spec: SyntheticVideo, **changes: Any) -> SyntheticVideo:
     import dataclasses
 
     return dataclasses.replace(spec, **changes)
