@@ -31,7 +31,7 @@ from clipaction.config import (
 from clipaction.demo.world import ActionWorld, WorldDataset, write_world_dataset
 from clipaction.errors import ConfigError
 from clipaction.study import run_study
-from clipaction.testing.tiny_clip import build_random_clip
+from clipaction.testing.models import build_random_model
 from clipaction.testing.videos import SyntheticVideo, make_ucf101_like
 
 log = logging.getLogger(__name__)
@@ -144,16 +144,7 @@ def build_demo_model(family: str, out_dir: Path) -> Path:
 
     if family not in list_backends():
         raise ConfigError(f"must be one of {', '.join(list_backends())}; got {family!r}", setting="family")
-    if family == "clip":
-        return build_random_clip(out_dir, "tiny", seed=0, logit_scale=100.0)
-    if family in ("xclip", "videoprism"):
-        from clipaction.testing.tiny_video import build_random_video_model
-
-        return build_random_video_model(out_dir, family, seed=0)
-    from clipaction.testing.tiny_families import build_random_model
-
-    # the builder variant that loads as `family` (the siglip2 family is SigLIP 2 NaFlex)
-    return build_random_model(out_dir, {"siglip2": "siglip2-naflex"}.get(family, family), seed=0)
+    return build_random_model(out_dir, family, logit_scale=100.0 if family == "clip" else None)
 
 
 def _run_random_demo(out: Path, progress: bool, family: str = "clip") -> dict[str, Any]:

@@ -30,6 +30,7 @@ from clipaction.features.extract import cache_space, extract_features
 from clipaction.models import load_backend
 from clipaction.models.base import as_clip
 from clipaction.speed.run import PeakRss
+from clipaction.testing.models import build_random_model
 
 log = logging.getLogger(__name__)
 
@@ -47,24 +48,14 @@ FAMILY_MODELS = {
 INT8_COSINE_BOUND = 0.99
 
 
-#: `--families` names built by `tiny_families.build_random_model` -> its variant.
-BUILDER_VARIANTS = {"metaclip_2": "metaclip_2", "siglip2": "siglip2-fixed"}
+#: `--families` names -> the `build_random_model` variant, where they differ.
+BUILDER_VARIANTS = {"siglip2": "siglip2-fixed"}
 
 
 def build_family_model(family: str, out_dir: Path) -> Path:
     """The real-size random model of `family` (see FAMILY_MODELS), saved to `out_dir`."""
-    if family == "clip":
-        from clipaction.testing.tiny_clip import build_random_clip
-
-        return build_random_clip(out_dir, "vit-b-32", logit_scale=100.0)
-    if family in BUILDER_VARIANTS:
-        from clipaction.testing.tiny_families import build_random_model
-
-        return build_random_model(out_dir, BUILDER_VARIANTS[family], shape="base")
-    from clipaction.testing.tiny_video import build_random_video_model
-
-    shape = {"xclip": "base-patch32", "videoprism": "base"}[family]
-    return build_random_video_model(out_dir, family, shape=shape)
+    variant = BUILDER_VARIANTS.get(family, family)
+    return build_random_model(out_dir, variant, shape="base", logit_scale=100.0 if family == "clip" else None)
 
 
 def _timed(function: Callable[[], Any]) -> tuple[float, Any]:
