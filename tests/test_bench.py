@@ -29,7 +29,7 @@ def test_bench_reports_every_figure(tmp_path, monkeypatch):
 
     # The image encoder's timing runs for real, but run_bench is handed known figures instead,
     # so the ratios built on them have known values whatever the machine's speed.
-    known = {"fp32": 200.0, "int8": 500.0}
+    known = {"fp32": 200.0, "int8": 500.0, "bf16": 400.0}
     measured = {}
     real_model_fps = bench.model_fps
 
@@ -40,10 +40,13 @@ def test_bench_reports_every_figure(tmp_path, monkeypatch):
         return known[precision], batch_size
 
     monkeypatch.setattr(bench, "model_fps", model_fps)
+    # the bf16 row is measured on CPUs with bf16 units; here on any CPU (slowly where it lacks them)
+    monkeypatch.setattr(bench, "_bf16_here", lambda device: True)
+    monkeypatch.setenv("CLIPACTION_ALLOW_SLOW_BF16", "1")
     config = BenchConfig(videos=2, seconds=1.0, architecture="tiny", batch_sizes=(4,), min_seconds=0.05, device="cpu")
     results = run_bench(config, work_dir=tmp_path, ray=False)  # the ray rows: test_engines.py
     assert KEYS <= set(results)
-    assert set(measured) == {"fp32", "int8"} and all(v > 0 and math.isfinite(v) for v in measured.values())
+    assert set(measured) == {"fp32", "int8", "bf16"} and all(v > 0 and math.isfinite(v) for v in measured.values())
     for key in ("decode_fps", "extract_fps", "extract_videos_per_s", "text_prompts_per_s", "peak_rss_mb"):
         assert results[key] > 0 and math.isfinite(results[key]), key
     assert results["fast"]["precision"] == "int8" and results["fast"]["failures"] == 0
@@ -57,7 +60,15 @@ def test_bench_reports_every_figure(tmp_path, monkeypatch):
     assert per_video[0] >= 1 and per_video[0] == pytest.approx(round(per_video[0]))
     assert per_video[1] == pytest.approx(per_video[0])
     assert 0.9 < results["fast_cosine_min"] <= results["fast_cosine_mean"] <= 1.0 + 1e-6
+    assert results["bf16"]["speedup_over_torch_fp32"] == pytest.approx(2.0)
+    assert results["bf16"]["efficiency"] * 400.0 == pytest.approx(results["bf16"]["extract_fps"])
+    assert 0.99 < results["bf16"]["cosine_min"] <= results["bf16"]["cosine_mean"] <= 1.0 + 1e-6
     assert results["machine"]["cores"] >= 1 and results["machine"]["device"] == "cpu"
+    assert {"avx2", "avx512_bf16", "amx_bf16", "avx512_vnni"} <= set(results["machine"]["cpu_features"])
+    named = {row["path"] for row in results["recommendation"]["paths"]}
+    ov = {f"openvino {precision}" for precision in ("fp32", "int8", "bf16")} if "openvino" in results else set()
+    assert named == {"torch fp32", "torch int8", "torch bf16"} | ov
+    assert results["recommendation"]["line"].startswith("fastest here within cosine 0.999 of fp32: ")
     assert results["created_at"][:4].isdigit() and "T" in results["created_at"]  # dated
     assert not list(tmp_path.iterdir()), "the generated inputs are cleaned up"
 
@@ -77,3 +88,37 @@ def test_bench_command_prints_and_writes_json(tmp_path, capsys, monkeypatch):
     assert seen["config"].videos == 3 and seen["config"].batch_sizes == (8, 16)
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads(out.read_text()) == {"model_fps": 1.0, "nan": None}
+
+
+def _paths(**rows):
+    """A bench result with torch fp32 at 10 frames/s end to end and the given other rows."""
+    results = {"extract_fps": 10.0, "model_fps": 12.0}
+    for name, (fps, cosine) in rows.items():
+        row = {"extract_fps": fps, "model_fps": fps * 1.1, "cosine_min": cosine}
+        if name == "int8":
+            results["fast"] = {"precision": "int8", **row}
+            results["fast_cosine_min"] = cosine
+        elif name == "bf16":
+            results["bf16"] = row
+        else:
+            results.setdefault("openvino", {})[name.removeprefix("ov_")] = row
+    return results
+
+
+def test_recommendation_is_the_fastest_path_within_the_cosine_bound():
+    from clipaction.speed.run import recommend
+
+    # int8 is fastest but moves features too far; bf16 is the fastest that keeps them
+    advice = recommend(_paths(int8=(30.0, 0.998), bf16=(25.0, 0.9995), ov_int8=(40.0, 0.9985)))
+    assert advice["safe"] == "torch bf16" and advice["fastest"] == "openvino int8"
+    assert "torch bf16 (25.0 frames/s" in advice["line"] and "fastest overall: openvino int8" in advice["line"]
+
+
+def test_recommendation_names_one_path_when_the_fastest_is_also_safe():
+    from clipaction.speed.run import recommend
+
+    advice = recommend(_paths(int8=(20.0, 0.9999), ov_fp32=(15.0, 1.0)))
+    assert advice["safe"] == advice["fastest"] == "torch int8"
+    assert "fastest overall" not in advice["line"]
+    # with nothing faster than fp32 measured, fp32 is the advice
+    assert recommend(_paths())["safe"] == "torch fp32"

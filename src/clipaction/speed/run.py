@@ -27,6 +27,7 @@ from clipaction.classify.scoring import CLIP_TEMPLATES, video_embedding
 from clipaction.config import BenchConfig, ModelConfig, SamplerConfig
 from clipaction.features.cache import FeatureCache
 from clipaction.features.extract import cache_space, decoded_ahead, extract_features
+from clipaction.hardware import cpu_features, native_bf16
 from clipaction.models import Backend, load_backend
 from clipaction.models.base import as_frame
 from clipaction.outputs import now_iso
@@ -251,7 +252,14 @@ def openvino_available() -> bool:
 
 
 def measure_openvino(
-    paths: list[Path], model_dir: str, config: BenchConfig, work: Path, torch_figures: dict[str, dict], reference: Any
+    paths: list[Path],
+    model_dir: str,
+    config: BenchConfig,
+    work: Path,
+    torch_figures: dict[str, dict],
+    reference: Any,
+    *,
+    bf16: bool = False,
 ) -> dict[str, Any]:
     """The OpenVINO rows, fp32 and int8, against torch's figures of this run (`torch_figures`:
     "fp32" and "fast") and torch fp32's extraction (`reference`). Each builds its model afresh
@@ -260,7 +268,7 @@ def measure_openvino(
     from clipaction.models.runtimes.openvino import OpenVINOImageEncoder
 
     rows: dict[str, Any] = {"inference_threads": torch.get_num_threads()}
-    for precision in ("fp32", "int8"):
+    for precision in ("fp32", "int8", *(("bf16",) if bf16 else ())):
         backend = load_backend(
             ModelConfig(name_or_path=model_dir, device="cpu", precision=precision, runtime="openvino")
         )
@@ -273,11 +281,7 @@ def measure_openvino(
         fps, batch_size = model_fps(backend, config.batch_sizes, size, config.min_seconds)
         measured = measure_extraction(paths, backend, config, batch_size, work / f"cache-openvino-{precision}")
         extraction = measured.pop("extraction")
-        cosines = [
-            float(video_embedding(reference.features[p].embeds) @ video_embedding(extraction.features[p].embeds))
-            for p in reference.features
-            if p in extraction.features
-        ]
+        cosines = _cosines(reference, extraction)
         built = encoder.built_here or {}
         rows[precision] = {
             "model_fps": fps,
@@ -321,9 +325,24 @@ def measure_timeline(backend: Backend, directory: Path, seconds: float) -> dict[
     return rows
 
 
+def cpu_model() -> str | None:
+    """The CPU's marketing name ("AMD EPYC ...", "Intel(R) Xeon(R) ...") from /proc/cpuinfo."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    return None
+
+
 def machine_facts(device: str = "cpu") -> dict[str, Any]:
-    """What the figures belong to: this machine's cores, torch and its threads, Python."""
+    """What the figures belong to: this machine's CPU and its fast-path features (AMX,
+    AVX512-BF16, VNNI, AVX2), cores, torch and its threads, Python."""
     return {
+        "cpu": cpu_model(),
+        "cpu_features": cpu_features(),
         "cores": os.cpu_count(),
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
@@ -331,6 +350,74 @@ def machine_facts(device: str = "cpu") -> dict[str, Any]:
         "processor": platform.processor() or platform.machine(),
         "python": platform.python_version(),
     }
+
+
+def _bf16_here(device: str) -> bool:
+    """Whether the bench measures bf16: on a CPU with bf16 units (elsewhere it is refused)."""
+    return device in ("auto", "cpu") and not torch.cuda.is_available() and native_bf16()
+
+
+def _cosines(reference: Any, other: Any) -> list[float]:
+    """Per video, the cosine between the two extractions' video features."""
+    return [
+        float(video_embedding(reference.features[p].embeds) @ video_embedding(other.features[p].embeds))
+        for p in reference.features
+        if p in other.features
+    ]
+
+
+#: A path is "safe for numbers people compare" when every video's feature stays this close to fp32's.
+SAFE_COSINE = 0.999
+
+
+def speed_paths(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every path the run measured: name, end-to-end extraction frames/s, encoder-alone frames/s
+    and the lowest per-video cosine to torch fp32 (1.0 for torch fp32 itself)."""
+    paths = [
+        {
+            "path": "torch fp32",
+            "extract_fps": results["extract_fps"],
+            "model_fps": results["model_fps"],
+            "cosine_min": 1.0,
+        }
+    ]
+    fast = results.get("fast") or {}
+    if fast:
+        paths.append(
+            {
+                "path": f"torch {fast['precision']}",
+                "extract_fps": fast["extract_fps"],
+                "model_fps": fast["model_fps"],
+                "cosine_min": results.get("fast_cosine_min"),
+            }
+        )
+    rows = [("torch bf16", results.get("bf16"))]
+    rows += [(f"openvino {p}", (results.get("openvino") or {}).get(p)) for p in ("fp32", "int8", "bf16")]
+    for name, row in rows:
+        if isinstance(row, dict) and "extract_fps" in row:
+            cosine = row.get("cosine_min")
+            paths.append(
+                {"path": name, "extract_fps": row["extract_fps"], "model_fps": row["model_fps"], "cosine_min": cosine}
+            )
+    return paths
+
+
+def recommend(results: dict[str, Any]) -> dict[str, Any]:
+    """The fastest path end to end on this machine among those within SAFE_COSINE of fp32, the
+    fastest overall, and one line saying so, from this run's own figures."""
+    paths = speed_paths(results)
+    fastest = max(paths, key=lambda p: p["extract_fps"])
+    safe = [p for p in paths if p["cosine_min"] is not None and p["cosine_min"] >= SAFE_COSINE]
+    best = max(safe, key=lambda p: p["extract_fps"])  # torch fp32 is always safe
+    line = (
+        f"fastest here within cosine {SAFE_COSINE} of fp32: {best['path']} "
+        f"({best['extract_fps']:.1f} frames/s end to end)"
+    )
+    if fastest is not best:
+        cosine = fastest["cosine_min"]
+        agreement = "cosine not measured" if cosine is None else f"cosine {cosine:.5f}"
+        line += f"; fastest overall: {fastest['path']} ({fastest['extract_fps']:.1f} frames/s, {agreement})"
+    return {"safe": best["path"], "fastest": fastest["path"], "safe_cosine": SAFE_COSINE, "paths": paths, "line": line}
 
 
 def run_bench(
@@ -352,7 +439,9 @@ def run_bench(
         }
         figures = {}
         extractions = {}
-        for label, precision in (("fp32", "fp32"), ("fast", config.fast_precision)):
+        bf16 = _bf16_here(config.device)
+        rows = (("fp32", "fp32"), ("fast", config.fast_precision), *((("bf16", "bf16"),) if bf16 else ()))
+        for label, precision in rows:
             backend = load_backend(ModelConfig(name_or_path=model_dir, device=config.device, precision=precision))
             size = int(backend.preprocess(np.zeros((1, 240, 320, 3), dtype=np.uint8)).shape[-1])
             fps, batch_size = model_fps(backend, config.batch_sizes, size, config.min_seconds)
@@ -372,21 +461,24 @@ def run_bench(
                 )
             del backend
             gc.collect()  # free the fp32 model before the fast one is measured
-        cosines = [
-            float(
-                video_embedding(extractions["fp32"].features[p].embeds)
-                @ video_embedding(extractions["fast"].features[p].embeds)
-            )
-            for p in extractions["fp32"].features
-            if p in extractions["fast"].features
-        ]
+        cosines = {label: _cosines(extractions["fp32"], extractions[label]) for label in extractions}
         if (openvino if openvino is not None else openvino_available()) and results["device"] == "cpu":
-            results["openvino"] = measure_openvino(paths, model_dir, config, tmp_path, figures, extractions["fp32"])
+            results["openvino"] = measure_openvino(
+                paths, model_dir, config, tmp_path, figures, extractions["fp32"], bf16=bf16
+            )
     results.update(figures["fp32"])
     results["fast"] = {"precision": config.fast_precision, **figures["fast"]}
     results["fast_speedup"] = figures["fast"]["model_fps"] / figures["fp32"]["model_fps"]
-    results["fast_cosine_min"] = min(cosines) if cosines else None
-    results["fast_cosine_mean"] = float(np.mean(cosines)) if cosines else None
+    results["fast_cosine_min"] = min(cosines["fast"]) if cosines["fast"] else None
+    results["fast_cosine_mean"] = float(np.mean(cosines["fast"])) if cosines["fast"] else None
+    if "bf16" in figures:
+        results["bf16"] = {
+            **figures["bf16"],
+            "speedup_over_torch_fp32": figures["bf16"]["model_fps"] / figures["fp32"]["model_fps"],
+            "cosine_min": min(cosines["bf16"]) if cosines["bf16"] else None,
+            "cosine_mean": float(np.mean(cosines["bf16"])) if cosines["bf16"] else None,
+        }
     results["machine"] = machine_facts(results.pop("device"))
+    results["recommendation"] = recommend(results)
     results["created_at"] = now_iso()  # figures are dated: they belong to this machine, today
     return results
