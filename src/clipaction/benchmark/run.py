@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import re
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +43,7 @@ from clipaction.config import (
     ZeroShotConfig,
     check_choice,
 )
+from clipaction.config.toml import config_from_toml, config_to_toml, load_config
 from clipaction.data import load_dataset
 from clipaction.errors import ConfigError
 from clipaction.features.clips import sampler_for
@@ -346,42 +346,17 @@ def _need_files(name: str, root: str | None, annotations: str | None) -> None:
 
 def benchmark_config_from_toml(text: str, where: str = "config") -> BenchmarkConfig:
     """Parse TOML text into a BenchmarkConfig; ConfigError (a ValueError) names the problem."""
-    from clipaction.config.toml import ConfigError, from_dict
-
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{where}: not valid TOML: {error}") from None
-    try:
-        return from_dict(BenchmarkConfig, data)
-    except ConfigError as error:
-        raise ConfigError(f"{where}: {error}") from None
+    return config_from_toml(BenchmarkConfig, text, where)
 
 
 def load_benchmark_config(path: str | Path) -> BenchmarkConfig:
     """Read a benchmark TOML file; a missing file or bad TOML is a ConfigError naming the file."""
-    from clipaction.config.toml import ConfigError
-
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise ConfigError(f"{path}: not UTF-8 text: {error}") from None
-    return benchmark_config_from_toml(text, str(path))
+    return load_config(BenchmarkConfig, path)
 
 
 def benchmark_config_to_toml(config: BenchmarkConfig) -> str:
-    """TOML text that reads back to `config`. Unset optional values (None) are left out, since
-    TOML has no null; "every class" is written as num_classes = "all"."""
-    from clipaction.config.toml import to_dict, toml_text
-
-    data = to_dict(config)
-    for dataset in data["datasets"]:
-        if dataset["num_classes"] is None:
-            dataset["num_classes"] = "all"
-    return toml_text(data)
+    """TOML text that reads back to `config` (see `clipaction.config.toml.config_to_toml`)."""
+    return config_to_toml(config)
 
 
 # --- running ---------------------------------------------------------------------------------

@@ -140,28 +140,57 @@ def _without_none(value: Any) -> Any:
     return value
 
 
-def study_config_to_toml(config: StudyConfig) -> str:
-    """TOML text of a study config. Unset optional paths (None) are left out: TOML has no null;
-    "every class" (num_classes None) is written as "all", which reads back the same."""
-    data = to_dict(config)
-    if data["dataset"]["num_classes"] is None:
-        data["dataset"]["num_classes"] = "all"
-    return toml_text(data)
+def _every_class_as_all(value: Any) -> Any:
+    """`num_classes = None` (every class) -> "all", at any depth: TOML has no null."""
+    if isinstance(value, dict):
+        return {
+            key: "all" if key == "num_classes" and item is None else _every_class_as_all(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_every_class_as_all(item) for item in value]
+    return value
 
 
-def load_study_config(path: str | Path) -> StudyConfig:
-    """Read a study TOML file; a missing file or bad TOML is a ConfigError naming the file."""
+def config_to_toml(config: Any) -> str:
+    """TOML text that reads back to the config dataclass `config`. Unset optional values (None)
+    are left out, since TOML has no null; "every class" is written as num_classes = "all"."""
+    return toml_text(_every_class_as_all(to_dict(config)))
+
+
+def config_from_toml(cls: type[T], text: str, where: str = "config") -> T:
+    """Parse TOML text into the dataclass `cls`; a ConfigError (a ValueError) names the problem."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{where}: not valid TOML: {error}") from None
+    try:
+        return from_dict(cls, data)
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}") from None
+
+
+def load_config(cls: type[T], path: str | Path) -> T:
+    """Read a TOML file into the dataclass `cls`; a missing file, text that is not UTF-8 or bad
+    TOML is a ConfigError naming the file."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-        raise ConfigError(f"{path}: not valid TOML: {error}") from None
-    try:
-        return from_dict(StudyConfig, data)
-    except ConfigError as error:
-        raise ConfigError(f"{path}: {error}") from None
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text: {error}") from None
+    return config_from_toml(cls, text, str(path))
+
+
+def study_config_to_toml(config: StudyConfig) -> str:
+    """TOML text of a study config (see `config_to_toml`)."""
+    return config_to_toml(config)
+
+
+def load_study_config(path: str | Path) -> StudyConfig:
+    """Read a study TOML file (see `load_config`)."""
+    return load_config(StudyConfig, path)
 
 
 def merge(config: T, overrides: dict[str, Any]) -> T:
