@@ -82,7 +82,7 @@ def _devices_allowed(precision: str) -> list[str]:
 
 
 @pytest.mark.parametrize("name", list(EXPECT))
-def test_check_reports_what_clipaction_will_do(name, tiny_dirs, capsys):
+def test_check_reports_what_clipaction_will_do(name, tiny_dirs, capsys, monkeypatch):
     family, kind, score, openvino = EXPECT[name]
     assert main(["models", "--check", str(tiny_dirs[name]), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
@@ -103,8 +103,10 @@ def test_check_reports_what_clipaction_will_do(name, tiny_dirs, capsys):
     assert report["score"] == score
     # the score kind the backend really scores with
     assert load_backend(ModelConfig(name_or_path=str(tiny_dirs[name]), device="cpu")).scoring().kind == score
-    assert report["precisions"] == {precision: _devices_allowed(precision) for precision in ("fp32", "int8", "fp16")}
-    assert report["runtimes"]["torch"]["precisions"] == ["fp32", "int8", "fp16"]
+    monkeypatch.setattr("clipaction.hardware.cpu_features", lambda: {"avx512_bf16": True})  # a CPU with bf16
+    precisions = ("fp32", "int8", "bf16", "fp16")
+    assert report["precisions"] == {precision: _devices_allowed(precision) for precision in precisions}
+    assert report["runtimes"]["torch"]["precisions"] == list(precisions)
     assert bool(report["runtimes"]["openvino"]["precisions"]) == openvino
     if not openvino:
         assert "use runtime torch" in report["runtimes"]["openvino"]["note"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 from typing import Any
 
+from clipaction import hardware
 from clipaction.config import ModelConfig
 from clipaction.errors import ModelLoadError
 from clipaction.models.catalog import family_info
@@ -73,6 +74,8 @@ def check_model(name_or_path: str, revision: str | None = None) -> dict[str, Any
         "scores": entry.scores if entry else None,
         "capabilities": sorted(capability.value for capability in backend.capabilities),
         "precisions": {precision: list(devices) for precision, devices in PRECISION_DEVICES.items()},
+        # bf16 runs only on CPUs with bf16 units (clipaction.hardware): say whether this one has them
+        "native_bf16": hardware.native_bf16(),
         "runtimes": _runtimes(backend),
     }
     if backend.kind == "frame" and backend.naflex:
@@ -98,7 +101,10 @@ def check_text(report: dict[str, Any]) -> str:
     if report["video_processor"]:
         processors.append(f"video processor {report['video_processor']}")
     processors.append(f"tokenizer {report['tokenizer'] or 'not named'}")
-    precisions = ", ".join(f"{name} ({', '.join(devices)})" for name, devices in report["precisions"].items())
+    notes = {"bf16": "; this CPU has bf16 units" if report["native_bf16"] else "; needs AMX or AVX512-BF16: not here"}
+    precisions = ", ".join(
+        f"{name} ({', '.join(devices)}{notes.get(name, '')})" for name, devices in report["precisions"].items()
+    )
     runtimes = []
     for name, runtime in report["runtimes"].items():
         if runtime["precisions"]:

@@ -8,17 +8,20 @@ local folder written by `save_pretrained`; both go through the same calls.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from clipaction import hardware
 from clipaction.config import ModelConfig
-from clipaction.errors import ModelLoadError
+from clipaction.errors import ConfigError, ModelLoadError
 
 log = logging.getLogger(__name__)
 
@@ -38,18 +41,49 @@ def resolve_device(device: str) -> torch.device:
 
 
 #: The devices each precision runs on (every family; `check_precision` enforces it).
-PRECISION_DEVICES: dict[str, tuple[str, ...]] = {"fp32": ("cpu", "cuda"), "int8": ("cpu",), "fp16": ("cuda",)}
+PRECISION_DEVICES: dict[str, tuple[str, ...]] = {
+    "fp32": ("cpu", "cuda"),
+    "int8": ("cpu",),
+    "bf16": ("cpu",),
+    "fp16": ("cuda",),
+}
 
 
 def check_precision(config: ModelConfig, device: torch.device) -> None:
-    """int8 runs on CPUs only, fp16 on GPUs only (on a CPU it is slower than fp32): see
-    PRECISION_DEVICES."""
+    """int8 and bf16 run on CPUs only (bf16 only on CPUs with bf16 units:
+    `clipaction.hardware.check_bf16_cpu`), fp16 on GPUs only (on a CPU it is slower than fp32):
+    see PRECISION_DEVICES."""
     if config.precision == "int8" and device.type != "cpu":
         raise ModelLoadError("int8 runs on the CPU only; use device cpu", setting="model.precision")
+    if config.precision == "bf16":
+        if device.type != "cpu":
+            raise ModelLoadError("bf16 is a CPU path; on a GPU use fp16 (or device cpu)", setting="model.precision")
+        hardware.check_bf16_cpu()
     if config.precision == "fp16" and device.type != "cuda":
         raise ModelLoadError(
             "fp16 is for GPUs (on a CPU it is slower than fp32); use device cuda", setting="model.precision"
         )
+
+
+@contextlib.contextmanager
+def tower_pass(precision: str, rows: int, unit: str = "frames") -> Iterator[None]:
+    """Around one batch of `rows` frames (or clips: `unit`) through a torch image or video tower.
+
+    bf16: the tower runs under CPU autocast to bfloat16 (weights stay fp32; matmuls and
+    convolutions compute in bf16); callers turn its outputs to float32 after the block. A CUDA
+    out-of-memory error becomes a one-line ConfigError naming the batch size: the fix is a
+    smaller batch, and a traceback would hide that. The handling does not depend on the
+    device, so it is tested on the CPU too."""
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
+    try:
+        with autocast:
+            yield
+    except torch.cuda.OutOfMemoryError as error:
+        raise ConfigError(
+            f"the GPU ran out of memory encoding a batch of {rows} {unit}; use a smaller batch size "
+            "(and close other programs using the GPU)",
+            setting="model.batch_size",
+        ) from error
 
 
 class ModelSource:

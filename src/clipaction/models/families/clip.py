@@ -24,6 +24,7 @@ from clipaction.models.hf_common import (
     load_pretrained,
     quantize_int8,
     resolve_device,
+    tower_pass,
 )
 from clipaction.models.pooling import pool_frames
 from clipaction.models.processor_files import ProcessorSpec, check_processor_files
@@ -155,11 +156,13 @@ class HFClipBackend(FrameBackendBase):
         tower = self.tower
         if self.device.type == "cuda" and not pixels.is_pinned():
             pixels = pixels.pin_memory()  # lets the copy below overlap with the GPU's work
-        pixels = pixels.to(self.device, dtype=self._input_dtype, non_blocking=True)
-        pooled = tower.pooled(pixels)
-        embeds = tower.visual_projection(pooled.to(tower.visual_projection.weight.dtype))
+        with tower_pass(self.config.precision, len(pixels)):  # bf16 autocast; CUDA OOM -> one line
+            pixels = pixels.to(self.device, dtype=self._input_dtype, non_blocking=True)
+            pooled = tower.pooled(pixels)
+            embeds = tower.visual_projection(pooled.to(tower.visual_projection.weight.dtype))
+        pooled, embeds = pooled.float(), embeds.float()  # bf16 or fp16 -> float32 before normalising
         embeds = embeds / embeds.norm(dim=-1, keepdim=True)
-        return FrameFeatures(pooled=pooled.float().cpu(), embeds=embeds.float().cpu())
+        return FrameFeatures(pooled=pooled.cpu(), embeds=embeds.cpu())
 
     def encode_frames(self, frames: np.ndarray | Sequence[np.ndarray]) -> FrameFeatures:
         return self.encode_pixels(self.preprocess(frames))

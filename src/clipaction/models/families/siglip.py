@@ -32,7 +32,7 @@ import torch
 from clipaction.errors import CapabilityError
 from clipaction.models.base import Capability, FrameFeatures, Scoring, missing
 from clipaction.models.families.clip import TEXT_BATCH, HFClipBackend
-from clipaction.models.hf_common import load_pretrained, quantize_int8
+from clipaction.models.hf_common import load_pretrained, quantize_int8, tower_pass
 from clipaction.models.processor_files import ProcessorSpec
 from clipaction.models.registry import BACKENDS
 
@@ -135,8 +135,10 @@ class SiglipBackend(HFClipBackend):
     def _encode_torch(self, pixels: torch.Tensor) -> FrameFeatures:
         if self.device.type == "cuda" and not pixels.is_pinned():
             pixels = pixels.pin_memory()
-        pixels = pixels.to(self.device, dtype=self._input_dtype, non_blocking=True)
-        embeds = self.tower(pixels).float()
+        with tower_pass(self.config.precision, len(pixels)):  # bf16 autocast; CUDA OOM -> one line
+            pixels = pixels.to(self.device, dtype=self._input_dtype, non_blocking=True)
+            embeds = self.tower(pixels)
+        embeds = embeds.float()
         normalised = embeds / embeds.norm(dim=-1, keepdim=True)
         return FrameFeatures(pooled=embeds.cpu(), embeds=normalised.cpu())
 

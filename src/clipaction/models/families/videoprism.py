@@ -35,7 +35,7 @@ import torch
 
 from clipaction.errors import ModelLoadError
 from clipaction.models.base import Capability, FrameFeatures, Scoring
-from clipaction.models.hf_common import load_pretrained
+from clipaction.models.hf_common import load_pretrained, tower_pass
 from clipaction.models.hf_video import TEXT_BATCH, ClipLevelBackend
 from clipaction.models.pooling import pool_frames
 from clipaction.models.processor_files import ProcessorSpec
@@ -145,9 +145,12 @@ class VideoPrismBackend(ClipLevelBackend):
     def encode_pixels(self, pixels: torch.Tensor) -> FrameFeatures:
         """(B, F, 3, S, S) clips -> (B, E) video embeddings, L2-normalised by the model (as
         both `pooled` and `embeds`: there is no projection)."""
-        pooled = self.model.video_model(pixel_values_videos=self._to_device(pixels)).pooler_output
+        with tower_pass(self.config.precision, len(pixels), "clips"):  # bf16 autocast; CUDA OOM -> one line
+            pooled = self.model.video_model(pixel_values_videos=self._to_device(pixels)).pooler_output
         # (B, 1, E): the attention-pooling head keeps its one query; forward flattens it away
-        embeds = pooled.reshape(len(pixels), -1).float().cpu()
+        embeds = pooled.reshape(len(pixels), -1).float()
+        # normalised again in float32: under bf16 (fp16) the model's own norm is off by ~1e-3
+        embeds = (embeds / embeds.norm(dim=-1, keepdim=True)).cpu()
         return FrameFeatures(pooled=embeds, embeds=embeds)
 
     @torch.no_grad()

@@ -44,7 +44,7 @@ import torch
 
 from clipaction.errors import ModelLoadError
 from clipaction.models.base import FrameFeatures, Scoring
-from clipaction.models.hf_common import load_pretrained
+from clipaction.models.hf_common import load_pretrained, tower_pass
 from clipaction.models.hf_video import TEXT_BATCH, ClipLevelBackend
 from clipaction.models.pooling import normalise
 from clipaction.models.processor_files import ProcessorSpec
@@ -156,14 +156,15 @@ class XCLIPBackend(ClipLevelBackend):
         (B, P + L * P) packed rows; the steps of XCLIPModel.forward's video side."""
         model = self.model
         batch, frames = pixels.shape[:2]
-        flat = self._to_device(pixels.reshape(batch * frames, *pixels.shape[2:]))
-        vision = model.vision_model(pixel_values=flat)
-        # .float(): with fp16 only the vision transformer is halved (a no-op in fp32)
-        cls_features = model.visual_projection(vision.pooler_output.float()).view(batch, frames, -1)
-        video = model.mit(cls_features).pooler_output
-        patches = model.prompts_visual_layernorm(vision.last_hidden_state[:, 1:, :].float())
-        patches = patches @ model.prompts_visual_projection
-        patches = patches.view(batch, frames, -1, video.shape[-1]).mean(dim=1)
+        with tower_pass(self.config.precision, batch, "clips"):  # bf16 autocast; CUDA OOM -> one line
+            flat = self._to_device(pixels.reshape(batch * frames, *pixels.shape[2:]))
+            vision = model.vision_model(pixel_values=flat)
+            # .float(): with fp16 only the vision transformer is halved (a no-op in fp32)
+            cls_features = model.visual_projection(vision.pooler_output.float()).view(batch, frames, -1)
+            video = model.mit(cls_features).pooler_output
+            patches = model.prompts_visual_layernorm(vision.last_hidden_state[:, 1:, :].float())
+            patches = patches @ model.prompts_visual_projection
+            patches = patches.view(batch, frames, -1, video.shape[-1]).mean(dim=1)
         video, patches = video.float().cpu(), patches.float().cpu()
         return FrameFeatures(pooled=video, embeds=torch.cat([video, patches.flatten(1)], dim=1))
 

@@ -9,6 +9,9 @@ trainable path (full fine-tuning) stay on torch.
 
 - fp32 runs at inference precision f32. On CPUs with bf16 units OpenVINO's default is bf16,
   which moves features by about 1e-2; with f32 they equal torch's to about 1e-6.
+- bf16 runs the same fp32 model (no calibration) at inference precision bf16, OpenVINO's own
+  bf16 path on CPUs with bf16 units (AMX or AVX512-BF16; `clipaction.hardware` refuses bf16
+  elsewhere); it is stored and cached under its own key.
 - int8: NNCF post-training quantization of the converted model (model type transformer:
   SmoothQuant on the matmul inputs, alpha 0.95, the mixed preset, fast bias correction). The
   calibration set is real frames: the first CALIBRATION_FRAMES frames the sampler picks from the
@@ -75,8 +78,8 @@ RECIPE = {
     "calibration_batch": 16,  # NNCF still takes statistics per frame (batchwise statistics)
 }
 #: What the CPU computes in. fp32: f32, never the bf16 OpenVINO picks on CPUs with bf16 units.
-#: int8: the quantized matmuls in int8, the rest in f32 as well.
-INFERENCE_PRECISION = {"fp32": "f32", "int8": "f32"}
+#: int8: the quantized matmuls in int8, the rest in f32 as well. bf16: the fp32 model run in bf16.
+INFERENCE_PRECISION = {"fp32": "f32", "int8": "f32", "bf16": "bf16"}
 FAMILIES = "clip, metaclip_2, siglip"
 
 
@@ -114,7 +117,9 @@ def check_supported(backend: Any) -> None:
     """One-line errors for what this runtime cannot do, and for a missing install."""
     config = backend.config
     if config.precision not in INFERENCE_PRECISION:
-        raise ConfigError("openvino runs fp32 or int8 on the CPU; fp16 is torch's GPU path", setting="model.runtime")
+        raise ConfigError(
+            "openvino runs fp32, int8 or bf16 on the CPU; fp16 is torch's GPU path", setting="model.runtime"
+        )
     reason = unsupported_reason(backend)
     if reason:
         raise ConfigError(reason, setting="model.runtime")
