@@ -6,13 +6,13 @@ from __future__ import annotations
 import pytest
 
 from clipaction.models import list_backends
-from clipaction.models.catalog import FAMILIES
+from clipaction.models.catalog import families
 from clipaction.models.checkpoint_layouts import DIMENSION_KEYS, LAYOUTS, layout_for
 from clipaction.models.processor_files import canonical_class, processor_input_side
 
 
 def test_every_catalog_checkpoint_has_one_layout_of_its_family():
-    catalog = {model.hub_id: entry.family for entry in FAMILIES for model in entry.models}
+    catalog = {model.hub_id: entry.family for entry in families() for model in entry.models}
     rows = [layout.hub_id for layout in LAYOUTS]
     assert len(rows) == len(set(rows))
     assert set(rows) == set(catalog)

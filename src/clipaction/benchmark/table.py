@@ -23,13 +23,13 @@ def published_figure(hub_id: str, protocol: str) -> dict[str, Any] | None:
     """The catalog's published zero-shot top-1 (percent) of the checkpoint `hub_id` on
     `protocol`, with its std over the splits (None where not given), the protocol it was
     measured under and its source; None where the catalog has none."""
-    from clipaction.models.catalog import FAMILIES
+    from clipaction.models.catalog import families
 
     fields = _PUBLISHED_FIELDS.get(protocol)
     if fields is None:
         return None
     value_field, std_field, protocol_field = fields
-    for family in FAMILIES:
+    for family in families():
         for model in family.models:
             published = model.published
             if model.hub_id != hub_id or published is None:

@@ -17,6 +17,7 @@ import torch
 
 from clipaction.config import ModelConfig
 from clipaction.models.base import Capability, FrameBackendBase, FrameFeatures, ScoreKind, Scoring
+from clipaction.models.catalog import Family, HubModel, Published, register_family
 from clipaction.models.fast_preprocess import preprocess_frames
 from clipaction.models.hf_common import (
     ModelSource,
@@ -232,3 +233,46 @@ class HFClipBackend(FrameBackendBase):
         tuned.fingerprint = {**self.fingerprint, "vision": tag}
         tuned.use_runtime(None)  # a trained tower runs on torch (and the copy's own torch path)
         return tuned
+
+
+# What `clipaction models` and the docs say about this family (clipaction.models.catalog):
+# hub ids, inputs, scoring, and published figures with their sources.
+_CLIP_PAPER = "CLIP paper (Radford et al. 2021), zero-shot results"
+_CLIP_PROTOCOL = "single middle frame, all 101 classes; rounded"
+CATALOG = register_family(
+    Family(
+        family="clip",
+        title="CLIP",
+        transformers_class="CLIPModel",
+        kind="frame",
+        scores="softmax(scale·cos) over the labels",
+        models=(
+            HubModel(
+                "openai/clip-vit-base-patch32",
+                224,
+                published=Published(64.0, None, _CLIP_PAPER, _CLIP_PROTOCOL),
+            ),
+            HubModel(
+                "openai/clip-vit-base-patch16",
+                224,
+                published=Published(
+                    68.5,
+                    None,
+                    _CLIP_PAPER,
+                    _CLIP_PROTOCOL,
+                    k600=68.1,
+                    k600_std=1.1,
+                    k600_protocol="frozen CLIP B/16 as FROSTER evaluated it: 8 frames x 3 views, frame features averaged",
+                    k600_source="FROSTER README, cross-dataset table (Huang et al., ICLR 2024; their implementation)",
+                ),
+            ),
+            HubModel(
+                "openai/clip-vit-large-patch14",
+                224,
+                published=Published(76.0, None, _CLIP_PAPER, _CLIP_PROTOCOL),
+            ),
+        ),
+        pick="The reference point: the study this tool reproduces uses ViT-B/32. Projection "
+        "fine-tuning, WiSE-FT and full fine-tuning all apply.",
+    )
+)

@@ -12,6 +12,7 @@ features without any error, which is why the family is chosen from config.json's
 
 from __future__ import annotations
 
+from clipaction.models.catalog import Family, HubModel, register_family
 from clipaction.models.families.clip import HFClipBackend
 from clipaction.models.registry import BACKENDS
 
@@ -23,3 +24,22 @@ class MetaClip2Backend(HFClipBackend):
 
     family = "metaclip_2"
     model_class = "MetaClip2Model"
+
+
+# What `clipaction models` and the docs say about this family (clipaction.models.catalog):
+# hub ids, inputs, scoring, and published figures with their sources.
+CATALOG = register_family(
+    Family(
+        family="metaclip_2",
+        title="MetaCLIP 2",
+        transformers_class="MetaClip2Model",
+        kind="frame",
+        scores="softmax(scale·cos) over the labels",
+        models=(HubModel("facebook/metaclip-2-worldwide-huge-quickgelu", 224),),
+        pick="CLIP's architecture trained on worldwide (multilingual) data: labels in other "
+        "languages than English; same capabilities as CLIP. No published UCF101/HMDB51 figure.",
+        notes=(
+            "Its end-of-text token id differs from OpenAI CLIP's: loading it as CLIP pools the text at the wrong token.",
+        ),
+    )
+)

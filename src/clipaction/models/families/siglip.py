@@ -31,6 +31,7 @@ import torch
 
 from clipaction.errors import CapabilityError
 from clipaction.models.base import Capability, FrameFeatures, Scoring, missing
+from clipaction.models.catalog import Family, HubModel, register_family
 from clipaction.models.families.clip import TEXT_BATCH, HFClipBackend
 from clipaction.models.hf_common import load_pretrained, quantize_int8, tower_pass
 from clipaction.models.processor_files import ProcessorSpec
@@ -223,3 +224,48 @@ class Siglip2Backend(SiglipBackend):
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "max_num_patches": self.max_num_patches, "patch_size": self.patch_size}
+
+
+# What `clipaction models` and the docs say about this family (clipaction.models.catalog):
+# hub ids, inputs, scoring, and published figures with their sources.
+CATALOG_SIGLIP = register_family(
+    Family(
+        family="siglip",
+        title="SigLIP, and SigLIP 2 at a fixed resolution",
+        transformers_class="SiglipModel",
+        kind="frame",
+        scores="sigmoid(scale·cos + bias), independent per label",
+        models=(
+            HubModel("google/siglip-base-patch16-224", 224),
+            HubModel(
+                "google/siglip2-base-patch16-224",
+                224,
+                note="SigLIP 2 at a fixed resolution: the hub ships it as a SiglipModel (model_type "
+                "'siglip') with a Gemma tokenizer, so it loads as this family",
+            ),
+        ),
+        pick="Independent per-label probabilities: a video may match none or several labels "
+        "(sorting your own footage with labels that need not cover everything). SigLIP 2 is "
+        "about ten points above CLIP ViT-B/16 on ImageNet zero-shot at the same size (SigLIP 2 "
+        "paper, Tschannen et al. 2025): the first to try. No visual projection, so projection "
+        "fine-tuning and WiSE-FT do not apply.",
+    )
+)
+CATALOG_SIGLIP2 = register_family(
+    Family(
+        family="siglip2",
+        title="SigLIP 2 NaFlex",
+        transformers_class="Siglip2Model",
+        kind="frame",
+        scores="sigmoid(scale·cos + bias), independent per label",
+        models=(
+            HubModel(
+                "google/siglip2-base-patch16-naflex",
+                "native aspect ratio, up to max_num_patches (saved with the model) patches of 16 px",
+            ),
+        ),
+        pick="SigLIP 2 that keeps each frame's aspect ratio instead of squashing it to a square "
+        "(320x240 UCF101 frames, wide footage). The checkpoint's saved max_num_patches is used, "
+        "not the processor's default. No visual projection.",
+    )
+)

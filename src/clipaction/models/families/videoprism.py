@@ -35,6 +35,7 @@ import torch
 
 from clipaction.errors import ModelLoadError
 from clipaction.models.base import Capability, FrameFeatures, Scoring
+from clipaction.models.catalog import Family, HubModel, register_family
 from clipaction.models.hf_common import load_pretrained, tower_pass
 from clipaction.models.hf_video import TEXT_BATCH, ClipLevelBackend
 from clipaction.models.pooling import pool_frames
@@ -184,3 +185,21 @@ class VideoPrismBackend(ClipLevelBackend):
         if self._scoring is None:
             self._scoring = Scoring(scale=1.0 / TEMPERATURE, kind=self.score_kind)
         return self._scoring
+
+
+# What `clipaction models` and the docs say about this family (clipaction.models.catalog):
+# hub ids, inputs, scoring, and published figures with their sources.
+CATALOG = register_family(
+    Family(
+        family="videoprism",
+        title="VideoPrism (video-text)",
+        transformers_class="VideoPrismClipModel",
+        kind="clip",
+        scores="softmax(cos) over the labels (no learned scale; the model's forward applies no temperature)",
+        models=(HubModel("google/videoprism-lvt-base-f16r288", 288, frames="16"),),
+        pick="A video foundation encoder (factorised space-time transformer) with a text tower: "
+        "clips of 16 frames at 288 px. No published UCF101/HMDB51 zero-shot figure here. Its "
+        "probabilities are flat (cosines without a temperature) but the ranking, and so the "
+        "accuracy, is the model's. No visual projection, no frame tower.",
+    )
+)
