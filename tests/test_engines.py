@@ -224,3 +224,23 @@ def test_bench_measures_the_ray_engine_against_the_local_one(ray_cluster, tiny_m
     )
     for name in ("local", "ray"):  # both engines encoded both videos
         assert len(list((tmp_path / "cache" / name).rglob("*.safetensors"))) == 2
+
+
+def _refused(cause: str) -> ConnectionError:
+    """What ray.init raises for a cluster it cannot join: its reason is in the cause's text."""
+    error = ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379")
+    error.__cause__ = RuntimeError(f"Failed to connect to GCS. Last connection error: {cause}")
+    return error
+
+
+def test_a_cluster_that_refuses_the_driver_is_named_an_authentication_failure_in_one_line():
+    from clipaction.features.engines.ray_engine import _unreachable
+
+    refused = _refused("Unauthenticated: RPC error: InvalidAuthToken: Authentication token is missing or incorrect")
+    no_token = _unreachable("10.0.0.1:6379", refused, token=False)
+    wrong_token = _unreachable("10.0.0.1:6379", refused, token=True)
+    down = _unreachable("10.0.0.1:6379", _refused("Deadline Exceeded"), token=False)
+    assert "token authentication" in no_token and "RAY_AUTH_MODE=token" in no_token
+    assert "refused this driver's token" in wrong_token and "RAY_AUTH_TOKEN" in wrong_token
+    assert down.startswith("cannot reach the Ray cluster at 10.0.0.1:6379") and "token" not in down
+    assert all("\n" not in line for line in (no_token, wrong_token, down))

@@ -139,3 +139,36 @@ def test_report_text_names_every_class():
     for name in CLASSES:
         assert name in text
     assert "accuracy" in text
+
+
+# Labels and predictions over a few classes (some with no video, or never predicted), and
+# class names of any length (the report's column width follows the longest).
+label_cases = st.tuples(st.integers(1, 40), st.integers(2, 7)).flatmap(
+    lambda shape: st.tuples(
+        arrays(np.int64, shape[0], elements=st.integers(0, shape[1] - 1)),
+        arrays(np.int64, shape[0], elements=st.integers(0, shape[1] - 1)),
+        st.lists(st.text("abcXYZ _", min_size=1, max_size=20), min_size=shape[1], max_size=shape[1], unique=True),
+    )
+)
+
+
+@pytest.mark.slow  # imports scikit-learn (seconds)
+@settings(max_examples=100, deadline=None)
+@given(case=label_cases)
+def test_metrics_and_report_are_scikit_learns_to_the_bit(case):
+    """compute_metrics and the report are written without scikit-learn (its import costs a
+    warm run seconds); they must give its numbers and its text exactly."""
+    from sklearn import metrics as sk
+
+    labels, predicted, classes = case
+    scores = np.eye(len(classes))[predicted]  # one-hot: the prediction is the argmax, no ties
+    ids = list(range(len(classes)))
+    metrics = compute_metrics(scores, labels, classes)
+    assert metrics["confusion_matrix"] == sk.confusion_matrix(labels, predicted, labels=ids).tolist()
+    precision, recall, f1, support = sk.precision_recall_fscore_support(labels, predicted, labels=ids, zero_division=0)
+    for i, name in enumerate(classes):
+        got = metrics["per_class"][name]
+        assert (got["precision"], got["recall"], got["f1"]) == (precision[i], recall[i], f1[i])
+        assert got["support"] == support[i]
+    expected = sk.classification_report(labels, predicted, labels=ids, target_names=classes, digits=4, zero_division=0)
+    assert classification_report_text(scores, labels, classes) == expected

@@ -7,7 +7,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import classification_report, confusion_matrix, precision_recall_fscore_support
+
+# No scikit-learn here: importing it (with SciPy) takes seconds, far more than a warm run's
+# work. The confusion matrix, precision/recall/F1 and the classification report's text are
+# written out below as scikit-learn computes them (the same float operations, so the same
+# bits and characters; tests/test_evaluate.py compares them with scikit-learn's).
 
 
 def predicted_classes(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -58,16 +62,8 @@ def compute_metrics(scores: np.ndarray, labels: np.ndarray, classes: Sequence[st
     labels = np.asarray(labels, dtype=np.int64)
     class_ids = list(range(len(classes)))
     predicted = predicted_classes(scores, labels)
-    matrix = (
-        confusion_matrix(labels, predicted, labels=class_ids)
-        if len(labels)
-        else np.zeros((len(classes), len(classes)), dtype=np.int64)
-    )
-    precision, recall, f1, support = (
-        precision_recall_fscore_support(labels, predicted, labels=class_ids, zero_division=0)
-        if len(labels)
-        else [np.zeros(len(classes))] * 4
-    )
+    matrix = confusion_matrix(labels, predicted, len(class_ids))
+    precision, recall, f1, support = precision_recall_f1(matrix)
     with np.errstate(invalid="ignore", divide="ignore"):
         accuracy = np.where(support > 0, np.diag(matrix) / np.maximum(support, 1), np.nan)
     per_class = {
@@ -91,9 +87,54 @@ def compute_metrics(scores: np.ndarray, labels: np.ndarray, classes: Sequence[st
     }
 
 
+def confusion_matrix(labels: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
+    """(C, C) int64 counts, rows = true class, columns = predicted (scikit-learn's layout)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    predicted = np.asarray(predicted, dtype=np.int64)
+    cells = np.bincount(labels * n_classes + predicted, minlength=n_classes * n_classes)
+    return cells.reshape(n_classes, n_classes).astype(np.int64)
+
+
+def _divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    """numerator / denominator in float64, 0 where the denominator is 0 (`zero_division=0`)."""
+    denominator = np.asarray(denominator, dtype=np.float64)
+    zero = denominator == 0
+    result = np.asarray(numerator, dtype=np.float64) / np.where(zero, 1.0, denominator)
+    result[zero] = 0.0
+    return result
+
+
+def precision_recall_f1(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per class, from a (C, C) confusion matrix: precision, recall, F1 (float64, 0 where
+    undefined) and support (int64), as scikit-learn's `precision_recall_fscore_support`
+    with `zero_division=0` (F1 as 2 tp / (true + predicted))."""
+    matrix = np.asarray(matrix, dtype=np.int64)
+    tp, predicted, support = np.diag(matrix), matrix.sum(axis=0), matrix.sum(axis=1)
+    f1 = _divide(2.0 * tp.astype(np.float64), 1.0 * support.astype(np.float64) + predicted.astype(np.float64))
+    return _divide(tp, predicted), _divide(tp, support), f1, support
+
+
 def classification_report_text(scores: np.ndarray, labels: np.ndarray, classes: Sequence[str]) -> str:
-    """scikit-learn's classification report of the top-1 predictions (ties count against the truth)."""
-    predicted = predicted_classes(scores, labels)
-    return classification_report(
-        labels, predicted, labels=list(range(len(classes))), target_names=list(classes), digits=4, zero_division=0
+    """scikit-learn's classification report of the top-1 predictions (ties count against the
+    truth), 4 digits, `zero_division=0`: the same text, written here (see the imports)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    matrix = confusion_matrix(labels, predicted_classes(scores, labels), len(classes))
+    precision, recall, f1, support = precision_recall_f1(matrix)
+    if not np.trace(matrix):  # scikit-learn counts in floats when nothing is right: "6.0", not "6"
+        support = support.astype(np.float64)
+    digits, headers = 4, ["precision", "recall", "f1-score", "support"]
+    width = max(max(len(name) for name in classes), len("weighted avg"), digits)
+    text = ("{:>{width}s} " + " {:>9}" * len(headers)).format("", *headers, width=width) + "\n\n"
+    row = "{:>{width}s} " + " {:>9.{digits}f}" * 3 + " {:>9}\n"
+    for values in zip(classes, precision, recall, f1, support):
+        text += row.format(*values, width=width, digits=digits)
+    total = np.sum(support)
+    # The micro average is the accuracy: every prediction is one of the classes.
+    micro_f1 = 2.0 * float(np.trace(matrix)) / (float(total) + float(total)) if total else 0.0
+    text += "\n" + ("{:>{width}s} " + " {:>9.{digits}}" * 2 + " {:>9.{digits}f} {:>9}\n").format(
+        "accuracy", "", "", micro_f1, total, width=width, digits=digits
     )
+    for name, weights in (("macro avg", None), ("weighted avg", support)):
+        averages = [float(np.average(values, weights=weights)) for values in (precision, recall, f1)]
+        text += row.format(name, *averages, total, width=width, digits=digits)
+    return text

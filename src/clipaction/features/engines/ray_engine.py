@@ -85,21 +85,75 @@ class FaultHooks:
 
 def connect(engine: EngineConfig) -> float:
     """Join the Ray cluster at `engine.ray_address` (else $RAY_ADDRESS, else start a local
-    instance), unless this process already has; returns the seconds it took."""
+    instance), unless this process already has; returns the seconds it took. An explicit
+    HOST:PORT joins a cluster with token authentication when a token is at hand, as Ray's own
+    `auto` does (`_token_mode`)."""
     import ray
 
     if ray.is_initialized():
         return 0.0
     start = time.perf_counter()
     address = engine.ray_address or os.environ.get("RAY_ADDRESS") or None
+    token = False
     try:
+        token = _token_mode(address)
         if address:
             ray.init(address=address, logging_level=logging.WARNING)
         else:
             ray.init(include_dashboard=False, logging_level=logging.WARNING)
-    except (ConnectionError, RuntimeError, ValueError) as error:
-        raise ConfigError(f"cannot reach the Ray cluster at {address}: {error}", setting="engine.ray_address") from None
+    except (ConnectionError, RuntimeError, ValueError, ray.exceptions.RayError) as error:
+        raise ConfigError(_unreachable(address, error, token), setting="engine.ray_address") from None
     return time.perf_counter() - start
+
+
+#: What a driver needs to join a cluster with token authentication, and where Ray looks for it.
+_AUTH_HELP = (
+    "set RAY_AUTH_MODE=token and give the cluster's token in RAY_AUTH_TOKEN, or in the file named by "
+    "RAY_AUTH_TOKEN_PATH (default ~/.ray/auth_token)"
+)
+
+
+def _token_mode(address: str | None) -> bool:
+    """Whether this driver will present a token. Ray (2.60: token authentication on by default)
+    turns token mode on by itself for `auto` and a new local instance, but not for an explicit
+    address, so a driver given HOST:PORT of a `ray start --head` cluster is
+    refused. Here it is turned on as `auto` would: only when $RAY_AUTH_MODE is unset and a token
+    is available (env or file), by setting it for this process and its children, as Ray does. A
+    driver in token mode still joins a cluster without authentication (checked: its token is
+    not looked at)."""
+    if not address or address == "auto" or address.startswith("ray://"):
+        mode = os.environ.get("RAY_AUTH_MODE", "")
+        return mode.lower() == "token"
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # a Ray without token authentication
+        return False
+    setup_log = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    level = setup_log.level
+    setup_log.setLevel(logging.ERROR)  # its warning speaks of starting a cluster, not joining one
+    try:
+        return bool(maybe_enable_token_auth_if_token_available(warn_if_disabled=False))
+    finally:
+        setup_log.setLevel(level)
+
+
+def _unreachable(address: str | None, error: BaseException, token: bool) -> str:
+    """One line: why joining `address` failed, and for a refused token what to set."""
+    if type(error).__name__ == "AuthenticationError":  # Ray's own: no token where one is asked for
+        return f"token authentication: {getattr(error, 'message', error)}; {_AUTH_HELP}"
+    text = f"{error} {error.__cause__ or ''}"
+    auth = any(sign in text for sign in ("Unauthenticated", "InvalidAuthToken", "AuthenticationError"))
+    where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+    if auth and token:
+        return (
+            f"{where} refused this driver's token (token authentication): give the cluster's token in "
+            "RAY_AUTH_TOKEN, or in the file named by RAY_AUTH_TOKEN_PATH (default ~/.ray/auth_token)"
+        )
+    if auth:
+        return f"{where} requires token authentication and this driver has no token: {_AUTH_HELP}"
+    return f"cannot reach {where}: {one_line(error)}"
 
 
 def actor_count(engine: EngineConfig, resources: dict[str, float]) -> int:
@@ -356,6 +410,24 @@ class _Encoder:
                 "folder on shared storage or use a hub id"
             )
         )
+        if not self.mismatch:
+            self._warm_up()
+
+    def _warm_up(self) -> None:
+        """Load the weights and run the model once, here, in the actor's start-up. Weights load
+        on first use, and a fresh process's first forward pass pays one-time costs (reading the
+        weight file, allocator and kernel set-up: seconds for a ViT-B/32 on 2 cores); left to
+        the first batch, they made it seconds slower than the others and were counted as the
+        engine's throughput (`busy_s`), against a local engine whose model was already warm. A
+        model that cannot run fails in its first batch instead, with the reason, for each video."""
+        frames = max(1, self.clip_frames)
+        try:
+            pixels = self.backend.preprocess(np.zeros((frames, 64, 64, 3), dtype=np.uint8))
+            if self.clip_frames:
+                pixels = clip_pixels(pixels, range(frames), range(frames), frames)  # one clip (1, F, 3, S, S)
+            self.backend.encode_pixels(pixels)
+        except Exception as error:
+            log.warning("the model could not be warmed up: %s", one_line(error))
 
     def __call__(self, batch: Any) -> Any:
         started = time.time()
