@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 import uuid
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,11 @@ try:
     import gradio as gr
 except ImportError:  # pragma: no cover - depends on the environment
     raise ClipactionError('the web page needs the ui extra: pip install -e ".[ui]"') from None
+
+from starlette.middleware import Middleware  # noqa: E402  (Gradio's server is Starlette)
+
+from clipaction.serve.door import LoginDoor  # noqa: E402
+from clipaction.serve.search_tab import IndexSearch, SearchFn, SearchTab  # noqa: E402
 
 #: The download buttons: Analysis.files key -> button text.
 DOWNLOADS = {"json": "JSON", "csv": "Ranking CSV", "segments": "Segments CSV", "vtt": "Subtitles (VTT)"}
@@ -110,6 +116,11 @@ def exposure_warning(config: ServeConfig) -> str | None:
     """What to say when the page listens beyond this machine."""
     if not config.public:
         return None
+    if config.auth:
+        return (
+            f"listening on {config.host}: the login protects the page, but plain HTTP sends passwords "
+            "unencrypted; put the server behind HTTPS (a reverse proxy) on a network you do not trust"
+        )
     return (
         f"listening on {config.host}: anyone who can reach port {config.port} can use this page "
         "and its model (the default, 127.0.0.1, keeps it to this machine)"
@@ -126,13 +137,18 @@ def _readable(error: ClipactionError) -> str:
 
 
 class Page:
-    """The app: a Gradio Blocks over an `Analyzer`, started with `start()`."""
+    """The app: a Gradio Blocks over an `Analyzer`, started with `start()`. With `search` (or
+    `config.index`, whose `clipaction.search` it then uses) the page has a Search tab;
+    `search(query, top)` returns results with video, start, end, score, best first."""
 
-    def __init__(self, config: ServeConfig, analyzer: Analyzer | None = None) -> None:
+    def __init__(self, config: ServeConfig, analyzer: Analyzer | None = None, search: SearchFn | None = None) -> None:
         self.config = config
         self.videos_dir = Path(config.videos_dir).expanduser() if config.videos_dir else None
         if self.videos_dir is not None and not self.videos_dir.is_dir():
             raise DataError(f"not a folder: {self.videos_dir}", setting="videos_dir")
+        if search is None and config.index is not None:
+            search = IndexSearch(config.index)  # not an index: one line, before any file is made
+        self._search_fn = search
         self.analyzer = analyzer or Analyzer(config)
         self.workdir = Path(tempfile.mkdtemp(prefix="clipaction-serve-"))
         self._old_temp = os.environ.get("GRADIO_TEMP_DIR")
@@ -142,6 +158,7 @@ class Page:
         self._lock = threading.Lock()
         self._sessions: dict[str, Session] = {}
         self._sessions_lock = threading.Lock()
+        self.search_tab: SearchTab | None = None
         self.demo = self._build()
         self.url: str | None = None
 
@@ -192,7 +209,14 @@ class Page:
             session.last_used = now
         return session
 
-    def analyse(self, upload, picked, labels_text, request: gr.Request, progress=gr.Progress(track_tqdm=True)):
+    def analyse(
+        self,
+        upload: str | None,
+        picked: str | None,
+        labels_text: str,
+        request: gr.Request,
+        progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 - Gradio's way to ask for progress
+    ) -> tuple[Any, ...]:
         session = self._session(request)
         try:
             video, name = self._video(upload, picked, session)  # the upload is the session's from here
@@ -268,56 +292,71 @@ class Page:
         with gr.Blocks(title="clipaction", analytics_enabled=False, delete_cache=(600, SESSION_TTL_S)) as demo:
             self._theme = theme
             gr.Markdown("# clipaction: which action is in this video?")
-            gr.Markdown(self._model_line(), elem_id="model-line")
-            with gr.Row():
-                with gr.Column(scale=1):
-                    upload = gr.File(label="Upload a video", file_types=sorted(VIDEO_EXTENSIONS), elem_id="upload")
-                    picked = gr.Dropdown(
-                        choices=list_videos(self.videos_dir) if self.videos_dir else [],
-                        value=None,
-                        label=f"...or pick one from {self.videos_dir.name}/" if self.videos_dir else "Server folder",
-                        visible=self.videos_dir is not None,
-                        elem_id="picked",
-                    )
-                    preset = gr.Dropdown(choices=list_presets(), value=None, label="Preset labels", elem_id="preset")
-                    labels = gr.Textbox(
-                        label="Labels (one per line, or comma-separated)",
-                        lines=6,
-                        placeholder="riding a bike\njuggling balls\nplaying the guitar",
-                        elem_id="labels",
-                    )
-                    button = gr.Button("Rank the labels", variant="primary", elem_id="run")
-                with gr.Column(scale=2):
-                    video = gr.Video(label="Video", interactive=False, height=360, elem_id="video")
-                    summary = gr.Markdown(elem_id="summary")
-                    ranking = gr.Label(label="Ranking", num_top_classes=10, elem_id="ranking")
-                    table = gr.Dataframe(headers=["rank", "label", "probability"], label="All labels", elem_id="table")
-                    with gr.Row():
-                        buttons = [
-                            gr.DownloadButton(text, visible=False, elem_id=f"download-{kind}")
-                            for kind, text in DOWNLOADS.items()
-                        ]
-            timeline = gr.Image(label="Timeline", visible=False, interactive=False, elem_id="timeline")
-            segments = gr.Dataframe(
-                headers=["start (s)", "end (s)", "label", "score"], label="Segments", visible=False, elem_id="segments"
-            )
-
-            preset.change(
-                lambda name: "\n".join(preset_labels(name)) if name else gr.skip(), preset, labels, api_name=False
-            )
-            button.click(
-                self.analyse,
-                [upload, picked, labels],
-                [video, summary, ranking, table, timeline, segments, *buttons],
-                api_name="analyse",
-            )
+            with gr.Tabs() if self._search_fn is not None else nullcontext():
+                with gr.Tab("Label a video", id="label") if self._search_fn is not None else nullcontext():
+                    self._build_analyse()
+                if self._search_fn is not None:
+                    with gr.Tab("Search", id="search", elem_id="search-tab"):
+                        self.search_tab = SearchTab(self._search_fn, self.workdir / "search", demo)
+                        self.search_tab.build()
             demo.unload(self._unload)
         return demo
+
+    def _build_analyse(self) -> None:
+        """The labelling part: a video and labels -> ranking, timeline, downloads."""
+        gr.Markdown(self._model_line(), elem_id="model-line")
+        with gr.Row():
+            with gr.Column(scale=1):
+                upload = gr.File(label="Upload a video", file_types=sorted(VIDEO_EXTENSIONS), elem_id="upload")
+                picked = gr.Dropdown(
+                    choices=list_videos(self.videos_dir) if self.videos_dir else [],
+                    value=None,
+                    label=f"...or pick one from {self.videos_dir.name}/" if self.videos_dir else "Server folder",
+                    visible=self.videos_dir is not None,
+                    elem_id="picked",
+                )
+                preset = gr.Dropdown(choices=list_presets(), value=None, label="Preset labels", elem_id="preset")
+                labels = gr.Textbox(
+                    label="Labels (one per line, or comma-separated)",
+                    lines=6,
+                    placeholder="riding a bike\njuggling balls\nplaying the guitar",
+                    elem_id="labels",
+                )
+                button = gr.Button("Rank the labels", variant="primary", elem_id="run")
+            with gr.Column(scale=2):
+                video = gr.Video(label="Video", interactive=False, height=360, elem_id="video")
+                summary = gr.Markdown(elem_id="summary")
+                ranking = gr.Label(label="Ranking", num_top_classes=10, elem_id="ranking")
+                table = gr.Dataframe(headers=["rank", "label", "probability"], label="All labels", elem_id="table")
+                with gr.Row():
+                    buttons = [
+                        gr.DownloadButton(text, visible=False, elem_id=f"download-{kind}")
+                        for kind, text in DOWNLOADS.items()
+                    ]
+        timeline = gr.Image(label="Timeline", visible=False, interactive=False, elem_id="timeline")
+        segments = gr.Dataframe(
+            headers=["start (s)", "end (s)", "label", "score"], label="Segments", visible=False, elem_id="segments"
+        )
+
+        preset.change(
+            lambda name: "\n".join(preset_labels(name)) if name else gr.skip(),
+            preset,
+            labels,
+            api_visibility="private",
+        )
+        button.click(
+            self.analyse,
+            [upload, picked, labels],
+            [video, summary, ranking, table, timeline, segments, *buttons],
+            api_name="analyse",
+        )
 
     # -- the server -------------------------------------------------------------------------
 
     def start(self) -> str:
-        """Start serving the page in the background; returns its URL."""
+        """Start serving the page in the background; returns its URL. Refuses (ConfigError)
+        to listen beyond loopback without a login unless `config.no_auth` says so."""
+        self.config.check_door()
         warning = exposure_warning(self.config)
         if warning:
             log.warning("%s", warning)
@@ -326,7 +365,12 @@ class Page:
             server_port=self.config.port or None,
             prevent_thread_lock=True,
             max_file_size=self.config.max_upload_bytes,
-            allowed_paths=[],
+            allowed_paths=[],  # the Search tab adds each video it plays, one file at a time
+            auth=list(self.config.auth) or None,
+            auth_message="clipaction: log in to use this page",
+            # the door answers 401 to every route but the login page without a session
+            app_kwargs={"middleware": [Middleware(LoginDoor)]},
+            num_workers=0,  # static workers would serve files beside the door
             quiet=True,
             show_error=True,
             ssr_mode=False,
