@@ -86,6 +86,7 @@ def test_bench_command_prints_and_writes_json(tmp_path, capsys, monkeypatch):
     out = tmp_path / "bench.json"
     assert main(["bench", "--videos", "3", "--batch-sizes", "8,16", "--out", str(out)]) == 0
     assert seen["config"].videos == 3 and seen["config"].batch_sizes == (8, 16)
+    assert seen["config"].fast_precision == "auto"  # int8 on a CPU, fp16 on a GPU: decided by run_bench
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads(out.read_text()) == {"model_fps": 1.0, "nan": None}
 

@@ -42,5 +42,5 @@ def test_public_names_stay_functions_after_every_subpackage_is_imported():
     for module in pkgutil.walk_packages(clipaction.__path__, "clipaction."):
         if not module.name.endswith("__main__") and module.name.split(".")[1] not in {"serve", "speed"}:
             importlib.import_module(module.name)
-    for name in ("load_model", "predict", "zeroshot", "run_study"):
+    for name in ("load_model", "predict", "zeroshot", "run_study", "index", "search"):
         assert callable(getattr(clipaction, name)) and not isinstance(getattr(clipaction, name), types.ModuleType), name

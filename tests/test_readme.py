@@ -89,7 +89,7 @@ def _first_block_after(text: str, heading: str) -> str:
 def test_ci_installs_exactly_as_the_readme_says():
     readme = _install_lines(_first_block_after(_readme(), "## Install").splitlines())
     ci = _install_lines(CI.read_text(encoding="utf-8").splitlines())
-    assert readme == [["torch==2.13.0"], ["-e", ".[dev,openvino,ui,ray,docs]"]]
+    assert readme == [["torch==2.13.0"], ["-e", ".[dev,openvino,ui,ray,docs,search]"]]
     assert ci == readme
     install_page = (DOCS / "install.md").read_text(encoding="utf-8")
     assert _install_lines(_first_block_after(install_page, "# Install").splitlines()) == readme

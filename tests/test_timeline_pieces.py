@@ -43,5 +43,5 @@ def test_every_subcommand_is_added_in_the_help_order() -> None:
     (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     assert list(commands.choices) == [
         "zeroshot", "extract", "predict", "run", "report", "demo", "download",
-        "benchmark", "bench", "models", "serve", "timeline",
+        "benchmark", "bench", "models", "serve", "timeline", "index", "search",
     ]  # fmt: skip

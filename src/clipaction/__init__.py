@@ -1,7 +1,7 @@
 """clipaction: zero-shot human action recognition in videos with CLIP-like models.
 
 The public API (see the README's "Use from Python"): `load_model`, `predict`, `zeroshot`,
-`run_study`, and the config classes. Names load on first use, so `import clipaction` is cheap.
+`run_study`, `index` and `search` (footage search), and the config classes. Names load on first use, so `import clipaction` is cheap.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ _API = {
     "predict": "clipaction.api",
     "zeroshot": "clipaction.api",
     "run_study": "clipaction.api",
+    "index": "clipaction.api",
+    "search": "clipaction.api",
     "DatasetConfig": "clipaction.config",
     "SamplerConfig": "clipaction.config",
     "ModelConfig": "clipaction.config",

@@ -5,6 +5,8 @@
     ranked = clipaction.predict(["clip.mp4"], ["riding a bike", "juggling"], model=backend)
     run = clipaction.classify.scoring(clipaction.ZeroShotConfig(dataset=clipaction.DatasetConfig(root=..., splits_dir=...)))
     results = clipaction.run_study(clipaction.StudyConfig(...))
+    clipaction.index(["footage/"], "footage.idx")          # the search extra (LanceDB)
+    moments = clipaction.search("someone falling off a bike", "footage.idx", top=5)
 
 Everything else in the package stays importable but may change between versions.
 """
@@ -19,6 +21,8 @@ from clipaction.config import DEFAULT_MODEL, ModelConfig, SamplerConfig, StudyCo
 
 if TYPE_CHECKING:
     from clipaction.classify.run import VideoPrediction, ZeroShotRun
+    from clipaction.lookup.build import IndexReport
+    from clipaction.lookup.moments import Moment
     from clipaction.models.base import Backend
 
 
@@ -90,3 +94,56 @@ def run_study(config: StudyConfig, *, progress: bool = False) -> dict[str, Any]:
     from clipaction.study import run_study as run
 
     return run(config, progress=progress)
+
+
+def index(
+    videos: Sequence[str | Path],
+    index: str | Path,
+    *,
+    model: str | Backend | None = None,
+    fps: float | None = None,
+    window: float | None = None,
+    stride: float | None = None,
+    cache_dir: str | None = None,
+    workers: int = 2,
+    progress: bool = False,
+) -> IndexReport:
+    """Index every window of `videos` (files or folders) into the footage index folder `index`
+    (created when new; needs the `search` extra). Sampling is `timeline`'s: frames at `fps`,
+    `window`-second windows every `stride` seconds (None: the index's own, a new one 1, 2, 1).
+    A second run adds new or changed files and drops deleted ones; unreadable files are skipped
+    and listed in the index's manifest. `model`: a hub id, folder or loaded backend (None: the
+    index's own, a new one the default); another model than the index's is a ConfigError."""
+    from clipaction.lookup.build import build_index
+
+    return build_index(
+        videos, index, model=model, fps=fps, window=window, stride=stride, cache_dir=cache_dir, workers=workers,
+        progress=progress,
+    )  # fmt: skip
+
+
+def search(
+    query: str | None,
+    index: str | Path,
+    *,
+    top: int = 10,
+    where: str | None = None,
+    like: str | None = None,
+    templates: str | Sequence[str] | None = None,
+    model: str | Backend | None = None,
+) -> list[Moment]:
+    """The `top` moments of the index best matching the sentence `query`, best first: each has
+    `video`, `start`, `end` (seconds), `score` (cosine) and, for sigmoid-scored families (SigLIP),
+    `probability`; `.as_dict()` gives the JSON form. `like="VIDEO@SECONDS"` (query None) finds
+    moments like that one instead; `where` keeps videos whose path matches a glob; `templates`:
+    None (the query as typed), `seed`, `clip`, a template file or a list of templates with {}."""
+    from clipaction.classify.scoring import load_templates
+    from clipaction.lookup.query import search_index
+
+    if templates is None:
+        chosen: Sequence[str] = ("{}",)
+    elif isinstance(templates, str):
+        chosen = load_templates(templates)
+    else:
+        chosen = tuple(templates)
+    return search_index(index, query, like=like, top=top, where=where, model=model, templates=chosen)

@@ -168,9 +168,18 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     except ValueError:
         raise ConfigError(f"must be comma-separated numbers; got {args.batch_sizes!r}", setting="batch_sizes") from None
     config = BenchConfig(
-        videos=args.videos, model=args.model, device=args.device, workers=args.workers, batch_sizes=batch_sizes
+        videos=args.videos,
+        model=args.model,
+        device=args.device,
+        workers=args.workers,
+        batch_sizes=batch_sizes,
+        fast_precision=args.fast_precision,
     )
-    if args.families:
+    if args.search:
+        from clipaction.speed.search_bench import parse_sizes, run_search_bench
+
+        results = run_search_bench(parse_sizes(args.search_sizes))
+    elif args.families:
         from clipaction.speed.families import FAMILY_MODELS, bench_families
 
         families = (
@@ -186,6 +195,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         results = run_bench(config)
     text = json.dumps(to_jsonable(results), indent=2)
     print(text)
+    if "recommendation" in results:  # after the JSON, on stderr: stdout stays one JSON document
+        print(results["recommendation"]["line"], file=sys.stderr)
     if args.out:
         write_text_atomic(Path(args.out), text + "\n")
     return EXIT_OK
@@ -533,6 +544,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from clipaction.serve import ServeConfig, start_page
+    from clipaction.serve.auth import gather_accounts
 
     config = ServeConfig(
         host=args.host,
@@ -544,7 +556,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         templates=args.prompts,
         cache_dir=args.cache_dir,
         workers=args.workers,
+        index=args.index,
+        auth=gather_accounts(args.auth or (), args.auth_file),
+        no_auth=args.no_auth,
     )
+    config.check_door()  # before the model loads or a port is bound
     import signal
     import threading
 
@@ -568,6 +584,76 @@ def error_line(message: str) -> None:
     print(f"clipaction: error: {message}", file=sys.stderr)
 
 
+def _cmd_index(args: argparse.Namespace) -> int:
+    from clipaction.lookup.build import build_index
+    from clipaction.lookup.store import MANIFEST, read_manifest
+
+    built = Path(args.index).expanduser()
+    name = args.model
+    if name is None and (built / MANIFEST).is_file():
+        name = read_manifest(built)["model"].get("name_or_path")
+    model = ModelConfig(
+        name_or_path=name or ModelConfig().name_or_path, revision=args.revision, device=args.device,
+        batch_size=args.batch_size, precision=args.precision, runtime=args.runtime,
+    )  # fmt: skip
+    shard = None
+    if args.shard:
+        from clipaction.features.shard import parse_shard
+
+        shard = parse_shard(args.shard)
+    report = build_index(
+        args.videos, args.index, model=model, fps=args.fps, window=args.window, stride=args.stride,
+        cache_dir=args.cache_dir, workers=args.workers, shard=shard,
+        engine=_engine_config(args) if args.engine != "local" else None, progress=not args.no_progress,
+    )  # fmt: skip
+    where = f"{report.index} (shard {report.shard})" if report.shard else str(report.index)
+    print(
+        f"{len(report.added)} new, {len(report.replaced)} changed, {report.unchanged} unchanged, "
+        f"{len(report.dropped)} dropped, {len(report.skipped)} skipped; {report.rows} windows in {where}"
+    )
+    for path, reason in report.skipped.items():
+        print(f"clipaction: skipped {path}: {reason}", file=sys.stderr)
+    return _failures_exit(list(report.skipped))
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    import csv
+
+    from clipaction.lookup.query import search_index
+
+    templates: Sequence[str] = ("{}",)
+    if args.prompts:
+        from clipaction.classify.scoring import load_templates
+
+        templates = load_templates(args.prompts)
+    model = None
+    if args.model or args.device != "auto":
+        from clipaction.lookup.store import read_manifest
+        from clipaction.models import load_backend
+
+        known = read_manifest(args.index)["model"].get("config") or {}
+        name = args.model or known.get("name_or_path") or ModelConfig().name_or_path
+        model = load_backend(ModelConfig(**{**known, "name_or_path": name, "device": args.device}))
+    moments = search_index(
+        args.index, args.query, like=args.like, top=args.top, where=args.where, model=model, templates=templates
+    )
+    rows = [moment.as_dict() for moment in moments]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif args.csv:
+        fields = ["video", "start", "end", "score"] + (["probability"] if rows and "probability" in rows[0] else [])
+        writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    elif not rows:
+        print("no moments found")
+    else:
+        for row in rows:
+            chance = f"  p {row['probability']:.3f}" if "probability" in row else ""
+            print(f"{row['score']:.4f}{chance}  {row['start']:8.1f} - {row['end']:8.1f} s  {row['video']}")
+    return EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "zeroshot": _cmd_zeroshot,
     "extract": _cmd_extract,
@@ -581,4 +667,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "models": _cmd_models,
     "timeline": _cmd_timeline,
     "serve": _cmd_serve,
+    "index": _cmd_index,
+    "search": _cmd_search,
 }

@@ -75,11 +75,19 @@ SETTING_FLAGS = {
     "videos_dir": "--videos",
     "port": "--port",
     "max_upload_mb": "--max-upload-mb",
+    "auth": "--auth",
+    "auth_file": "--auth-file",
+    "no_auth": "--no-auth",
     "protocols": "--protocols",
     "annotations": "--annotations",
     "split_dir": "--split-dir",
     "views": "--views",
     "crops": "--crops",
+    "index": "--index",
+    "top": "--top",
+    "like": "--like",
+    "query": "QUERY",
+    "search_sizes": "--search-sizes",
 }
 
 
@@ -106,7 +114,7 @@ RUN_OVERRIDES = [
     ("--model", "model.name_or_path", "hub id or local directory"),
     ("--device", "model.device", "auto, cpu or cuda"),
     ("--batch-size", "model.batch_size", "frames per model batch"),
-    ("--precision", "model.precision", "fp32, int8 (a faster CPU image encoder) or fp16 (GPUs)"),
+    ("--precision", "model.precision", "fp32, int8 or bf16 (faster CPU image encoders) or fp16 (GPUs)"),
     ("--runtime", "model.runtime", "torch or openvino (the CPU image encoder compiled by OpenVINO)"),
     ("--prompts", "prompts.templates", "seed, clip or a template file"),
     ("--name-style", "prompts.name_style", "raw or spaced"),
@@ -215,7 +223,8 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
         "--precision",
         default=_MODEL.precision,
         choices=get_args(Precision),
-        help="int8: quantized image encoder, 2-3x faster on a CPU (cosine > 0.99 to fp32); fp16: for GPUs",
+        help="int8: quantized image encoder, 2-3x faster on a CPU (cosine > 0.99 to fp32); bf16: bfloat16 "
+        "image encoder for CPUs with AMX or AVX512-BF16 (cosine > 0.999); fp16: for GPUs",
     )
     group.add_argument(
         "--runtime",
@@ -305,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_models,
         _add_serve,
         _add_timeline,
+        _add_index,
+        _add_search,
     ):
         add(commands)
     return parser
@@ -503,6 +514,12 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     bench.add_argument("--videos", type=int, default=bench_defaults.videos, help="number of generated videos")
     bench.add_argument("--model", help="a saved model directory instead of a random ViT-B/32")
     bench.add_argument("--device", default=bench_defaults.device, choices=get_args(Device))
+    bench.add_argument(
+        "--fast-precision",
+        default=bench_defaults.fast_precision,
+        choices=("auto", "int8", "fp16", "bf16"),
+        help="the precision of the fast row, against fp32 (auto: int8 on a CPU, fp16 on a GPU)",
+    )
     bench.add_argument("--workers", type=int, default=bench_defaults.workers, help="decoding threads")
     bench.add_argument(
         "--batch-sizes",
@@ -510,6 +527,15 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
         help="batch sizes to try for the image encoder",
     )
     bench.add_argument("--out", help="also write the JSON to this file")
+    bench.add_argument(
+        "--search",
+        action="store_true",
+        help="instead: footage search at scale on generated clustered vectors (latency p50/p99, recall@10, "
+        "bytes per window, index build time; needs the search extra)",
+    )
+    bench.add_argument(
+        "--search-sizes", default="100000,1000000", metavar="N1,N2", help="windows per table for --search"
+    )
     bench.add_argument(
         "--families",
         metavar="all|F1,F2",
@@ -548,13 +574,36 @@ def _add_serve(commands: argparse._SubParsersAction) -> None:
         description='Serve a web page (Gradio; needs pip install -e ".[ui]") where a video, uploaded or '
         "picked from --videos DIR, and your labels give the ranked labels, the video with its labels "
         "as subtitles and files to download. The model loads once; frame features are cached, so new "
-        "labels on the same video are fast. Listens on this machine only unless --host says otherwise.",
+        "labels on the same video are fast. Listens on this machine only unless --host says otherwise; on "
+        "any other address it needs a login (--auth, --auth-file) or an explicit --no-auth. With --index IDX "
+        "the page has a Search tab: a sentence finds the moments of the indexed videos, a click plays one.",
         formatter_class=_Formatter,
     )
     serve.add_argument(
         "--host",
         default=serve_defaults.host,
-        help="address to listen on; any other than 127.0.0.1 lets anyone who reaches the port use the page",
+        help="address to listen on; any other than 127.0.0.1 needs --auth/--auth-file (or --no-auth)",
+    )
+    serve.add_argument(
+        "--auth",
+        action="append",
+        metavar="USER:PASSWORD",
+        help="an account for the page's login (repeatable); every request but the login needs one",
+    )
+    serve.add_argument(
+        "--auth-file",
+        metavar="FILE",
+        help="accounts for the login, one user:password a line (blank lines and # comments ignored)",
+    )
+    serve.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve on a --host beyond this machine without a login (anyone who reaches the port may use it)",
+    )
+    serve.add_argument(
+        "--index",
+        metavar="IDX",
+        help="a search index (clipaction index): adds a Search tab that plays only the indexed videos",
     )
     serve.add_argument("--port", type=int, default=serve_defaults.port, help="port to listen on")
     serve.add_argument(
@@ -689,3 +738,54 @@ def _add_timeline_args(timeline: argparse.ArgumentParser, defaults: TimelineConf
         help="tIoU thresholds of the mAP: START:STEP:STOP or a comma list (default: the benchmark's own, "
         "ActivityNet 0.5:0.05:0.95, THUMOS14 0.3:0.1:0.7; a THUMOS14 JSON is known by its video ids)",
     )
+
+
+def _add_index(commands: argparse._SubParsersAction) -> None:
+    from clipaction.lookup.config import IndexConfig
+
+    defaults = IndexConfig()
+    index = commands.add_parser(
+        "index",
+        help="index a footage library for text search (clipaction search)",
+        description="Sample every video by time as `timeline` does (windows of --window seconds every "
+        "--stride seconds, frames at --fps), encode each window and store it in a LanceDB table under "
+        '--index (pip install -e ".[search]"). A second run adds new or changed files and drops '
+        "deleted ones; a stopped run resumes; unreadable files are skipped and listed in IDX/index.json. "
+        "One index holds one model's embeddings. e.g.\n"
+        "  clipaction index footage/ --index footage.idx",
+        formatter_class=_Formatter,
+    )
+    index.add_argument("videos", nargs="+", metavar="DIR_OR_FILE", help="video files, or folders to search for videos")
+    index.add_argument("--index", required=True, metavar="IDX", help="the index folder (created when new)")
+    group = index.add_argument_group("windows (default: the index's own; a new index's below)")
+    group.add_argument("--fps", type=float, help=f"frames sampled per second (new index: {defaults.fps:g})")
+    group.add_argument("--window", type=float, help=f"seconds per window (new index: {defaults.window:g})")
+    group.add_argument("--stride", type=float, help=f"seconds between window starts (new index: {defaults.stride:g})")
+    _add_model_args(index)
+    index.set_defaults(model=None)  # the index's own model, else the default
+    _add_engine_args(index, shard=True)
+
+
+def _add_search(commands: argparse._SubParsersAction) -> None:
+    search = commands.add_parser(
+        "search",
+        help="find moments in an index by a sentence (or like another moment)",
+        description="Encode the sentence with the index's model, find the nearest windows (exact below "
+        "10,000 windows, else the index's IVF_SQ index), merge neighbouring hits of a video into "
+        "moments and print the best: score (cosine; SigLIP models also a probability), start, end, video. e.g.\n"
+        '  clipaction search "someone falling off a bike" --index footage.idx --top 5',
+        formatter_class=_Formatter,
+    )
+    search.add_argument("query", nargs="?", metavar="QUERY", help="what to look for, in words")
+    search.add_argument("--index", required=True, metavar="IDX", help="an index folder written by clipaction index")
+    search.add_argument("--top", type=int, default=10, help="moments to print")
+    form = search.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help='print [{"video", "start", "end", "score"}], best first')
+    form.add_argument("--csv", action="store_true", help="print CSV: video,start,end,score")
+    search.add_argument(
+        "--where", metavar="GLOB", help="only videos whose path matches (a glob without / matches the file name)"
+    )
+    search.add_argument("--like", metavar="VIDEO@SECONDS", help="instead of a sentence: moments like this one")
+    search.add_argument("--prompts", help="seed, clip or a template file (unset: the sentence as typed)")
+    search.add_argument("--model", help="the index's model (unset: read from the index)")
+    search.add_argument("--device", default=_MODEL.device, choices=get_args(Device))

@@ -390,7 +390,8 @@ class BenchConfig:
     batch_sizes: tuple[int, ...] = (16, 32, 64)
     workers: int = 2
     device: str = "auto"
-    fast_precision: str = "int8"
+    #: the fast row's precision: "auto" is int8 on a CPU and fp16 on a GPU
+    fast_precision: str = "auto"
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
     min_seconds: float = 3.0  # per batch size when timing the image encoder alone
 

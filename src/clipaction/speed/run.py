@@ -430,6 +430,9 @@ def run_bench(
     """Generate the inputs, measure, and return the figures (a JSON-able dict). `ray`: also
     measure the ray engine against the local one (None: when ray can be imported); `openvino`:
     also the OpenVINO runtime's rows (None: when openvino and nncf can be imported)."""
+    if config.fast_precision == "auto":
+        cuda = config.device == "cuda" or (config.device == "auto" and torch.cuda.is_available())
+        config = dataclasses.replace(config, fast_precision="fp16" if cuda else "int8")
     with tempfile.TemporaryDirectory(prefix="clipaction-bench-", dir=work_dir) as tmp:
         tmp_path = Path(tmp)
         paths = make_videos(tmp_path / "videos", config)
