@@ -57,7 +57,8 @@ class IndexModelError(ConfigError):
     """An index opened with another model than the one that built it."""
 
 
-def _lancedb() -> Any:
+def import_lancedb() -> Any:
+    """The lancedb module, or a one-line ConfigError naming the extra to install."""
     os.environ.setdefault("LANCEDB_LOG", "error")  # its Rust logger warns on every new table and query
     try:
         import lancedb
@@ -128,7 +129,8 @@ def check_new_folder(folder: Path) -> None:
         )
 
 
-def _schema(dim: int) -> pa.Schema:
+def window_schema(dim: int) -> pa.Schema:
+    """The table's columns: one row per window, its embedding a fixed-size list of `dim` float32."""
     import pyarrow as pa
 
     return pa.schema(
@@ -166,7 +168,7 @@ class VideoRows:
                 "end": pa.array(self.ends, pa.float64()),
                 "vector": pa.FixedSizeListArray.from_arrays(flat, dim),
             },
-            schema=_schema(dim),
+            schema=window_schema(dim),
         )
 
 
@@ -186,7 +188,7 @@ class IndexStore:
     def __init__(self, folder: Path, manifest: dict[str, Any]) -> None:
         self.folder = folder
         self.manifest = manifest
-        self._db = _lancedb().connect(str(folder))
+        self._db = import_lancedb().connect(str(folder))
         self._table: Any = None
 
     # -- opening ----------------------------------------------------------------------------
@@ -249,7 +251,7 @@ class IndexStore:
             if TABLE in self._db.table_names():
                 self._table = self._db.open_table(TABLE)
             else:
-                self._table = self._db.create_table(TABLE, schema=_schema(self.dim), exist_ok=True)
+                self._table = self._db.create_table(TABLE, schema=window_schema(self.dim), exist_ok=True)
         return self._table
 
     def has_table(self) -> bool:

@@ -47,10 +47,10 @@ def _folder_bytes(path: Path) -> int:
 def _write_table(db: Any, vectors: np.ndarray) -> Any:
     import pyarrow as pa
 
-    from clipaction.lookup.store import TABLE, _schema
+    from clipaction.lookup.store import TABLE, window_schema
 
     dim = vectors.shape[1]
-    table = db.create_table(TABLE, schema=_schema(dim))
+    table = db.create_table(TABLE, schema=window_schema(dim))
     for start in range(0, len(vectors), 200_000):
         part = vectors[start : start + 200_000]
         ids = np.arange(start, start + len(part))
@@ -63,7 +63,7 @@ def _write_table(db: Any, vectors: np.ndarray) -> Any:
                     "end": pa.array((ids % _PER_VIDEO + 2).astype(np.float64)),
                     "vector": pa.FixedSizeListArray.from_arrays(pa.array(part.reshape(-1), pa.float32()), dim),
                 },
-                schema=_schema(dim),
+                schema=window_schema(dim),
             )
         )
     return table
@@ -107,13 +107,13 @@ def bench_size(rows: int, dim: int, queries: int, folder: Path, seed: int = 0) -
     """Every figure for one table size (see the module docstring)."""
     from clipaction.lookup import ann
     from clipaction.lookup.query import nearest
-    from clipaction.lookup.store import _lancedb
+    from clipaction.lookup.store import import_lancedb
 
     clusters = max(10, rows // 500)
     vectors = clustered_vectors(rows, dim, clusters, seed)
     # queries: near the same centres but further out, as a sentence sits apart from the frames
     probes = clustered_vectors(queries, dim, clusters, seed, spread=1.5)
-    db = _lancedb().connect(str(folder))
+    db = import_lancedb().connect(str(folder))
     start = time.perf_counter()
     table = _write_table(db, vectors)
     result: dict[str, Any] = {"rows": rows, "dim": dim, "clusters": clusters, "queries": queries}
