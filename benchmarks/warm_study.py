@@ -16,11 +16,11 @@ import json
 import time
 from pathlib import Path
 
-from clipaction.speed.run import STUDY_CLASSES
 from clipaction.config import DatasetConfig, FullFinetuneStage, ModelConfig, StudyConfig
-from clipaction.testing.videos import SyntheticVideo, make_ucf101_like
-from clipaction.testing.tiny_clip import build_random_clip
+from clipaction.speed.run import STUDY_CLASSES
 from clipaction.study import run_study
+from clipaction.testing.tiny_clip import build_random_clip
+from clipaction.testing.videos import SyntheticVideo, make_ucf101_like
 
 
 def main() -> None:

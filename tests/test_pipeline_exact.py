@@ -1,0 +1,102 @@
+"""The fast decoding paths give exactly what the plain ones give: a reused one-thread scaler,
+single-threaded sampled decoding, the table lookup of `fast_preprocess`, and time-based decoding
+that skips the non-reference frames no sampled time shows. Each is compared with the
+straightforward way (a full sequential decode, `frame.to_ndarray`, the HF image processor)."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+
+from clipaction.config import SamplerConfig
+from clipaction.features.core import decode_video
+from clipaction.testing.footage import Scene, numbered_frames, read_number, scene_frames, stamp_number, write_frames
+from clipaction.testing.videos import SyntheticVideo, write_video
+from clipaction.video.frames import bounded_size, to_rgb
+from clipaction.video.timed import Sample, frames_at
+
+
+def _full_decode(path) -> tuple[list[np.ndarray], list[float]]:
+    """Every frame (as `to_ndarray` gives it) and its time in seconds, in display order."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        frames = [(float(f.pts * f.time_base), f.to_ndarray(format="rgb24")) for f in container.decode(stream)]
+    frames.sort(key=lambda pair: pair[0])
+    return [f for _, f in frames], [t for t, _ in frames]
+
+
+def test_a_reused_scaler_converts_every_size_as_a_fresh_one_does():
+    rng = np.random.default_rng(0)
+    # short sides above and below the bounds: scaled (area) and converted only, alternately
+    sizes = [(320, 240, "yuv420p"), (1000, 760, "yuv420p"), (320, 240, "yuv420p"), (640, 480, "yuv422p")]
+    sizes += [(900, 740, "yuv444p"), (160, 120, "rgb24")]
+    for width, height, fmt in sizes:  # one thread, one scaler: sizes and filters alternate
+        rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format=fmt)
+        for bound in (720, None, 100):
+            w, h = bounded_size(width, height, bound)
+            if (w, h) == (width, height):
+                expected = frame.to_ndarray(format="rgb24")
+            else:
+                expected = frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
+            np.testing.assert_array_equal(to_rgb(frame, bound), expected)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        SyntheticVideo(codec="mpeg4", width=160, height=120, num_frames=60, gop=12, seed=3),
+        SyntheticVideo(codec="h264", width=160, height=120, num_frames=60, gop=25, seed=4),  # B-frames
+    ],
+    ids=["mpeg4", "h264"],
+)
+def test_extraction_pixels_equal_a_full_decode_through_the_image_processor(tmp_path, tiny_backend, spec):
+    path = write_video(tmp_path / ("v.avi" if spec.codec == "mpeg4" else "v.mp4"), spec)
+    sampler = SamplerConfig(name="uniform", frames=7)
+    indices, new, _, pixels, _ = decode_video(str(path), sampler, tiny_backend, frozenset())
+    frames, _ = _full_decode(path)
+    processor = tiny_backend.processor.image_processor
+    expected = processor(images=[frames[i] for i in new], return_tensors="pt")["pixel_values"]
+    assert len(set(indices.tolist())) == len(new) == 7
+    assert pixels.dtype == expected.dtype
+    assert float((pixels - expected).abs().max()) == 0.0  # bit for bit: the same numbers
+
+
+@pytest.mark.slow
+def test_timed_decoding_skips_unshown_b_frames_and_shows_a_full_decodes_frames(tmp_path):
+    # 12 s at 25 fps, x264's default B-frames; frames carry their number (mod 256) and texture
+    scenes = [Scene(4.0, pattern) for pattern in range(3)]
+    textured = scene_frames(scenes, 25, 96, 48, seed=2)
+    path = write_frames(
+        tmp_path / "b.mp4", (stamp_number(frame, i % 256) for i, frame in enumerate(textured)), fps=25, gop=250
+    )
+    frames, times = _full_decode(path)
+    assert len(frames) == 300
+    wanted = [(k, (k + 0.5) / 2) for k in range(24)]  # 2 samples a second, as the timeline takes them
+    stats: dict = {}
+    samples = [e for e in frames_at(path, wanted, stats=stats) if isinstance(e, Sample)]
+    assert [s.index for s in samples] == [k for k, _ in wanted]
+    for sample in samples:
+        shown = int(np.searchsorted(times, sample.time, side="right") - 1)
+        np.testing.assert_array_equal(sample.frame, frames[shown])
+        assert read_number(sample.frame) == shown % 256
+    assert stats["decoded"] < 250  # non-reference frames between the samples were not decoded
+    # every frame wanted: nothing can be skipped, and every frame is the full decode's
+    dense = [(k, t + 0.001) for k, t in enumerate(times[:60])]
+    got = [e.frame for e in frames_at(path, dense) if isinstance(e, Sample)]
+    assert len(got) == 60
+    for k, frame in enumerate(got):
+        np.testing.assert_array_equal(frame, frames[k])
+
+
+def test_numbered_frames_survive_skipping_at_odd_times(tmp_path):
+    path = write_frames(tmp_path / "n.mkv", numbered_frames(200), fps=25, gop=100)
+    frames, times = _full_decode(path)
+    rng = np.random.default_rng(5)
+    queries = sorted(rng.uniform(0, times[-1], 30).round(4).tolist())
+    found = [e for e in frames_at(path, list(enumerate(queries))) if isinstance(e, Sample)]
+    assert len(found) == len(queries)
+    for sample in found:
+        shown = int(np.searchsorted(times, sample.time, side="right") - 1)
+        assert read_number(sample.frame) == shown
