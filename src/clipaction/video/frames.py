@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 
 import av
 import numpy as np
-from av.video.reformatter import VideoReformatter
 
 from clipaction.config import CropPosition
 
@@ -22,21 +20,6 @@ MAX_SHORT_SIDE = 720
 
 # Area averaging: the right filter for downscaling (no aliasing from skipped pixels).
 _INTERPOLATION = "AREA"
-
-# One scaler per thread, reused for every frame: `frame.to_ndarray(format=...)` builds a new
-# SwsContext per frame, and with PyAV's default `threads=0` that context starts a pool of one
-# thread per CPU, every frame (measured: 0.7 ms CPU and ~6 ms wall per 320x240 frame on a busy
-# 2-core machine, against 0.2 ms reused). One scaler thread: frames are converted in the
-# decoding threads, which already run in parallel with the model. The pixels are the same
-# (the same flags; swscale's slices do not change them: tests/test_decode.py checks it).
-_SCALERS = threading.local()
-
-
-def _scaler() -> VideoReformatter:
-    scaler = getattr(_SCALERS, "scaler", None)
-    if scaler is None:
-        scaler = _SCALERS.scaler = VideoReformatter()
-    return scaler
 
 
 def check_max_short_side(max_short_side: int | None) -> None:
@@ -94,13 +77,12 @@ def to_rgb(frame: av.VideoFrame, max_short_side: int | None = MAX_SHORT_SIDE) ->
     """The frame as an upright (H, W, 3) uint8 RGB array with its short side bounded."""
     width, height = bounded_size(frame.width, frame.height, max_short_side)
     if (width, height) == (frame.width, frame.height):
-        rgb = _scaler().reformat(frame, format="rgb24", threads=1)
+        image = frame.to_ndarray(format="rgb24")
     else:
         # Scaled while still a frame: the full-size RGB image is never allocated.
-        rgb = _scaler().reformat(
-            frame, width=width, height=height, format="rgb24", interpolation=_INTERPOLATION, threads=1
-        )
-    return _orient(rgb.to_ndarray(), frame)
+        small = frame.reformat(width=width, height=height, format="rgb24", interpolation=_INTERPOLATION)
+        image = small.to_ndarray()
+    return _orient(image, frame)
 
 
 def square_crop(frames: np.ndarray, position: CropPosition) -> np.ndarray:
