@@ -43,6 +43,7 @@ def test_bench_reports_every_figure(tmp_path, monkeypatch):
     # the bf16 row is measured on CPUs with bf16 units; here on any CPU (slowly where it lacks them)
     monkeypatch.setattr(bench, "_bf16_here", lambda device: True)
     monkeypatch.setenv("CLIPACTION_ALLOW_SLOW_BF16", "1")
+    monkeypatch.setattr(bench, "TIMELINE_MEMORY_SECONDS", (2.0, 6.0))  # the timeline's memory row, short
     config = BenchConfig(videos=2, seconds=1.0, architecture="tiny", batch_sizes=(4,), min_seconds=0.05, device="cpu")
     results = run_bench(config, work_dir=tmp_path, ray=False)  # the ray rows: test_engines.py
     assert KEYS <= set(results)
@@ -71,6 +72,10 @@ def test_bench_reports_every_figure(tmp_path, monkeypatch):
     if "openvino" in results:  # the timeline's speed with the fastest encoder, at both sizes
         factors = results["openvino"]["int8"]["timeline_realtime_factor"]
         assert all(factors[size]["realtime_factor"] > 0 for size in ("320x240", "1280x720"))
+        assert set(factors["memory"]["peak_rss_mb"]) == {"2", "6"}
+    memory = results["timeline_realtime_factor"]["memory"]  # peak RSS per length, fresh processes
+    assert all(peak > 0 for peak in memory["peak_rss_mb"].values())
+    assert memory["ratio_long_to_short"] == pytest.approx(memory["peak_rss_mb"]["6"] / memory["peak_rss_mb"]["2"])
     assert results["recommendation"]["line"].startswith("fastest here within cosine 0.999 of fp32: ")
     assert results["created_at"][:4].isdigit() and "T" in results["created_at"]  # dated
     assert not list(tmp_path.iterdir()), "the generated inputs are cleaned up"

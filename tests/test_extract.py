@@ -169,3 +169,73 @@ def test_decoding_runs_a_bounded_number_of_videos_ahead(monkeypatch):
         with lock:
             assert len(started) - consumed <= 4 * workers
     assert consumed == len(todo) and started == [path for path, _, _ in todo]
+
+
+def test_decoding_waits_while_a_cpu_model_runs(videos, tiny_backend, tmp_path, monkeypatch):
+    """On the CPU, decoding and the model take turns: no video is decoded while the model computes
+    a batch (decoding would take cores from the model's threads mid-layer); the features are
+    those of a plain run."""
+    import threading
+    import time
+
+    import clipaction.features.core as core
+
+    events: list[tuple[str, float, float]] = []
+    lock = threading.Lock()
+    original_decode, original_encode = core.decode_video, tiny_backend.encode_pixels
+
+    def decode(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return original_decode(*args, **kwargs)
+        finally:
+            with lock:
+                events.append(("decode", start, time.perf_counter()))
+
+    def encode(pixels):
+        start = time.perf_counter()
+        time.sleep(0.05)  # a model slow enough that decoding ahead would overlap it
+        try:
+            return original_encode(pixels)
+        finally:
+            with lock:
+                events.append(("model", start, time.perf_counter()))
+
+    monkeypatch.setattr(core, "decode_video", decode)
+    monkeypatch.setattr(tiny_backend, "encode_pixels", encode)
+    many = videos * 3  # the same files under several names: 12 videos, 4 frames each
+    links = []
+    for i, path in enumerate(many):
+        link = tmp_path / f"{i}{path.suffix}"
+        link.symlink_to(path)
+        links.append(link)
+    result = extract_features(links, tiny_backend, SAMPLER, None, batch_size=4, workers=2, progress=False)
+    assert result.failures == [] and len(result.features) == len(links)
+    model_runs = [(start, end) for kind, start, end in events if kind == "model"]
+    decodes = [(start, end) for kind, start, end in events if kind == "decode"]
+    assert len(model_runs) >= 10 and len(decodes) == len(links)
+    overlaps = [(d, m) for d in decodes for m in model_runs if d[0] < m[1] and m[0] < d[1]]
+    assert overlaps == []
+    monkeypatch.undo()
+    plain = extract_features(links[:4], tiny_backend, SAMPLER, None, batch_size=4, workers=2, progress=False)
+    for link in links[:4]:
+        np.testing.assert_array_equal(plain.features[str(link)].embeds, result.features[str(link)].embeds)
+
+
+def test_a_model_off_the_cpu_leaves_the_cores_to_decoding():
+    from types import SimpleNamespace
+
+    from clipaction.features.core import Turns
+
+    gpu, cpu = Turns(SimpleNamespace(device_name="cuda:0")), Turns(SimpleNamespace(device_name="cpu"))
+    assert not gpu.active and cpu.active
+    decoded = __import__("threading").Event()
+
+    def decode() -> None:
+        with gpu.decoder():
+            decoded.set()
+
+    with gpu.model():  # a GPU model's call does not hold the decoders back
+        waiter = __import__("threading").Thread(target=decode)
+        waiter.start()
+        assert decoded.wait(timeout=5)

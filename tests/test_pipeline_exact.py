@@ -43,9 +43,10 @@ print("done")
 @pytest.mark.slow
 @pytest.mark.subprocess
 def test_stopping_after_the_first_frame_many_times_never_hangs(tmp_path):
-    # A scaler set to one thread (frame.reformat(threads=1)) made freeing a frame-threaded H.264
-    # decoder wait for ever once in a few hundred early stops (the serve Search tab's thumbnails);
-    # 300 early stops took 2 s without it.
+    # Freeing a frame-threaded H.264 decoder with frames in flight deadlocked on the GIL (a
+    # decoder thread logging through PyAV's callback) within a few hundred early stops (the
+    # serve Search tab's thumbnails) once RGB conversion was fast (a reused scaler), until
+    # frames_at let the decoder finish its work without the GIL (`timed._quiesce`).
     import subprocess
     import sys
 

@@ -9,6 +9,7 @@ import json
 import math
 import os
 import platform
+import sys
 import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -45,16 +46,16 @@ def to_jsonable(value: Any) -> Any:
 def environment(device: str) -> dict[str, str]:
     from importlib.metadata import version
 
-    import torch
-
+    # From the installed metadata: importing torch or transformers costs seconds that a run
+    # whose features are all cached need not pay. torch's threads only where torch ran.
+    torch = sys.modules.get("torch")
     return {
         "clipaction": clipaction.__version__,
         "python": platform.python_version(),
-        "torch": torch.__version__,
-        # from the installed metadata: importing transformers costs seconds a warm run need not pay
+        "torch": torch.__version__ if torch is not None else version("torch"),
         "transformers": version("transformers"),
         "device": device,
-        "torch_threads": str(torch.get_num_threads()),
+        "torch_threads": str(torch.get_num_threads()) if torch is not None else "not used",
     }
 
 

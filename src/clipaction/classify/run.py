@@ -8,18 +8,17 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from clipaction.classify.metrics import classification_report_text, compute_metrics
 from clipaction.classify.scoring import (
     SEED_TEMPLATES,
-    class_text_features,
+    class_text_array,
     load_templates,
     multiview_scores,
-    video_scores,
+    video_score_array,
 )
 from clipaction.config import CropPosition, SamplerConfig, ViewPool, ZeroShotConfig, crop_positions
 from clipaction.data import VideoDataset, VideoRecord, load_dataset
@@ -38,6 +37,9 @@ from clipaction.outputs import (
     write_predictions_csv,
     write_text_atomic,
 )
+
+if TYPE_CHECKING:  # a run whose features are all cached computes in numpy and imports no torch
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -115,14 +117,17 @@ class Scored:
 
 
 def score_records(
-    backend: Backend, records: Sequence[VideoRecord], extraction: Extraction, text_features: torch.Tensor
+    backend: Backend,
+    records: Sequence[VideoRecord],
+    extraction: Extraction,
+    text_features: np.ndarray | torch.Tensor,
 ) -> Scored:
     """The records whose video was read, their labels and their logits against the classes."""
     by_path = {str(record.path): record for record in records}
-    readable, logits = video_scores(backend, extraction, list(by_path), text_features)
+    readable, logits = video_score_array(backend, extraction, list(by_path), np.asarray(text_features))
     kept = [by_path[path] for path in readable]
     labels = np.array([record.label for record in kept], dtype=np.int64)
-    return Scored(kept, labels, logits.numpy())
+    return Scored(kept, labels, logits)
 
 
 def run_zeroshot(config: ZeroShotConfig, *, backend: Backend | None = None, progress: bool = True) -> ZeroShotRun:
@@ -153,7 +158,7 @@ def run_zeroshot(config: ZeroShotConfig, *, backend: Backend | None = None, prog
             crop=crop,
         )
     extraction = combined_extraction(list(by_crop.values()))
-    text_features = class_text_features(backend, names, templates, cache)
+    text_features = class_text_array(backend, names, templates, cache)
     if config.crops == 1 and config.pool == "features":
         scored = score_records(backend, dataset.records, extraction, text_features)
     else:
@@ -171,7 +176,7 @@ def run_zeroshot(config: ZeroShotConfig, *, backend: Backend | None = None, prog
         metrics=compute_metrics(scored.scores, scored.labels, dataset.classes),
         failures=failures,
         extraction=extraction,
-        device=str(backend.device),
+        device=backend.device_name,
         sampler=sampler,
         model=backend.describe(),
         crop_extractions=by_crop if config.crops > 1 else {},
@@ -182,16 +187,16 @@ def score_views(
     backend: Backend,
     records: Sequence[VideoRecord],
     extractions: Sequence[Extraction],
-    text_features: torch.Tensor,
+    text_features: np.ndarray | torch.Tensor,
     sampler: SamplerConfig,
     pool: ViewPool,
 ) -> Scored:
     """`score_records` over views x crops (`clipaction.classify.scoring.multiview_scores`)."""
     by_path = {str(record.path): record for record in records}
-    readable, scores = multiview_scores(backend, extractions, list(by_path), text_features, sampler, pool)
+    readable, scores = multiview_scores(backend, extractions, list(by_path), np.asarray(text_features), sampler, pool)
     kept = [by_path[path] for path in readable]
     labels = np.array([record.label for record in kept], dtype=np.int64)
-    return Scored(kept, labels, scores.numpy())
+    return Scored(kept, labels, scores)
 
 
 def zeroshot_results(run: ZeroShotRun) -> dict[str, Any]:
@@ -294,8 +299,8 @@ def predict_videos(
     )
     if not extraction.features:
         return [], extraction.failures
-    text_features = class_text_features(backend, labels, templates, cache)
-    readable, logits = video_scores(backend, extraction, paths, text_features)
+    text_features = class_text_array(backend, labels, templates, cache)
+    readable, logits = video_score_array(backend, extraction, paths, text_features)
     scoring = backend.scoring()
     predictions = []
     for path, row in zip(readable, scoring.probabilities(logits).tolist()):

@@ -37,6 +37,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 log = logging.getLogger(__name__)
 
@@ -310,16 +311,25 @@ def render_video(
         raise ValueError(f"frame indices must lie in [0, {n}); got {indices.min()}..{indices.max()}")
     pixels = np.empty((len(indices), size, size, 3), dtype=np.uint8)
     alphas = np.empty((len(indices), size, size), dtype=np.float32)
+    patches: dict[int, tuple[slice, slice, np.ndarray]] = {}
+
+    def patch(t: int) -> tuple[slice, slice, np.ndarray]:
+        # The shape at time t, drawn once: a moving shape's position is drawn again as the
+        # trail of the next `world.trail` frames (the patches are only read).
+        if t not in patches:
+            patches[t] = _shape_patch(comp.shape, size, *centre[t], radius[t], angle[t])
+        return patches[t]
+
     for j, i in enumerate(indices):
         image = background.copy()
         if moving:  # the fading trail: earlier positions, oldest first, each fainter
             for k in range(min(world.trail, i), 0, -1):
-                rows, cols, ghost = _shape_patch(comp.shape, size, *centre[i - k], radius[i - k], angle[i - k])
+                rows, cols, ghost = patch(i - k)
                 weight = world.trail_strength * (1 - k / (world.trail + 1))
                 image[rows, cols] += (weight * ghost)[..., None] * (colour - image[rows, cols])
         alphas[j] = 0.0
         if on[i]:
-            rows, cols, alpha = _shape_patch(comp.shape, size, *centre[i], radius[i], angle[i])
+            rows, cols, alpha = patch(i)
             image[rows, cols] += alpha[..., None] * (colour - image[rows, cols])
             alphas[j, rows, cols] = alpha
         noise = np.random.default_rng([noise_seed, int(i)]).standard_normal(image.shape, dtype=np.float32)
@@ -354,8 +364,13 @@ def encode_video(path: str | Path, frames: np.ndarray, fps: int | Fraction = 25,
         stream.pix_fmt = "yuv420p"
         time_base = 1 / rate  # kept: the mp4 muxer replaces stream.time_base once the header is out
         stream.time_base = time_base
+        # One scaler for the whole video: frame.reformat builds a new one per frame, which cost
+        # more than drawing and encoding the frame (the same pixels either way).
+        scaler = VideoReformatter()
         for i, rgb in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24").reformat(format="yuv420p")
+            frame = scaler.reformat(
+                av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24"), format="yuv420p"
+            )
             frame.pts = i
             frame.time_base = time_base
             container.mux(stream.encode(frame))

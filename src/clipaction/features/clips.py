@@ -28,9 +28,9 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from clipaction.config import CropPosition, SamplerConfig
@@ -38,6 +38,7 @@ from clipaction.features.cache import FeatureCache
 from clipaction.features.core import (  # clip_* and meta_entry re-exported: callers import them from here
     Batches,
     Extraction,
+    Turns,
     check_crop_space,
     clip_entries,
     clip_key,
@@ -55,6 +56,9 @@ from clipaction.features.core import (  # clip_* and meta_entry re-exported: cal
 )
 from clipaction.models.base import Backend, as_clip
 from clipaction.video.sampling import sampler_spec
+
+if TYPE_CHECKING:  # torch is imported where a model runs: a fully cached run needs none of it
+    import torch
 
 __all__ = [
     "clip_key",
@@ -130,6 +134,8 @@ def extract_clips(
     todo = find_cached(paths, backend, sampler, cache, result, bar, keep)
 
     def done(video: _Clips, pooled: list[torch.Tensor], embeds: list[torch.Tensor]) -> None:
+        import torch
+
         writes = clip_entries(
             video.key, video.known, video.indices, video.order, frames,
             torch.cat(pooled).numpy(), torch.cat(embeds).numpy(), video.info,
@@ -145,8 +151,9 @@ def extract_clips(
         bar.update(1)
 
     # a video's clips stay in one model call: batches of about `batch_size` frames
-    batches = Batches(backend, batch_size // frames, split=False, done=done)
-    decoded = decoded_ahead(todo, sampler, backend, workers, crop)
+    turns = Turns(backend)  # decoding and a CPU model take turns on the cores
+    batches = Batches(backend, batch_size // frames, split=False, done=done, turns=turns)
+    decoded = decoded_ahead(todo, sampler, backend, workers, crop, turns)
     try:
         for (path, key, stored), outcome in decoded:
             if isinstance(outcome, BaseException):

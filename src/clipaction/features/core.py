@@ -16,15 +16,16 @@ Cache layout (the keys and contents never change between versions: caches are po
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from clipaction.config import CropPosition, SamplerConfig, stable_hash
@@ -34,6 +35,9 @@ from clipaction.models.base import Backend, as_clip
 from clipaction.video.decode import VideoDecodeError, partial_warnings, read_sampled_frames
 from clipaction.video.frames import square_crop
 from clipaction.video.sampling import VideoMeta, multi_clip_groups, sample_indices, sampler_spec
+
+if TYPE_CHECKING:  # torch is imported where a model runs: a fully cached run needs none of it
+    import torch
 
 log = logging.getLogger("clipaction.features.extract")  # the name warnings always came under
 
@@ -349,7 +353,7 @@ def decode_video(
     frames = sampled.frames[list(new_positions.values())]
     if crop is not None and len(frames):
         frames = square_crop(frames, crop)
-    pixels = backend.preprocess(frames) if len(frames) else torch.empty(0)
+    pixels = backend.preprocess(frames) if len(frames) else _no_pixels()
     return (
         np.asarray(sampled.indices, dtype=np.int64),
         np.asarray(list(new_positions), dtype=np.int64),
@@ -357,6 +361,12 @@ def decode_video(
         pixels,
         sampled.warnings,
     )
+
+
+def _no_pixels() -> torch.Tensor:
+    import torch
+
+    return torch.empty(0)
 
 
 #: The errors that make a video a failure (not the run's): decoding, I/O, bad contents.
@@ -371,24 +381,82 @@ def clip_pixels(pixels: torch.Tensor, new_indices: Sequence[int], order: Sequenc
     return clips.reshape(len(order) // frames, frames, *clips.shape[1:])
 
 
+class Turns:
+    """Who uses the CPU cores now: the model or the decoders.
+
+    A CPU model (torch's intra-op threads, OpenVINO's) already runs a thread per core, and its
+    threads meet after every layer: a decoding thread that takes a core mid-layer stalls them
+    all, which cost more than the decoding itself (2 cores, OpenVINO int8: efficiency 0.76 with
+    decoding beside the model). So they take turns: a model call starts when the videos being
+    decoded are done, and no video starts decoding while the model runs; the decoders have every
+    core while the model waits for frames. A model on a GPU leaves the cores to the decoders:
+    then nobody waits (`active` is False)."""
+
+    def __init__(self, backend: Backend | None) -> None:
+        self.active = backend is not None and backend.device_name.split(":")[0] == "cpu"
+        self._changed = threading.Condition()
+        self._model_running = False
+        self._decoding = 0
+
+    @contextmanager
+    def model(self) -> Iterator[None]:
+        """Around one model call: waits for the videos being decoded, holds new ones back."""
+        if not self.active:
+            yield
+            return
+        with self._changed:
+            self._model_running = True
+            self._changed.wait_for(lambda: self._decoding == 0)
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._model_running = False
+                self._changed.notify_all()
+
+    @contextmanager
+    def decoder(self) -> Iterator[None]:
+        """Around the decoding of one video: starts when the model is not running."""
+        if not self.active:
+            yield
+            return
+        with self._changed:
+            self._changed.wait_for(lambda: not self._model_running)
+            self._decoding += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._decoding -= 1
+                self._changed.notify_all()
+
+
+def _decode_in_turn(turns: Turns, *args: Any) -> tuple:
+    with turns.decoder():
+        return decode_video(*args)
+
+
 def decoded_ahead(
     todo: list[tuple[str, str, CachedVideo | None]],
     sampler: SamplerConfig,
     backend: Backend,
     workers: int,
     crop: CropPosition | None = None,
+    turns: Turns | None = None,
 ) -> Iterator[tuple[tuple[str, str, CachedVideo | None], tuple | BaseException]]:
     """Yields (item, decoded or the error) in order, decoding up to 4 x workers videos ahead
-    (each frame cut to the square `crop` first, when one is given)."""
+    (each frame cut to the square `crop` first, when one is given), each video when `turns`
+    gives the decoders the cores (None: whenever a thread is free)."""
     if not todo:
         return
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode")
+    turns = turns if turns is not None else Turns(None)
 
     def submit(item: tuple[str, str, CachedVideo | None]) -> Future:
         have = frozenset(int(i) for i in item[2].indices) if item[2] is not None else frozenset()
         if crop is None:  # the call without a crop stays the 4-argument one it always was
-            return pool.submit(decode_video, item[0], sampler, backend, have)
-        return pool.submit(decode_video, item[0], sampler, backend, have, crop)
+            return pool.submit(_decode_in_turn, turns, item[0], sampler, backend, have)
+        return pool.submit(_decode_in_turn, turns, item[0], sampler, backend, have, crop)
 
     try:
         queue: deque[tuple[tuple[str, str, CachedVideo | None], Future]] = deque()
@@ -417,7 +485,7 @@ def decoded_ahead(
 
 #: Called once per item when all its rows went through the model: (owner, pooled chunks,
 #: embeds chunks), the chunks in row order (torch tensors as the backend returned them).
-Done = Callable[[Any, list[torch.Tensor], list[torch.Tensor]], None]
+Done = Callable[[Any, list["torch.Tensor"], list["torch.Tensor"]], None]
 
 
 @dataclass
@@ -437,8 +505,9 @@ class Batches:
     `done` gets each video's features as soon as its last row is encoded; `flush` runs what is
     queued."""
 
-    def __init__(self, backend: Backend, capacity: int, split: bool, done: Done) -> None:
+    def __init__(self, backend: Backend, capacity: int, split: bool, done: Done, turns: Turns | None = None) -> None:
         self.backend, self.capacity, self.split, self.done = backend, max(1, capacity), split, done
+        self.turns = turns if turns is not None else Turns(None)
         self.batch: list[tuple[_Queued, torch.Tensor]] = []
         self.size = 0
 
@@ -465,7 +534,11 @@ class Batches:
         if not self.batch:
             return
         batch, self.batch, self.size = self.batch, [], 0
-        features = self.backend.encode_pixels(torch.cat([rows for _, rows in batch]))
+        import torch
+
+        rows = torch.cat([rows for _, rows in batch])
+        with self.turns.model():
+            features = self.backend.encode_pixels(rows)
         start = 0
         for item, rows in batch:
             stop = start + len(rows)

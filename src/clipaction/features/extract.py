@@ -24,9 +24,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from clipaction.config import CropPosition, SamplerConfig
@@ -36,6 +36,7 @@ from clipaction.features.core import (  # re-exported: callers import them from 
     Batches,
     Extraction,
     Failure,
+    Turns,
     VideoWarning,
     check_crop_space,
     decode_video,
@@ -52,6 +53,9 @@ from clipaction.features.core import (  # re-exported: callers import them from 
 )
 from clipaction.models.base import Backend
 from clipaction.video.decode import decode_settings
+
+if TYPE_CHECKING:  # torch is imported where a model runs: a fully cached run needs none of it
+    import torch
 
 __all__ = [
     "Extraction",
@@ -134,8 +138,9 @@ def extract_features(
         _finish(result, cache, pending, keep)
         bar.update(1)
 
-    batches = Batches(backend, batch_size, split=True, done=done)  # a video may span batches
-    decoded = decoded_ahead(todo, sampler, backend, workers, crop)
+    turns = Turns(backend)  # decoding and a CPU model take turns on the cores
+    batches = Batches(backend, batch_size, split=True, done=done, turns=turns)  # a video may span batches
+    decoded = decoded_ahead(todo, sampler, backend, workers, crop, turns)
     try:
         for item, outcome in decoded:
             path, key, cached = item
@@ -154,6 +159,8 @@ def extract_features(
 def _finish(result: Extraction, cache: FeatureCache | None, pending: _Pending, keep: bool) -> None:
     if not len(pending.new_indices) and pending.cached is None:
         raise RuntimeError(f"{pending.path}: nothing decoded and nothing cached")
+    import torch
+
     embed_dim = pending.cached.embeds.shape[1] if pending.cached is not None else 0
     pooled = torch.cat(pending.pooled).numpy() if pending.pooled else np.zeros((0, 0), np.float32)
     embeds = torch.cat(pending.embeds).numpy() if pending.embeds else np.zeros((0, embed_dim), np.float32)

@@ -15,20 +15,28 @@ declared members only, never `getattr` to discover optional ones; `BackendBase` 
 `FrameBackendBase` are the defaults the backend classes share.
 
 Backends load weights lazily: constructing one reads only the model's config files, so a run
-whose frame and text features are all cached never loads the weights.
+whose frame and text features are all cached never loads the weights. Nor does it import torch
+(seconds of a warm run's time): this module and the families import it where a model runs, and
+`Scoring` and `video_embedding` compute on numpy arrays in numpy (same kind out as in).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Literal, Protocol, cast, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast, runtime_checkable
 
 import numpy as np
-import torch
 
 from clipaction.config import ModelConfig, SamplerConfig
+
+if TYPE_CHECKING:
+    import torch
+
+#: numpy in, numpy out; torch in, torch out.
+ArrayT = TypeVar("ArrayT", np.ndarray, "torch.Tensor")
 
 #: softmax: probabilities over the given labels sum to 1 (CLIP); sigmoid: each label's
 #: probability is independent (SigLIP).
@@ -78,14 +86,32 @@ class Scoring:
     bias: float = 0.0
     kind: ScoreKind = "softmax"
 
-    def logits(self, video_embeds: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
-        """(V, E) x (C, E) L2-normalised features -> (V, C) logits."""
+    def logits(self, video_embeds: ArrayT, text_features: ArrayT) -> ArrayT:
+        """(V, E) x (C, E) L2-normalised features -> (V, C) logits: float32 (numpy arrays in,
+        numpy out: a fully cached run computes without torch)."""
+        if isinstance(video_embeds, np.ndarray):
+            cosine = video_embeds.astype(np.float32) @ np.asarray(text_features, dtype=np.float32).T
+            logits = np.float32(self.scale) * cosine
+            return logits + np.float32(self.bias) if self.bias else logits
         logits = self.scale * video_embeds.float() @ text_features.float().T
         return logits + self.bias if self.bias else logits
 
-    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
-        """(V, C) logits -> (V, C) probabilities (rows sum to 1 only for softmax)."""
+    def probabilities(self, logits: ArrayT) -> ArrayT:
+        """(V, C) logits -> (V, C) probabilities (rows sum to 1 only for softmax), in the
+        logits' dtype."""
+        if isinstance(logits, np.ndarray):
+            if self.kind == "softmax":
+                exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
+                return exp / exp.sum(axis=-1, keepdims=True)
+            return 1 / (1 + np.exp(-logits))
         return logits.softmax(dim=-1) if self.kind == "softmax" else logits.sigmoid()
+
+
+def scale_from_log(log_scale: float | np.ndarray) -> float:
+    """A stored log scale (CLIP's `logit_scale`, float32) -> the scale, exp rounded to float32:
+    one function whether the value came from the weight file (numpy) or the loaded model, so a
+    warm run and a cold one record the same scale to the bit."""
+    return float(np.float32(math.exp(float(np.asarray(log_scale, dtype=np.float32).reshape(())))))
 
 
 @runtime_checkable
@@ -146,6 +172,12 @@ class Backend(Protocol):
     #: every cache key.
     fingerprint: dict[str, Any]
     device: torch.device
+
+    @property
+    def device_name(self) -> str:
+        """`device` as text ("cpu", "cuda"): what results record, known without importing torch."""
+        ...
+
     #: The optional capabilities this backend has.
     capabilities: frozenset[Capability]
     #: The settings the backend was built from (the ray engine rebuilds it on its workers from
@@ -169,10 +201,11 @@ class Backend(Protocol):
         """Texts -> (T, E) float32 L2-normalised text features on the CPU."""
         ...
 
-    def video_embedding(self, rows: torch.Tensor) -> torch.Tensor:
+    def video_embedding(self, rows: ArrayT) -> ArrayT:
         """A video's cached feature rows (F, E) -> its (E',) video feature, the input of
         `scoring().logits`: frame models pool the frames (`models.pooling.pool_frames`);
-        clip models may pass their one clip row through or unpack what they stored."""
+        clip models may pass their one clip row through or unpack what they stored. A numpy
+        array in gives one out."""
         ...
 
     def scoring(self) -> Scoring:
@@ -259,6 +292,12 @@ class BackendBase:
     family = ""
     capabilities: frozenset[Capability] = frozenset()
     config: ModelConfig | None = None
+    device: torch.device
+
+    @property
+    def device_name(self) -> str:
+        """`str(device)` (backends that know their device without torch say it without it)."""
+        return str(self.device)
 
     def prepare_extraction(self, paths: Sequence[str], sampler: SamplerConfig) -> None:
         """Nothing to prepare."""

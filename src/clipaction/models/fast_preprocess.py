@@ -16,15 +16,19 @@ uint8 RGB) goes through the processor unchanged.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 def preprocess_frames(image_processor: Any, frames: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
     """uint8 RGB frames (N, H, W, 3) -> pixel values (N, 3, S, S) float32, equal to
     `image_processor(images=frames, return_tensors="pt")["pixel_values"]`."""
+    import torch
+
     images = [np.asarray(frame) for frame in frames]
     plan = _plan(image_processor, images)
     if plan is None:

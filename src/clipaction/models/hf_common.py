@@ -9,19 +9,23 @@ local folder written by `save_pretrained`; both go through the same calls.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import logging
+import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from clipaction import hardware
 from clipaction.config import ModelConfig
 from clipaction.errors import ConfigError, ModelLoadError
+
+if TYPE_CHECKING:  # torch is imported where a model runs: a fully cached run needs none of it
+    import numpy as np
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +37,50 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 
 def resolve_device(device: str) -> torch.device:
     """`auto` -> cuda when available, else cpu; `cuda` without a GPU is an error."""
+    import torch
+
+    return torch.device(resolve_device_name(device))
+
+
+def resolve_device_name(device: str) -> str:
+    """`resolve_device` as text ("cpu", "cuda"), without importing torch where the answer is
+    known without it: "cpu", or "auto" with a CPU-only build of torch installed (its version
+    says "+cpu"), which cannot see a GPU."""
+    if device == "cpu" or (device == "auto" and "torch" not in sys.modules and _cpu_only_torch()):
+        return "cpu"
+    import torch
+
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise ModelLoadError("cuda was asked for but torch sees no CUDA device", setting="model.device")
-    return torch.device(device)
+    return device
+
+
+def _cpu_only_torch() -> bool:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("torch").endswith("+cpu")
+    except PackageNotFoundError:
+        return False
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def no_grad(function: F) -> F:
+    """`@torch.no_grad()` without importing torch when the module is imported (the model's
+    methods run torch anyway; a warm run never calls them)."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        with torch.no_grad():
+            return function(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 #: The devices each precision runs on (every family; `check_precision` enforces it).
@@ -49,17 +92,18 @@ PRECISION_DEVICES: dict[str, tuple[str, ...]] = {
 }
 
 
-def check_precision(config: ModelConfig, device: torch.device) -> None:
+def check_precision(config: ModelConfig, device: torch.device | str) -> None:
     """int8 and bf16 run on CPUs only (bf16 only on CPUs with bf16 units:
     `clipaction.hardware.check_bf16_cpu`), fp16 on GPUs only (on a CPU it is slower than fp32):
-    see PRECISION_DEVICES."""
-    if config.precision == "int8" and device.type != "cpu":
+    see PRECISION_DEVICES. `device`: a torch device or its name ("cpu", "cuda")."""
+    device_type = device if isinstance(device, str) else device.type
+    if config.precision == "int8" and device_type != "cpu":
         raise ModelLoadError("int8 runs on the CPU only; use device cpu", setting="model.precision")
     if config.precision == "bf16":
-        if device.type != "cpu":
+        if device_type != "cpu":
             raise ModelLoadError("bf16 is a CPU path; on a GPU use fp16 (or device cpu)", setting="model.precision")
         hardware.check_bf16_cpu()
-    if config.precision == "fp16" and device.type != "cuda":
+    if config.precision == "fp16" and device_type != "cuda":
         raise ModelLoadError(
             "fp16 is for GPUs (on a CPU it is slower than fp32); use device cuda", setting="model.precision"
         )
@@ -74,6 +118,8 @@ def tower_pass(precision: str, rows: int, unit: str = "frames") -> Iterator[None
     out-of-memory error becomes a one-line ConfigError naming the batch size: the fix is a
     smaller batch, and a traceback would hide that. The handling does not depend on the
     device, so it is tested on the CPU too."""
+    import torch
+
     autocast = torch.autocast("cpu", dtype=torch.bfloat16) if precision == "bf16" else contextlib.nullcontext()
     try:
         with autocast:
@@ -165,18 +211,35 @@ class ModelSource:
     def read_tensor(self, name: str) -> torch.Tensor | None:
         """One tensor of the checkpoint, read without building the model (None when the
         checkpoint is not safetensors or lacks it)."""
+        import torch  # noqa: F401  (safetensors' "pt" framework reads into torch)
         from safetensors import safe_open
 
+        path = self._weight_file(name)
+        if path is None:
+            return None
+        with safe_open(str(path), framework="pt") as weights:
+            return weights.get_tensor(name) if name in weights.keys() else None
+
+    def read_array(self, name: str) -> np.ndarray | None:
+        """`read_tensor` as a numpy array, without importing torch (a fully cached run reads
+        the logit scale this way)."""
+        from safetensors import safe_open
+
+        path = self._weight_file(name)
+        if path is None:
+            return None
+        with safe_open(str(path), framework="numpy") as weights:
+            return weights.get_tensor(name) if name in weights.keys() else None
+
+    def _weight_file(self, name: str) -> Path | None:
+        """The safetensors file holding tensor `name` (None: not a safetensors checkpoint)."""
         index = self.file("model.safetensors.index.json")
         if index is not None:
             shard = json.loads(index.read_text(encoding="utf-8")).get("weight_map", {}).get(name)
             path = self.file(shard) if shard else None
         else:
             path = self.file("model.safetensors")
-        if path is None:
-            return None
-        with safe_open(str(path), framework="pt") as weights:
-            return weights.get_tensor(name) if name in weights.keys() else None
+        return path
 
 
 def _absent_from_repo(error: Exception, repo_id: str, name: str, revision: str | None) -> bool:
@@ -212,6 +275,8 @@ def quantize_int8(module: torch.nn.Module) -> torch.nn.Module:
     torch.ao's dynamic quantization is marked deprecated in favour of torchao, but it ships with
     torch, needs no other package, and is what this CPU path needs; its warnings are silenced.
     """
+    import torch
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from torch.ao.quantization import quantize_dynamic

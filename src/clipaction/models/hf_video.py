@@ -13,14 +13,15 @@ A clip-level backend encodes the sampled frames of a clip together:
 from __future__ import annotations
 
 import logging
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from clipaction.config import ModelConfig
 from clipaction.models.base import BackendBase, Capability, ScoreKind, Scoring
 from clipaction.models.hf_common import ModelSource, check_precision, load_pretrained, resolve_device
 from clipaction.models.processor_files import ProcessorSpec, check_processor_files
+
+if TYPE_CHECKING:  # torch is imported where the model runs
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,8 @@ class ClipLevelBackend(BackendBase):
         self.processor_files = check_processor_files(self.family, self.processor_spec, self.source, self.input_size)
         self._model: Any = None
         self._scoring: Scoring | None = None
+        import torch
+
         self._input_dtype = torch.float16 if config.precision == "fp16" else torch.float32
 
     @property

@@ -16,6 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+from av.video.reformatter import VideoReformatter
 
 from clipaction.models.base import FrameBackendBase, FrameFeatures
 
@@ -117,6 +118,7 @@ def write_frames(
         stream.pix_fmt = "yuv420p"
         stream.codec_context.gop_size = gop
         opened = False
+        scaler = VideoReformatter()  # one for the video: frame.reformat would build one per frame
         for rgb, when in zip(frames, stamps):
             if not opened:
                 stream.width, stream.height = rgb.shape[1], rgb.shape[0]
@@ -124,7 +126,7 @@ def write_frames(
                 stream.time_base = time_base if times is not None else 1 / rate
                 stream.codec_context.time_base = stream.time_base
                 opened = True
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            frame = scaler.reformat(av.VideoFrame.from_ndarray(rgb, format="rgb24"), format="yuv420p")
             base = time_base if times is not None else 1 / rate
             frame.pts = int(round(Fraction(when) / base))
             frame.time_base = base

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from clipaction.config import check_choice
 
@@ -143,8 +144,9 @@ def write_video(path: str | Path, spec: SyntheticVideo) -> Path:
         stream.codec_context.gop_size = spec.gop
         if spec.bframes is not None:
             stream.codec_context.max_b_frames = spec.bframes
+        scaler = VideoReformatter()  # one for the video: frame.reformat would build one per frame
         for i, rgb in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            frame = scaler.reformat(av.VideoFrame.from_ndarray(rgb, format="rgb24"), format="yuv420p")
             frame.pts = i
             frame.time_base = time_base
             container.mux(stream.encode(frame))

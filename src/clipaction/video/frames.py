@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from clipaction.config import CropPosition
 
@@ -20,6 +22,23 @@ MAX_SHORT_SIDE = 720
 
 # Area averaging: the right filter for downscaling (no aliasing from skipped pixels).
 _INTERPOLATION = "AREA"
+
+# One scaler per thread, reused for every frame, converting in the calling thread (threads=1).
+# `frame.to_ndarray(format=...)` builds a new SwsContext per frame, and with PyAV's default
+# threads=0 each starts and joins a pool of one thread per CPU: 2-4x the CPU per frame, and RSS
+# that grew with the video's length (thread stacks and allocator arenas of the short-lived
+# threads; benchmarks/timeline_memory.py: +100 MB over 1200 conversions, flat when reused).
+# The pixels are the same (same flags; tests/test_pipeline_exact.py). A fast conversion once
+# exposed a deadlock in freeing a frame-threaded decoder under PyAV's log callback: that is
+# fixed where it arises (`clipaction.video.timed._quiesce`), not by slowing this down.
+_SCALERS = threading.local()
+
+
+def _scaler() -> VideoReformatter:
+    scaler = getattr(_SCALERS, "scaler", None)
+    if scaler is None:
+        scaler = _SCALERS.scaler = VideoReformatter()
+    return scaler
 
 
 def check_max_short_side(max_short_side: int | None) -> None:
@@ -77,12 +96,13 @@ def to_rgb(frame: av.VideoFrame, max_short_side: int | None = MAX_SHORT_SIDE) ->
     """The frame as an upright (H, W, 3) uint8 RGB array with its short side bounded."""
     width, height = bounded_size(frame.width, frame.height, max_short_side)
     if (width, height) == (frame.width, frame.height):
-        image = frame.to_ndarray(format="rgb24")
+        rgb = _scaler().reformat(frame, format="rgb24", threads=1)
     else:
         # Scaled while still a frame: the full-size RGB image is never allocated.
-        small = frame.reformat(width=width, height=height, format="rgb24", interpolation=_INTERPOLATION)
-        image = small.to_ndarray()
-    return _orient(image, frame)
+        rgb = _scaler().reformat(
+            frame, width=width, height=height, format="rgb24", interpolation=_INTERPOLATION, threads=1
+        )
+    return _orient(rgb.to_ndarray(), frame)
 
 
 def square_crop(frames: np.ndarray, position: CropPosition) -> np.ndarray:

@@ -447,6 +447,25 @@ class _Emitter:
             yield self.pending.pop(0)
 
 
+def _quiesce(stream) -> None:
+    """Let the decoder's frame threads finish their work with the GIL released, before the
+    decoder is freed.
+
+    PyAV frees a codec context holding the GIL, and FFmpeg's free waits for the frame threads'
+    current work; a frame thread that logs meanwhile calls PyAV's log callback (on while
+    `frames_at` captures errors), which waits for the GIL: a deadlock. It happened after early
+    stops (one frame taken, as a thumbnail does) with frames still in flight (gdb: the main
+    thread in avcodec_free_context, a decoder thread in av_log -> PyGILState_Ensure); rarely
+    with PyAV's slow per-frame RGB conversion, within a few hundred stops with a fast one.
+    `flush_buffers` waits for the same work without the GIL, so nothing is in flight when the
+    decoder is freed.
+    """
+    try:
+        stream.codec_context.flush_buffers()
+    except _DATA_ERRORS as error:
+        log.debug("flushing the decoder: %s", error)
+
+
 def frames_at(
     path: str | Path,
     wanted: Sequence[tuple[int, float]],
@@ -475,6 +494,7 @@ def frames_at(
             try:
                 yield from reader.read(wanted)
             finally:
+                _quiesce(stream)
                 if stats is not None:
                     stats.update(decoded=reader.decoded, seeks=reader.seeks)
     finally:

@@ -33,10 +33,9 @@ import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from clipaction.config import CropPosition, EngineConfig, ModelConfig, SamplerConfig, stable_hash
 from clipaction.errors import ConfigError
@@ -63,6 +62,9 @@ from clipaction.features.core import (
 )
 from clipaction.models import load_backend
 from clipaction.models.base import Backend
+
+if TYPE_CHECKING:  # torch is imported where a model runs: a fully cached run needs none of it
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -393,6 +395,8 @@ class _Encoder:
 
     def __init__(self, model: ModelConfig, sampler: SamplerConfig, cache_root: str, space: dict, batch_size: int,
                  threads: int, clip_frames: int, hooks: dict) -> None:  # fmt: skip
+        import torch
+
         torch.set_num_threads(threads)
         self.backend = _backend(model)
         self.sampler = sampler
@@ -430,6 +434,8 @@ class _Encoder:
             log.warning("the model could not be warmed up: %s", one_line(error))
 
     def __call__(self, batch: Any) -> Any:
+        import torch
+
         started = time.time()
         rows, todo = [], []
         for record in batch.to_dict("records"):
@@ -485,6 +491,8 @@ class _Encoder:
         """Each video's (pooled, embeds) rows, the model run on about `batch_size` frames at a
         time across videos (the local path's batch loop, `features.core.Batches`)."""
         results: list[tuple[np.ndarray, np.ndarray]] = [(np.zeros((0, 0), np.float32),) * 2] * len(inputs)
+
+        import torch
 
         def done(position: int, pooled: list[torch.Tensor], embeds: list[torch.Tensor]) -> None:
             if pooled:

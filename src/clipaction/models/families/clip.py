@@ -10,48 +10,43 @@ import copy
 import logging
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from clipaction.config import ModelConfig
-from clipaction.models.base import Capability, FrameBackendBase, FrameFeatures, ScoreKind, Scoring
+from clipaction.models.base import (
+    ArrayT,
+    Capability,
+    FrameBackendBase,
+    FrameFeatures,
+    ScoreKind,
+    Scoring,
+    scale_from_log,
+)
 from clipaction.models.catalog import Family, HubModel, Published, register_family
 from clipaction.models.fast_preprocess import preprocess_frames
 from clipaction.models.hf_common import (
     ModelSource,
     check_precision,
     load_pretrained,
+    no_grad,
     quantize_int8,
-    resolve_device,
+    resolve_device_name,
     tower_pass,
 )
-from clipaction.models.pooling import pool_frames
+from clipaction.models.pooling import pool_frame_array, pool_frames
 from clipaction.models.processor_files import ProcessorSpec, check_processor_files
 from clipaction.models.registry import BACKENDS
+
+if TYPE_CHECKING:  # torch is imported where the model runs: a fully cached run needs none of it
+    import torch
+
+    from clipaction.models.families.towers import ImageTower
 
 log = logging.getLogger(__name__)
 
 TEXT_BATCH = 256
-
-
-class ImageTower(torch.nn.Module):
-    """A vision transformer and its projection as one module: pixels (N, 3, S, S) -> (N, E)
-    unnormalised embeddings. What full fine-tuning trains."""
-
-    def __init__(self, vision_model: torch.nn.Module, visual_projection: torch.nn.Module) -> None:
-        super().__init__()
-        self.vision_model = vision_model
-        self.visual_projection = visual_projection
-
-    def pooled(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(N, 3, S, S) -> (N, D) pre-projection features."""
-        return self.vision_model(pixel_values=pixels).pooler_output
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        pooled = self.pooled(pixels)
-        return self.visual_projection(pooled.to(self.visual_projection.weight.dtype))
 
 
 @BACKENDS.register("clip")
@@ -69,8 +64,9 @@ class HFClipBackend(FrameBackendBase):
     def __init__(self, config: ModelConfig, source: ModelSource | None = None) -> None:
         self.config: ModelConfig = config
         self.source = source or ModelSource(config.name_or_path, config.revision)
-        self.device = resolve_device("cpu" if config.runtime == "openvino" else config.device)
-        check_precision(config, self.device)
+        self._device_name = resolve_device_name("cpu" if config.runtime == "openvino" else config.device)
+        self._device: torch.device | None = None
+        check_precision(config, self._device_name)
         self.fingerprint = {
             "backend": self.family,
             **self.source.fingerprint(),
@@ -81,7 +77,7 @@ class HFClipBackend(FrameBackendBase):
         self._tower: ImageTower | None = None
         self._scoring: Scoring | None = None
         self._loading = threading.RLock()
-        self._input_dtype = torch.float16 if config.precision == "fp16" else torch.float32
+        self._input_dtype: torch.dtype | None = None  # None: the precision's (fp16 or float32)
         FrameBackendBase.__init__(self)  # the torch runtime
         if config.runtime == "openvino":  # the image tower runs compiled; text and training stay torch
             from clipaction.models.runtimes.openvino import openvino_runtime
@@ -93,6 +89,28 @@ class HFClipBackend(FrameBackendBase):
         )
 
     # -- lazy loading ---------------------------------------------------------------------
+
+    @property
+    def device_name(self) -> str:
+        return self._device_name
+
+    @property
+    def device(self) -> torch.device:
+        """The torch device (created on first use: torch is imported where a model runs)."""
+        if self._device is None:
+            import torch
+
+            self._device = torch.device(self._device_name)
+        return self._device
+
+    @property
+    def input_dtype(self) -> torch.dtype:
+        """The dtype pixels are given to the image tower in."""
+        if self._input_dtype is None:
+            import torch
+
+            return torch.float16 if self.config.precision == "fp16" else torch.float32
+        return self._input_dtype
 
     @property
     def model(self) -> Any:
@@ -129,6 +147,8 @@ class HFClipBackend(FrameBackendBase):
     def tower(self) -> ImageTower:
         """The image tower in use (a fine-tuned one after `with_image_tower`)."""
         if self._tower is None:
+            from clipaction.models.families.towers import ImageTower
+
             self._tower = ImageTower(self.model.vision_model, self.model.visual_projection)
         return self._tower
 
@@ -151,14 +171,14 @@ class HFClipBackend(FrameBackendBase):
         # The image processor's steps, equal bit for bit and faster on a batch of frames.
         return preprocess_frames(self.processor.image_processor, frames)
 
-    @torch.no_grad()  # not inference_mode: callers may train on these tensors
+    @no_grad  # not inference_mode: callers may train on these tensors
     def _encode_torch(self, pixels: torch.Tensor) -> FrameFeatures:
         """The torch runtime's encoder: (N, 3, S, S) -> FrameFeatures on the CPU."""
         tower = self.tower
         if self.device.type == "cuda" and not pixels.is_pinned():
             pixels = pixels.pin_memory()  # lets the copy below overlap with the GPU's work
         with tower_pass(self.config.precision, len(pixels)):  # bf16 autocast; CUDA OOM -> one line
-            pixels = pixels.to(self.device, dtype=self._input_dtype, non_blocking=True)
+            pixels = pixels.to(self.device, dtype=self.input_dtype, non_blocking=True)
             pooled = tower.pooled(pixels)
             embeds = tower.visual_projection(pooled.to(tower.visual_projection.weight.dtype))
         pooled, embeds = pooled.float(), embeds.float()  # bf16 or fp16 -> float32 before normalising
@@ -168,8 +188,10 @@ class HFClipBackend(FrameBackendBase):
     def encode_frames(self, frames: np.ndarray | Sequence[np.ndarray]) -> FrameFeatures:
         return self.encode_pixels(self.preprocess(frames))
 
-    @torch.no_grad()  # not inference_mode: callers may train on these tensors
+    @no_grad  # not inference_mode: callers may train on these tensors
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        import torch
+
         model, tokenizer = self.model, self.processor.tokenizer
         max_tokens = int(model.config.text_config.max_position_embeddings)
         outputs = []
@@ -190,15 +212,15 @@ class HFClipBackend(FrameBackendBase):
             return torch.empty(0, self.embed_dim)
         return torch.cat(outputs)
 
-    def video_embedding(self, rows: torch.Tensor) -> torch.Tensor:
-        return pool_frames(rows)
+    def video_embedding(self, rows: ArrayT) -> ArrayT:
+        return pool_frame_array(rows) if isinstance(rows, np.ndarray) else pool_frames(rows)
 
     def scoring(self) -> Scoring:
         if self._scoring is None:
             # Read from the weight file when possible: a fully cached run never loads the model.
-            stored = self.source.read_tensor("logit_scale") if self._model is None else None
-            log_scale = stored if stored is not None else self.model.logit_scale.detach().cpu()
-            self._scoring = Scoring(scale=float(log_scale.float().exp()), kind=self.score_kind)
+            stored = self.source.read_array("logit_scale") if self._model is None else None
+            log_scale = stored if stored is not None else self.model.logit_scale.detach().cpu().float().numpy()
+            self._scoring = Scoring(scale=scale_from_log(log_scale), kind=self.score_kind)
         return self._scoring
 
     def describe(self) -> dict[str, Any]:

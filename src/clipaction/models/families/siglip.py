@@ -24,18 +24,22 @@ import json
 import logging
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from clipaction.errors import CapabilityError
-from clipaction.models.base import Capability, FrameFeatures, Scoring, missing
+from clipaction.models.base import Capability, FrameFeatures, Scoring, missing, scale_from_log
 from clipaction.models.catalog import Family, HubModel, register_family
 from clipaction.models.families.clip import TEXT_BATCH, HFClipBackend
-from clipaction.models.hf_common import load_pretrained, quantize_int8, tower_pass
+from clipaction.models.hf_common import load_pretrained, no_grad, quantize_int8, tower_pass
 from clipaction.models.processor_files import ProcessorSpec
 from clipaction.models.registry import BACKENDS
+
+if TYPE_CHECKING:  # torch is imported where the model runs: a fully cached run needs none of it
+    import torch
+
+    from clipaction.models.families.towers import SiglipImageTower
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,8 @@ def pack_naflex(pixel_values: torch.Tensor, mask: torch.Tensor, shapes: torch.Te
     """NaFlex inputs as one tensor, so that batches concatenate along dim 0 like square pixels:
     (N, P, C) patches, (N, P) mask and (N, 2) patch-grid shapes -> (N, P, C + 3), the mask in
     column C and the grid height and width in columns C+1, C+2 of every patch row."""
+    import torch
+
     count, patches, _ = pixel_values.shape
     grid = shapes.to(pixel_values.dtype)[:, None, :].expand(count, patches, 2)
     return torch.cat([pixel_values, mask.to(pixel_values.dtype)[..., None], grid], dim=-1)
@@ -52,32 +58,12 @@ def pack_naflex(pixel_values: torch.Tensor, mask: torch.Tensor, shapes: torch.Te
 def unpack_naflex(packed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(N, P, C + 3) -> pixel_values (N, P, C), pixel_attention_mask (N, P) int, spatial_shapes
     (N, 2) long; the inverse of `pack_naflex`."""
+    import torch
+
     pixel_values = packed[..., :-3]
     mask = packed[..., -3].round().to(torch.int32)
     shapes = packed[:, 0, -2:].float().round().to(torch.long)
     return pixel_values, mask, shapes
-
-
-class SiglipImageTower(torch.nn.Module):
-    """SigLIP's vision model (with its attention-pooling head) as one module: pixels (N, 3, S, S),
-    or packed NaFlex patches (N, P, C + 3), -> (N, E) unnormalised embeddings."""
-
-    def __init__(self, vision_model: torch.nn.Module, naflex: bool) -> None:
-        super().__init__()
-        self.vision_model = vision_model
-        self.naflex = naflex
-
-    def pooled(self, pixels: torch.Tensor) -> torch.Tensor:
-        """The embeddings: there is no projection after the head."""
-        return self(pixels)
-
-    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-        if not self.naflex:
-            return self.vision_model(pixel_values=pixels).pooler_output
-        pixel_values, mask, shapes = unpack_naflex(pixels)
-        return self.vision_model(
-            pixel_values=pixel_values, pixel_attention_mask=mask, spatial_shapes=shapes
-        ).pooler_output
 
 
 @BACKENDS.register("siglip")
@@ -117,6 +103,8 @@ class SiglipBackend(HFClipBackend):
     @property
     def tower(self) -> SiglipImageTower:  # type: ignore[override]
         if self._tower is None:
+            from clipaction.models.families.towers import SiglipImageTower
+
             self._tower = SiglipImageTower(self.model.vision_model, self.naflex)
         return self._tower  # type: ignore[return-value]
 
@@ -132,19 +120,21 @@ class SiglipBackend(HFClipBackend):
 
     # -- the required core ----------------------------------------------------------------
 
-    @torch.no_grad()  # not inference_mode: callers may train on these tensors
+    @no_grad  # not inference_mode: callers may train on these tensors
     def _encode_torch(self, pixels: torch.Tensor) -> FrameFeatures:
         if self.device.type == "cuda" and not pixels.is_pinned():
             pixels = pixels.pin_memory()
         with tower_pass(self.config.precision, len(pixels)):  # bf16 autocast; CUDA OOM -> one line
-            pixels = pixels.to(self.device, dtype=self._input_dtype, non_blocking=True)
+            pixels = pixels.to(self.device, dtype=self.input_dtype, non_blocking=True)
             embeds = self.tower(pixels)
         embeds = embeds.float()
         normalised = embeds / embeds.norm(dim=-1, keepdim=True)
         return FrameFeatures(pooled=embeds.cpu(), embeds=normalised.cpu())
 
-    @torch.no_grad()  # not inference_mode: callers may train on these tensors
+    @no_grad  # not inference_mode: callers may train on these tensors
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
+        import torch
+
         model, tokenizer = self.model, self.processor.tokenizer
         length = int(model.config.text_config.max_position_embeddings)
         outputs = []
@@ -167,12 +157,18 @@ class SiglipBackend(HFClipBackend):
     def scoring(self) -> Scoring:
         if self._scoring is None:
             # Read from the weight file when possible: a fully cached run never loads the model.
-            scale = self.source.read_tensor("logit_scale") if self._model is None else None
-            bias = self.source.read_tensor("logit_bias") if self._model is None else None
+            scale = self.source.read_array("logit_scale") if self._model is None else None
+            bias = self.source.read_array("logit_bias") if self._model is None else None
             if scale is None or bias is None:
-                scale, bias = self.model.logit_scale.detach().cpu(), self.model.logit_bias.detach().cpu()
+                model = self.model
+                scale, bias = (
+                    model.logit_scale.detach().cpu().float().numpy(),
+                    model.logit_bias.detach().cpu().float().numpy(),
+                )
             self._scoring = Scoring(
-                scale=float(scale.float().exp().reshape(())), bias=float(bias.float().reshape(())), kind=self.score_kind
+                scale=scale_from_log(np.reshape(scale, ())),
+                bias=float(np.float32(np.reshape(bias, ()))),
+                kind=self.score_kind,
             )
         return self._scoring
 

@@ -28,19 +28,21 @@ Capabilities: embeddings only (no linear visual projection over pooled features,
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from clipaction.errors import ModelLoadError
-from clipaction.models.base import Capability, FrameFeatures, Scoring
+from clipaction.models.base import ArrayT, Capability, FrameFeatures, Scoring
 from clipaction.models.catalog import Family, HubModel, register_family
-from clipaction.models.hf_common import load_pretrained, tower_pass
+from clipaction.models.hf_common import load_pretrained, no_grad, tower_pass
 from clipaction.models.hf_video import TEXT_BATCH, ClipLevelBackend
-from clipaction.models.pooling import pool_frames
+from clipaction.models.pooling import pool_frame_array, pool_frames
 from clipaction.models.processor_files import ProcessorSpec
 from clipaction.models.registry import BACKENDS
+
+if TYPE_CHECKING:  # torch is imported where the model runs: a fully cached run needs none of it
+    import torch
 
 #: Divides the video-text cosine before the softmax over the labels: 1.0, since
 #: VideoPrismClipModel.forward applies no temperature unless one is passed.
@@ -66,6 +68,8 @@ def resize_rescale(
 ) -> torch.Tensor:
     """uint8 RGB frames (F, H, W, 3) -> (F, 3, h, w) float32, the video processor's steps in its
     order: resize (antialiased, uint8 in and out), centre crop, rescale, normalise."""
+    import torch
+
     video = (
         torch.from_numpy(np.ascontiguousarray(np.stack([np.asarray(f) for f in frames])))
         .permute(0, 3, 1, 2)
@@ -142,7 +146,7 @@ class VideoPrismBackend(ClipLevelBackend):
         size = self.settings["size"]
         return resize_rescale(frames, self.settings, (size["height"], size["width"]))
 
-    @torch.no_grad()
+    @no_grad
     def encode_pixels(self, pixels: torch.Tensor) -> FrameFeatures:
         """(B, F, 3, S, S) clips -> (B, E) video embeddings, L2-normalised by the model (as
         both `pooled` and `embeds`: there is no projection)."""
@@ -154,10 +158,12 @@ class VideoPrismBackend(ClipLevelBackend):
         embeds = (embeds / embeds.norm(dim=-1, keepdim=True)).cpu()
         return FrameFeatures(pooled=embeds, embeds=embeds)
 
-    @torch.no_grad()
+    @no_grad
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         """Texts -> (T, E) text embeddings, L2-normalised by the model; tokenized as
         VideoPrismProcessor does (padded to max_length, 64 for the released models)."""
+        import torch
+
         model, tokenizer = self.model, self.tokenizer
         max_tokens = int(model.config.text_config.max_position_embeddings)
         outputs = []
@@ -174,10 +180,13 @@ class VideoPrismBackend(ClipLevelBackend):
             return torch.empty(0, self.embed_dim)
         return torch.cat(outputs)
 
-    def video_embedding(self, rows: torch.Tensor) -> torch.Tensor:
+    def video_embedding(self, rows: ArrayT) -> ArrayT:
         """A video's (R, E) clip rows -> (E,): one clip passes through (already normalised by
         the model); several clips are averaged and normalised (`pool_frames`)."""
-        rows = torch.as_tensor(rows).float()
+        if isinstance(rows, np.ndarray):
+            rows = rows.astype(np.float32)
+            return rows[0] if len(rows) == 1 else pool_frame_array(rows)
+        rows = rows.float()
         return rows[0] if len(rows) == 1 else pool_frames(rows)
 
     def scoring(self) -> Scoring:

@@ -37,19 +37,21 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from clipaction.errors import ModelLoadError
-from clipaction.models.base import FrameFeatures, Scoring
+from clipaction.models.base import ArrayT, FrameFeatures, Scoring
 from clipaction.models.catalog import Family, HubModel, Published, register_family
-from clipaction.models.hf_common import load_pretrained, tower_pass
+from clipaction.models.hf_common import load_pretrained, no_grad, tower_pass
 from clipaction.models.hf_video import TEXT_BATCH, ClipLevelBackend
 from clipaction.models.pooling import normalise
 from clipaction.models.processor_files import ProcessorSpec
 from clipaction.models.registry import BACKENDS
+
+if TYPE_CHECKING:  # torch is imported where the model runs
+    import torch
 
 #: The constant appended to every text feature before normalising (see the module docstring);
 #: small, so cosines between text rows are those of the projection outputs to about 1e-6.
@@ -91,9 +93,20 @@ class XCLIPScoring(Scoring):
 
     prompt_generator: Callable[[], torch.nn.Module] | None = field(default=None, compare=False, repr=False)
 
-    @torch.no_grad()
-    def logits(self, video_embeds: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
-        """(V, P + L * P) packed video features x (C, P + 1) text rows -> (V, C) logits."""
+    def logits(self, video_embeds: ArrayT, text_features: ArrayT) -> ArrayT:
+        """(V, P + L * P) packed video features x (C, P + 1) text rows -> (V, C) logits (numpy
+        in, numpy out: the prompt generator runs on torch either way)."""
+        import torch
+
+        if isinstance(video_embeds, np.ndarray):
+            logits = self._logits(torch.from_numpy(video_embeds), torch.as_tensor(np.asarray(text_features)))
+            return logits.numpy()
+        return self._logits(video_embeds, torch.as_tensor(text_features))
+
+    @no_grad
+    def _logits(self, video_embeds: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
+        import torch
+
         assert self.prompt_generator is not None, "XCLIPScoring needs the model's prompt generator"
         generator = self.prompt_generator()
         parameter = next(generator.parameters())
@@ -151,10 +164,12 @@ class XCLIPBackend(ClipLevelBackend):
         pixels = self.processor(videos=images, return_tensors="pt")["pixel_values"]
         return frames_of_one_video(pixels, len(images), type(self.processor.image_processor).__name__)
 
-    @torch.no_grad()
+    @no_grad
     def encode_pixels(self, pixels: torch.Tensor) -> FrameFeatures:
         """(B, F, 3, S, S) clips -> pooled (B, P) video embeddings (unnormalised) and embeds
         (B, P + L * P) packed rows; the steps of XCLIPModel.forward's video side."""
+        import torch
+
         model = self.model
         batch, frames = pixels.shape[:2]
         with tower_pass(self.config.precision, batch, "clips"):  # bf16 autocast; CUDA OOM -> one line
@@ -169,10 +184,12 @@ class XCLIPBackend(ClipLevelBackend):
         video, patches = video.float().cpu(), patches.float().cpu()
         return FrameFeatures(pooled=video, embeds=torch.cat([video, patches.flatten(1)], dim=1))
 
-    @torch.no_grad()
+    @no_grad
     def encode_texts(self, texts: Sequence[str]) -> torch.Tensor:
         """Texts -> (T, P + 1) L2-normalised rows carrying the text_projection output (see the
         module docstring; `unpack_text` gives it back)."""
+        import torch
+
         model, tokenizer = self.model, self.processor.tokenizer
         max_tokens = int(model.config.text_config.max_position_embeddings)
         outputs = []
@@ -193,11 +210,16 @@ class XCLIPBackend(ClipLevelBackend):
             return torch.empty(0, self.embed_dim + 1)
         return torch.cat(outputs)
 
-    def video_embedding(self, rows: torch.Tensor) -> torch.Tensor:
+    def video_embedding(self, rows: ArrayT) -> ArrayT:
         """A video's (R, P + L * P) clip rows -> its (P + L * P,) packed feature: one clip
         passes through; several clips (multi-clip) average their normalised video embeddings
-        and their patch features (the model itself averages patch features over frames)."""
-        rows = torch.as_tensor(rows).float()
+        and their patch features (the model itself averages patch features over frames).
+        A numpy array in gives one out (computed on torch, as the scoring that takes it)."""
+        import torch
+
+        if isinstance(rows, np.ndarray):
+            return self.video_embedding(torch.from_numpy(rows)).numpy()
+        rows = rows.float()
         if len(rows) == 1:
             return rows[0]
         video, patches = unpack_video(rows, self.embed_dim)
