@@ -60,3 +60,43 @@ def test_a_reused_scaler_gives_the_pixels_of_a_fresh_conversion(tmp_path, counte
     small = frames_module.to_rgb(decoded[0], max_short_side=32)
     assert small.shape == (32, 48, 3)
     assert len(counted_scalers) == 1
+
+
+def _rotated_video(path, frames: int, degrees: int):
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.set_display_rotation(degrees)
+        rng = np.random.default_rng(0)
+        for _ in range(frames):
+            image = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+@pytest.mark.parametrize("degrees", [0, 90])
+def test_a_pass_reads_the_display_matrix_once_not_per_frame(tmp_path, monkeypatch, degrees):
+    """Reading `frame.side_data` keeps memory PyAV does not give back (about a whole 720p frame
+    each): a decoding pass reads the matrix once, and its frames still come out upright."""
+    from clipaction.video.decode import decode_frames
+
+    video = _rotated_video(tmp_path / "v.mp4", 30, degrees)
+    reads: list[int] = []
+    real = frames_module._display_matrix
+
+    def counted(frame):
+        reads.append(1)
+        return real(frame)
+
+    monkeypatch.setattr(frames_module, "_display_matrix", counted)
+    frames = decode_frames(video, range(0, 30, 2), max_short_side=None)
+    timed = [e.frame for e in frames_at(video, [(k, (2 * k + 0.5) / 25) for k in range(15)]) if isinstance(e, Sample)]
+    assert len(reads) == 2  # one per pass: the sampled decode and the timed one
+    assert frames.shape[1:] == ((64, 48, 3) if degrees == 90 else (48, 64, 3))
+    monkeypatch.undo()
+    fresh = [frames_module.to_rgb(f, None) for f in __import__("av").open(str(video)).decode(video=0)][::2]
+    np.testing.assert_array_equal(frames, np.stack(fresh))
+    np.testing.assert_array_equal(np.stack(timed), np.stack(fresh))

@@ -50,7 +50,7 @@ import numpy as np
 
 from clipaction.config import SamplerConfig
 from clipaction.errors import DataError
-from clipaction.video.frames import MAX_SHORT_SIDE, check_max_short_side, to_rgb
+from clipaction.video.frames import MAX_SHORT_SIDE, Orientation, check_max_short_side, to_rgb
 from clipaction.video.sampling import VideoMeta, sample_indices
 
 log = logging.getLogger(__name__)
@@ -422,6 +422,7 @@ class _SeekingReader:
     ) -> None:
         self.path, self.container, self.stream = path, container, stream
         self.index, self.max_short_side = index, max_short_side
+        self.orientation = Orientation()
 
     def index_of(self, frame: av.VideoFrame) -> int:
         if frame.pts is None:
@@ -434,7 +435,7 @@ class _SeekingReader:
 
         def keep(index: int, frame: av.VideoFrame) -> None:
             if index in wanted_set and index not in out:
-                out[index] = to_rgb(frame, self.max_short_side)
+                out[index] = to_rgb(frame, self.max_short_side, self.orientation)
 
         frames = _iter_frames(self.container, self.stream)
         first = _next_frame(frames, 0)
@@ -497,13 +498,13 @@ class _SeekingReader:
 def _read_sequential(path: Path, wanted: list[int], max_short_side: int | None) -> dict[int, np.ndarray]:
     """Frames at `wanted` (sorted, distinct) by decoding from the start and counting."""
     wanted_set, out, last = set(wanted), {}, wanted[-1]
-    count = 0
+    count, orientation = 0, Orientation()
     with open_video(path, SAMPLED_DECODER_THREADS) as (container, stream):
         frames = _iter_frames(container, stream)
         while (frame := _next_frame(frames, count)) is not None:
             index, count = count, count + 1
             if index in wanted_set:
-                out[index] = to_rgb(frame, max_short_side)
+                out[index] = to_rgb(frame, max_short_side, orientation)
             if index >= last:
                 return out
     reason = f"frame {last} requested but the video has {count} frames" if count else "no frames decodable"

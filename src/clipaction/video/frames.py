@@ -69,9 +69,31 @@ def _display_matrix(frame: av.VideoFrame) -> np.ndarray | None:
     return np.frombuffer(raw, dtype=np.int32) if len(raw) == 36 else None
 
 
-def _orient(image: np.ndarray, frame: av.VideoFrame) -> np.ndarray:
-    """`image` (H, W, 3) turned upright as the display matrix says, as FFmpeg's tools do."""
-    matrix = _display_matrix(frame)
+class Orientation:
+    """The display matrix of one decoding pass, read once.
+
+    Reading `frame.side_data` costs memory PyAV does not give back (PyAV 18.1: about a whole
+    frame for 720p H.264, 26 KB at 320x240, whether or not the frame has side data; the
+    timeline's peak RSS grew with the video's length), while `frame.rotation` is read in C for
+    free. So a pass reads the matrix from its first converted frame, and again only for a frame
+    whose rotation differs from the last one read. In MP4/MOV the matrix belongs to the track,
+    the same for every frame; only a mirror that appears mid-stream without any change of
+    rotation would be missed."""
+
+    def __init__(self) -> None:
+        self._rotation: int | None = None
+        self._matrix: np.ndarray | None = None
+
+    def matrix(self, frame: av.VideoFrame) -> np.ndarray | None:
+        """`frame`'s display matrix as 9 int32, or None."""
+        rotation = frame.rotation
+        if rotation != self._rotation:
+            self._rotation, self._matrix = rotation, _display_matrix(frame)
+        return self._matrix
+
+
+def _orient(image: np.ndarray, frame: av.VideoFrame, matrix: np.ndarray | None) -> np.ndarray:
+    """`image` (H, W, 3) turned upright as the display `matrix` says, as FFmpeg's tools do."""
     if matrix is None:
         return image
     # FFmpeg's get_rotation(): the clockwise angle in [0, 360); frame.rotation is counter-clockwise.
@@ -92,8 +114,12 @@ def _orient(image: np.ndarray, frame: av.VideoFrame) -> np.ndarray:
     return np.ascontiguousarray(out)
 
 
-def to_rgb(frame: av.VideoFrame, max_short_side: int | None = MAX_SHORT_SIDE) -> np.ndarray:
-    """The frame as an upright (H, W, 3) uint8 RGB array with its short side bounded."""
+def to_rgb(
+    frame: av.VideoFrame, max_short_side: int | None = MAX_SHORT_SIDE, orientation: Orientation | None = None
+) -> np.ndarray:
+    """The frame as an upright (H, W, 3) uint8 RGB array with its short side bounded.
+    `orientation`: the decoding pass's (one per pass: see `Orientation`); None reads the frame's
+    display matrix afresh."""
     width, height = bounded_size(frame.width, frame.height, max_short_side)
     if (width, height) == (frame.width, frame.height):
         rgb = _scaler().reformat(frame, format="rgb24", threads=1)
@@ -102,7 +128,7 @@ def to_rgb(frame: av.VideoFrame, max_short_side: int | None = MAX_SHORT_SIDE) ->
         rgb = _scaler().reformat(
             frame, width=width, height=height, format="rgb24", interpolation=_INTERPOLATION, threads=1
         )
-    return _orient(rgb.to_ndarray(), frame)
+    return _orient(rgb.to_ndarray(), frame, (orientation or Orientation()).matrix(frame))
 
 
 def square_crop(frames: np.ndarray, position: CropPosition) -> np.ndarray:

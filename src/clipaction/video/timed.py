@@ -46,7 +46,7 @@ import av.logging
 import numpy as np
 
 from clipaction.video.decode import VideoDecodeError, open_video
-from clipaction.video.frames import MAX_SHORT_SIDE, to_rgb
+from clipaction.video.frames import MAX_SHORT_SIDE, Orientation, to_rgb
 
 log = logging.getLogger(__name__)
 
@@ -409,6 +409,7 @@ class _Emitter:
         self.times = [time for _, time in self.wanted]
         self.position = 0
         self.pending: list[Skipped] = []
+        self.orientation = Orientation()
 
     @property
     def done(self) -> bool:
@@ -427,7 +428,7 @@ class _Emitter:
         """Yield `frame` for every wanted time before `until`; returns its RGB (converted once)."""
         while not self.done and self.next_time < until:
             if rgb is None:
-                rgb = to_rgb(frame, max_short_side)
+                rgb = to_rgb(frame, max_short_side, self.orientation)
             index, time = self.wanted[self.position]
             yield Sample(index, time, rgb)
             self.position += 1
