@@ -386,11 +386,12 @@ class Turns:
 
     A CPU model (torch's intra-op threads, OpenVINO's) already runs a thread per core, and its
     threads meet after every layer: a decoding thread that takes a core mid-layer stalls them
-    all, which cost more than the decoding itself (2 cores, OpenVINO int8: efficiency 0.76 with
-    decoding beside the model). So they take turns: a model call starts when the videos being
-    decoded are done, and no video starts decoding while the model runs; the decoders have every
-    core while the model waits for frames. A model on a GPU leaves the cores to the decoders:
-    then nobody waits (`active` is False)."""
+    all. So they take turns: a model call starts when the videos being decoded are done, and no
+    video starts decoding while the model runs; the decoders have every core while the model
+    waits for frames. (On the 2-core machines the gain was within the run-to-run noise of the
+    bench, see docs/performance.md; what the turns guarantee is that no decode overlaps a model
+    call.) A model on a GPU leaves the cores to the decoders: then nobody waits (`active` is
+    False)."""
 
     def __init__(self, backend: Backend | None) -> None:
         self.active = backend is not None and backend.device_name.split(":")[0] == "cpu"
