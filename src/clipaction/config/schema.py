@@ -393,7 +393,7 @@ class BenchConfig:
     #: the fast row's precision: "auto" is int8 on a CPU and fp16 on a GPU
     fast_precision: str = "auto"
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
-    min_seconds: float = 3.0  # per batch size when timing the image encoder alone
+    min_seconds: float = 3.0  # the image encoder alone: its ROUNDS rounds at the chosen batch size, together
 
 
 @dataclass(frozen=True)
