@@ -23,6 +23,36 @@ def test_generated_videos_are_like_ucf101(tmp_path):
     assert path.suffix == ".avi" and meta.fps == 25 and meta.num_frames == 50
 
 
+def test_the_encoder_figure_is_the_best_of_fresh_rounds_at_the_chosen_batch_size(monkeypatch):
+    import clipaction.speed.run as bench
+
+    class Encoder:  # records each call's batch size; the clock below is made up, not measured
+        def __init__(self):
+            self.sizes = []
+
+        def encode_pixels(self, pixels):
+            self.sizes.append(len(pixels))
+
+    encoder, timed_at_8 = Encoder(), []
+
+    def clock(function):
+        function()
+        size = encoder.sizes[-1]
+        if size == 8:
+            timed_at_8.append(size)
+            # batches of 8: a lucky first round (8,000 frames/s), then 2,000 frames/s
+            return (0.001 if len(timed_at_8) <= 2 else 0.004), None
+        return 0.004, None  # batches of 4: 1,000 frames/s
+
+    monkeypatch.setattr(bench, "_timed", clock)
+    fps, chosen = bench.model_fps(encoder, (4, 8), size=2, min_seconds=0.006)
+    assert chosen == 8
+    # the figure is not the lucky round that chose the size, but the best of the rounds after it
+    assert fps == pytest.approx(2000.0)
+    after_choice = encoder.sizes[encoder.sizes.index(8) :]
+    assert set(after_choice) == {8} and len(timed_at_8) == 2 + 2 * bench.ROUNDS
+
+
 @pytest.mark.slow
 def test_bench_reports_every_figure(tmp_path, monkeypatch):
     import clipaction.speed.run as bench
