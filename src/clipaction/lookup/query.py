@@ -128,9 +128,9 @@ def _resolve_model(main: IndexStore, model: str | Backend | None) -> Backend:
 
 def query_vector(backend: Backend, text: str, templates: Sequence[str], dim: int) -> np.ndarray:
     """(D,) float32 normalised: the mean of `text` in each template, as class texts are built."""
-    from clipaction.classify.scoring import class_text_features
+    from clipaction.classify.scoring import class_text_array
 
-    features = class_text_features(backend, [text], templates)[0].numpy().astype(np.float32)
+    features = class_text_array(backend, [text], templates)[0]
     if features.shape[0] != dim:
         raise CapabilityError(
             f"the {backend.family} model's text features ({features.shape[0]}) do not live in its window "

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from clipaction.classify.metrics import classification_report_text, compute_metrics
-from clipaction.classify.scoring import class_text_features, load_templates, video_embeddings, video_scores
+from clipaction.classify.scoring import class_text_array, load_templates, video_embedding_array, video_score_array
 from clipaction.config import SamplerConfig
 from clipaction.data.names import load_label_map, prompt_names
 from clipaction.features.extract import Extraction
@@ -129,7 +129,7 @@ def embedding_stage(ctx: Context, main: Extraction, scored: Scored) -> dict[str,
     result: dict[str, Any] = {"text_similarity": similarity.tolist()}
     count = len(scored.records)
     if count >= 4:
-        embeds = video_embeddings(ctx.backend, main, scored.videos).numpy()
+        embeds = video_embedding_array(ctx.backend, main, scored.videos)
         perplexity = float(min(stage.perplexity, (count - 1) / 3))  # t-SNE needs perplexity < n
         points = TSNE(
             n_components=2, perplexity=perplexity, random_state=stage.seed, init="pca", metric="cosine"
@@ -154,10 +154,8 @@ def ablation_stage(ctx: Context, main: Extraction) -> dict[str, Any]:
         names = prompt_names(ctx.test.classes, style, label_map)
         for template_set in stage.template_sets:
             templates = load_templates(template_set)
-            text = class_text_features(ctx.backend, names, templates, ctx.cache) if scored.videos else None
-            scores = (
-                video_scores(ctx.backend, main, scored.videos, text)[1].numpy() if text is not None else scored.scores
-            )
+            text = class_text_array(ctx.backend, names, templates, ctx.cache) if scored.videos else None
+            scores = video_score_array(ctx.backend, main, scored.videos, text)[1] if text is not None else scored.scores
             metrics = compute_metrics(scores, scored.labels, ctx.classes)
             row = {"name_style": style, "templates": template_set, "n_templates": len(templates), **summary(metrics)}
             # the texts themselves, so the report can tell rows that are one result (a label map
