@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 
 from clipaction.cli import main
@@ -23,34 +24,87 @@ def test_generated_videos_are_like_ucf101(tmp_path):
     assert path.suffix == ".avi" and meta.fps == 25 and meta.num_frames == 50
 
 
-def test_the_encoder_figure_is_the_best_of_fresh_rounds_at_the_chosen_batch_size(monkeypatch):
+class _Encoder:
+    """Records each call's batch size in `calls` (shared with a fake extraction's "extract")."""
+
+    def __init__(self, calls):
+        self.calls = calls
+
+    def encode_pixels(self, pixels):
+        self.calls.append(len(pixels))
+
+
+def test_the_batch_size_is_picked_by_one_round_each(monkeypatch):
     import clipaction.speed.run as bench
 
-    class Encoder:  # records each call's batch size; the clock below is made up, not measured
-        def __init__(self):
-            self.sizes = []
+    seconds = {4: 0.004, 8: 0.002, 16: 0.008}  # made-up times per batch: 8 runs fastest
+    encoder = _Encoder([])
+    monkeypatch.setattr(bench, "_timed", lambda function: (function(), seconds[encoder.calls[-1]])[::-1])
+    assert bench.pick_batch_size(encoder, (4, 8, 16), size=2, min_seconds=0.03) == 8
 
-        def encode_pixels(self, pixels):
-            self.sizes.append(len(pixels))
 
-    encoder, timed_at_8 = Encoder(), []
+def test_the_encoder_and_extraction_figures_come_from_interleaved_rounds_of_the_same_work(monkeypatch, tmp_path):
+    import clipaction.speed.run as bench
+    from clipaction.features.cache import CachedVideo
+    from clipaction.features.core import Extraction
+
+    calls = []
+    encoder = _Encoder(calls)
+    frames = np.arange(8)
+
+    def extract_features(paths, *args, **kwargs):  # 8 frames per video, no decoding
+        calls.append("extract")
+        video = CachedVideo(frames, np.zeros((8, 2)), np.zeros((8, 2)), {})
+        return Extraction(
+            features={str(p): video for p in paths}, n_encoded=len(paths), n_frames_encoded=8 * len(paths)
+        )
+
+    # Made-up clock: the extraction rounds take 0.5, 0.4, 0.6 s for 32 frames (best 80 frames/s),
+    # a batch of 16 through the encoder alone 0.2, 0.16, 0.25 s by round (best 100 frames/s).
+    extract_seconds, batch_seconds = iter([0.5, 0.4, 0.6]), {1: 0.2, 2: 0.16, 3: 0.25}
 
     def clock(function):
-        function()
-        size = encoder.sizes[-1]
-        if size == 8:
-            timed_at_8.append(size)
-            # batches of 8: a lucky first round (8,000 frames/s), then 2,000 frames/s
-            return (0.001 if len(timed_at_8) <= 2 else 0.004), None
-        return 0.004, None  # batches of 4: 1,000 frames/s
+        value = function()
+        if calls[-1] == "extract":
+            return next(extract_seconds), value
+        return batch_seconds[calls.count("extract") - 1], value
 
     monkeypatch.setattr(bench, "_timed", clock)
-    fps, chosen = bench.model_fps(encoder, (4, 8), size=2, min_seconds=0.006)
-    assert chosen == 8
-    # the figure is not the lucky round that chose the size, but the best of the rounds after it
-    assert fps == pytest.approx(2000.0)
-    after_choice = encoder.sizes[encoder.sizes.index(8) :]
-    assert set(after_choice) == {8} and len(timed_at_8) == 2 + 2 * bench.ROUNDS
+    monkeypatch.setattr(bench, "extract_features", extract_features)
+    monkeypatch.setattr(bench, "cache_space", lambda backend: {})
+    monkeypatch.setattr(bench, "FeatureCache", lambda folder, space: None)
+    paths = [tmp_path / f"v{i}.avi" for i in range(4)]
+    figures = bench.measure_extraction(paths, encoder, BenchConfig(), batch_size=16, cache_dir=tmp_path, size=2)
+    # a warm-up video and batch, then each round: the extraction, then its 32 frames alone
+    assert calls == ["extract", 16] + ["extract", 16, 16] * bench.ROUNDS
+    assert figures["extract_fps_rounds"] == pytest.approx([64.0, 80.0, 32 / 0.6])
+    assert figures["model_fps_rounds"] == pytest.approx([80.0, 100.0, 64.0])
+    assert figures["extract_fps"] == pytest.approx(80.0) and figures["model_fps"] == pytest.approx(100.0)
+    assert figures["efficiency"] == pytest.approx(0.8)
+
+
+def test_encoder_speedups_come_from_side_by_side_rounds(monkeypatch):
+    import clipaction.speed.run as bench
+
+    calls = []
+    # made-up seconds per batch of 10: fp32 0.1 s, int8 0.04 s; the machine slows by round
+    slowdown = {1: 1.0, 2: 2.0, 3: 1.5}
+    per_batch = {4: 0.1, 10: 0.04}
+    encoders = {"torch fp32": (_Encoder(calls), 4), "torch int8": (_Encoder(calls), 10)}
+
+    def clock(function):
+        value = function()
+        round_ = 1 + (len(calls) - 3) // 4  # after one warm-up batch each, 2 batches per encoder per round
+        return per_batch[calls[-1]] * slowdown[round_], value
+
+    monkeypatch.setattr(bench, "_timed", clock)
+    speedups = bench.encoder_speedups(encoders, size=2, seconds=0.0)
+    # fp32 then int8 in each round, 2 batches each (a round's least)
+    assert calls == [4, 10] + [4, 4, 10, 10] * bench.ROUNDS
+    assert speedups["torch fp32"]["rounds"] == pytest.approx([40.0, 20.0, 40 / 1.5])
+    assert speedups["torch int8"]["model_fps"] == pytest.approx(250.0)
+    assert speedups["torch int8"]["speedup"] == pytest.approx(6.25)
+    assert speedups["torch fp32"]["speedup"] == 1.0
 
 
 @pytest.mark.slow
@@ -59,17 +113,20 @@ def test_bench_reports_every_figure(tmp_path, monkeypatch):
 
     # The image encoder's timing runs for real, but run_bench is handed known figures instead,
     # so the ratios built on them have known values whatever the machine's speed.
-    known = {"fp32": 200.0, "int8": 500.0, "bf16": 400.0}
+    known = {
+        ("torch", "fp32"): 200.0, ("torch", "int8"): 500.0, ("torch", "bf16"): 400.0,
+        ("openvino", "fp32"): 250.0, ("openvino", "int8"): 1000.0, ("openvino", "bf16"): 450.0,
+    }  # fmt: skip
     measured = {}
-    real_model_fps = bench.model_fps
+    real_encoder_round = bench.encoder_round
 
-    def model_fps(backend, *args, **kwargs):
-        fps, batch_size = real_model_fps(backend, *args, **kwargs)
-        precision = backend.fingerprint["precision"]
-        measured[precision] = fps
-        return known[precision], batch_size
+    def encoder_round(backend, *args, **kwargs):
+        fps = real_encoder_round(backend, *args, **kwargs)
+        path = (backend.config.runtime, backend.fingerprint["precision"])
+        measured[path] = fps
+        return known[path]
 
-    monkeypatch.setattr(bench, "model_fps", model_fps)
+    monkeypatch.setattr(bench, "encoder_round", encoder_round)
     # the bf16 row is measured on CPUs with bf16 units; here on any CPU (slowly where it lacks them)
     monkeypatch.setattr(bench, "_bf16_here", lambda device: True)
     monkeypatch.setenv("CLIPACTION_ALLOW_SLOW_BF16", "1")
@@ -77,7 +134,8 @@ def test_bench_reports_every_figure(tmp_path, monkeypatch):
     config = BenchConfig(videos=2, seconds=1.0, architecture="tiny", batch_sizes=(4,), min_seconds=0.05, device="cpu")
     results = run_bench(config, work_dir=tmp_path, ray=False)  # the ray rows: test_engines.py
     assert KEYS <= set(results)
-    assert set(measured) == {"fp32", "int8", "bf16"} and all(v > 0 and math.isfinite(v) for v in measured.values())
+    assert {path for path in measured if path[0] == "torch"} == {("torch", p) for p in ("fp32", "int8", "bf16")}
+    assert all(v > 0 and math.isfinite(v) for v in measured.values())
     for key in ("decode_fps", "extract_fps", "extract_videos_per_s", "text_prompts_per_s", "peak_rss_mb"):
         assert results[key] > 0 and math.isfinite(results[key]), key
     assert results["fast"]["precision"] == "int8" and results["fast"]["failures"] == 0
@@ -99,6 +157,15 @@ def test_bench_reports_every_figure(tmp_path, monkeypatch):
     named = {row["path"] for row in results["recommendation"]["paths"]}
     ov = {f"openvino {precision}" for precision in ("fp32", "int8", "bf16")} if "openvino" in results else set()
     assert named == {"torch fp32", "torch int8", "torch bf16"} | ov
+    # every speed-up from the encoders' side-by-side rounds, one round each per ROUNDS
+    assert all(len(row["rounds"]) == bench.ROUNDS for row in results["encoder_speedups"].values())
+    if "openvino" in results:
+        assert results["openvino"]["int8"]["speedup_over_torch_fp32"] == pytest.approx(5.0)
+        assert results["openvino"]["int8"]["speedup_over_torch_int8"] == pytest.approx(2.0)
+        assert results["openvino"]["int8"]["efficiency"] * 1000.0 == pytest.approx(
+            results["openvino"]["int8"]["extract_fps"]
+        )
+        assert "folder" not in results["openvino"]["int8"]  # the run's temporary folder is not reported
     if "openvino" in results:  # the timeline's speed with the fastest encoder, at both sizes
         factors = results["openvino"]["int8"]["timeline_realtime_factor"]
         assert all(factors[size]["realtime_factor"] > 0 for size in ("320x240", "1280x720"))

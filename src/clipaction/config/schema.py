@@ -393,7 +393,9 @@ class BenchConfig:
     #: the fast row's precision: "auto" is int8 on a CPU and fp16 on a GPU
     fast_precision: str = "auto"
     sampler: SamplerConfig = field(default_factory=SamplerConfig)
-    min_seconds: float = 3.0  # the image encoder alone: its ROUNDS rounds at the chosen batch size, together
+    #: the image encoder alone: picking its batch size (a round of min_seconds / ROUNDS per size), and
+    #: each round of the encoders side by side (`encoder_speedups`)
+    min_seconds: float = 3.0
 
 
 @dataclass(frozen=True)

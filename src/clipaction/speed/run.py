@@ -99,35 +99,41 @@ def _timed(function: Callable[[], Any]) -> tuple[float, Any]:
 
 #: Rounds of each timing; a figure is its best round. This machine's own speed moves between
 #: rounds (2 shared cores of a VM: the encoder alone measured 41-72 frames/s in one minute), and
-#: noise only ever slows a round down, so the best round is the closest to what the code does;
-#: the encoder alone and the extraction are both best-of, so their ratio compares like with like.
+#: noise only ever slows a round down, so the best round is the closest to what the code does.
+#: A ratio compares like with like: the encoder alone and the extraction are measured in
+#: interleaved rounds of the same work (`measure_extraction`), the encoders against each other in
+#: interleaved rounds of the same length (`encoder_speedups`).
 ROUNDS = 3
 
 
-def model_fps(backend: Backend, batch_sizes: tuple[int, ...], size: int, min_seconds: float = 3.0) -> tuple[float, int]:
-    """Image-encoder throughput on preprocessed tensors (frames/s) and the batch size it is
-    measured at: one round per batch size picks the fastest, then the figure is the best of
-    ROUNDS fresh rounds at that size (each round at least `min_seconds / ROUNDS`). Fresh rounds:
-    the best of every batch size's rounds would be the luckiest of several draws of this
-    machine's noise (the winner's curse), a figure the extraction's own best of ROUNDS is not."""
-    generator = torch.Generator().manual_seed(0)
+def warm_pixels(backend: Backend, batch_size: int, size: int) -> torch.Tensor:
+    """A batch of random preprocessed frames (batch_size, 3, size, size), once through the
+    encoder (allocations, one-time kernels)."""
+    pixels = torch.randn(batch_size, 3, size, size, generator=torch.Generator().manual_seed(0))
+    backend.encode_pixels(pixels)
+    return pixels
 
-    def one_round(pixels: torch.Tensor) -> float:
-        frames, elapsed = 0, 0.0
-        while elapsed < min_seconds / ROUNDS or frames < 2 * len(pixels):
-            seconds, _ = _timed(lambda: backend.encode_pixels(pixels))
-            frames, elapsed = frames + len(pixels), elapsed + seconds
-        return frames / elapsed
 
-    def inputs(batch_size: int) -> torch.Tensor:
-        pixels = torch.randn(batch_size, 3, size, size, generator=generator)
-        backend.encode_pixels(pixels)  # warm-up: allocations, one-time kernels
-        return pixels
+def encoder_round(backend: Backend, pixels: torch.Tensor, frames: int = 0, seconds: float = 0.0) -> float:
+    """One round of the image encoder alone on `pixels` (a warm batch): whole batches until at
+    least `frames` frames and `seconds` seconds (and two batches) -> frames/s."""
+    done, elapsed = 0, 0.0
+    while done < max(frames, 2 * len(pixels)) or elapsed < seconds:
+        took, _ = _timed(lambda: backend.encode_pixels(pixels))
+        done, elapsed = done + len(pixels), elapsed + took
+    return done / elapsed
 
-    trials = {batch_size: one_round(inputs(batch_size)) for batch_size in batch_sizes}
-    chosen = max(trials, key=trials.__getitem__)
-    pixels = inputs(chosen)
-    return max(one_round(pixels) for _ in range(ROUNDS)), chosen
+
+def pick_batch_size(backend: Backend, batch_sizes: tuple[int, ...], size: int, min_seconds: float = 3.0) -> int:
+    """The batch size the image encoder runs fastest at here: one round of `min_seconds /
+    ROUNDS` per size. Only the choice: the figure comes from fresh rounds at that size
+    (`measure_extraction`), since the best of every size's rounds would be the luckiest of
+    several draws of this machine's noise (the winner's curse)."""
+    trials = {
+        batch_size: encoder_round(backend, warm_pixels(backend, batch_size, size), seconds=min_seconds / ROUNDS)
+        for batch_size in batch_sizes
+    }
+    return max(trials, key=trials.__getitem__)
 
 
 def decode_fps(paths: list[Path], backend: Backend, sampler: SamplerConfig, workers: int) -> float:
@@ -152,17 +158,23 @@ def text_prompts_per_s(backend: Backend) -> dict[str, float]:
 
 
 def measure_extraction(
-    paths: list[Path], backend: Backend, config: BenchConfig, batch_size: int, cache_dir: Path
+    paths: list[Path], backend: Backend, config: BenchConfig, batch_size: int, cache_dir: Path, size: int
 ) -> dict[str, Any]:
-    """End-to-end `extract_features` of `paths` into an empty cache: the best of ROUNDS rounds
-    (a fresh cache each), peak memory over all of them, and the first round's extraction."""
+    """End-to-end `extract_features` of `paths` into an empty cache and the image encoder alone
+    at `batch_size` on `size` x `size` pixels, in ROUNDS interleaved rounds of the same work (an
+    extraction, then as many frames through the encoder alone): each figure its best round,
+    `efficiency` their ratio. Rounds of the same length, side by side in time, meet the same
+    machine: a few short encoder rounds minutes apart from the extraction's (the bench before)
+    put this VM's noise into the ratio (0.78-0.90 for the same code and model). Also peak
+    memory over the rounds, and the first round's extraction."""
     # One video first, into a cache of its own: the first extraction in a process runs slower
     # (measured: about half the efficiency with OpenVINO), and a long run is not its first batch.
     warm = FeatureCache(cache_dir.with_name(cache_dir.name + "-warm-up"), cache_space(backend))
     extract_features(
         paths[:1], backend, config.sampler, warm, batch_size=batch_size, workers=config.workers, progress=False
     )
-    rounds = []
+    pixels = warm_pixels(backend, batch_size, size)
+    rounds, encoder_rounds = [], []
     with PeakRss() as rss:
         for round_ in range(ROUNDS):
             cache = FeatureCache(cache_dir / f"round-{round_}", cache_space(backend))
@@ -179,16 +191,40 @@ def measure_extraction(
                     )  # fmt: skip
                 )
             )
+            encoder_rounds.append(encoder_round(backend, pixels, frames=rounds[-1][1].n_frames_encoded))
     seconds = min(seconds for seconds, _ in rounds)
     extraction = rounds[0][1]
     frames = sum(len(v.indices) for v in extraction.features.values())
     return {
+        "model_fps": max(encoder_rounds),
+        "model_fps_rounds": encoder_rounds,
         "extract_fps": frames / seconds,
         "extract_videos_per_s": len(extraction.features) / seconds,
         "extract_fps_rounds": [frames / seconds for seconds, _ in rounds],
+        "efficiency": frames / seconds / max(encoder_rounds),
         "peak_rss_mb": rss.peak_kb / 1024,
         "failures": len(extraction.failures),
         "extraction": extraction,
+    }
+
+
+def encoder_speedups(
+    encoders: dict[str, tuple[Backend, int]], size: int, seconds: float, reference: str = "torch fp32"
+) -> dict[str, Any]:
+    """The image encoders against `reference`, each at its batch size, in ROUNDS interleaved
+    rounds of `seconds` each (one of every encoder per round): for each, the best round, the
+    rounds, and its best over the reference's best. Side by side in time, as the efficiency's
+    rounds are: a speed-up taken from figures minutes apart measured this VM's noise as much
+    as the encoders (torch bf16 over fp32: 2.32x in one bench run, 1.56x in the next)."""
+    pixels = {label: warm_pixels(backend, batch_size, size) for label, (backend, batch_size) in encoders.items()}
+    rounds: dict[str, list[float]] = {label: [] for label in encoders}
+    for _ in range(ROUNDS):
+        for label, (backend, _batch_size) in encoders.items():
+            rounds[label].append(encoder_round(backend, pixels[label], seconds=seconds))
+    best = {label: max(values) for label, values in rounds.items()}
+    return {
+        label: {"model_fps": best[label], "rounds": rounds[label], "speedup": best[label] / best[reference]}
+        for label in encoders
     }
 
 
@@ -301,6 +337,30 @@ def measure_ray(
     }
 
 
+def pixel_size(backend: Backend) -> int:
+    """The side of the square input `backend` preprocesses frames to."""
+    return int(backend.preprocess(np.zeros((1, 240, 320, 3), dtype=np.uint8)).shape[-1])
+
+
+def load_encoders(
+    model_dir: str, config: BenchConfig, figures: dict[str, dict], openvino: dict[str, Any] | None
+) -> dict[str, tuple[Backend, int]]:
+    """Every encoder the run measured, loaded again side by side for `encoder_speedups`, with
+    its batch size: torch's at each precision of `figures`, and OpenVINO's rows from the
+    folders they were built in (loaded, not built again)."""
+    encoders: dict[str, tuple[Backend, int]] = {}
+    for row in figures.values():
+        model = ModelConfig(name_or_path=model_dir, device=config.device, precision=row["precision"])
+        encoders[f"torch {row['precision']}"] = (load_backend(model), row["batch_size"])
+    for precision, row in (openvino or {}).items():
+        if isinstance(row, dict):
+            model = ModelConfig(name_or_path=model_dir, device="cpu", precision=precision, runtime="openvino")
+            backend = load_backend(model)
+            as_frame(backend).runtime.folder = Path(row["folder"])  # type: ignore[attr-defined]
+            encoders[f"openvino {precision}"] = (backend, row["batch_size"])
+    return encoders
+
+
 def openvino_available() -> bool:
     import importlib.util
 
@@ -312,13 +372,12 @@ def measure_openvino(
     model_dir: str,
     config: BenchConfig,
     work: Path,
-    torch_figures: dict[str, dict],
     reference: Any,
     *,
     bf16: bool = False,
 ) -> dict[str, Any]:
-    """The OpenVINO rows, fp32 and int8, against torch's figures of this run (`torch_figures`:
-    "fp32" and "fast") and torch fp32's extraction (`reference`). Each builds its model afresh
+    """The OpenVINO rows, fp32 and int8 (and bf16), against torch fp32's extraction
+    (`reference`); their speed-ups over torch come later (`encoder_speedups`). Each builds its model afresh
     in `work` (conversion, and for int8 NNCF calibration on the first sampled frames of
     `paths`), so the one-time cost is measured; peak memory covers building, then extraction."""
     from clipaction.models.runtimes.openvino import OpenVINOImageEncoder
@@ -333,19 +392,16 @@ def measure_openvino(
         encoder.folder = work / "openvino" / encoder.key  # a fresh store: building is measured
         with PeakRss() as rss:
             build_s, _ = _timed(lambda: backend.prepare_extraction([str(p) for p in paths], config.sampler))
-        size = int(backend.preprocess(np.zeros((1, 240, 320, 3), dtype=np.uint8)).shape[-1])
-        fps, batch_size = model_fps(backend, config.batch_sizes, size, config.min_seconds)
-        measured = measure_extraction(paths, backend, config, batch_size, work / f"cache-openvino-{precision}")
+        size = pixel_size(backend)
+        batch_size = pick_batch_size(backend, config.batch_sizes, size, config.min_seconds)
+        measured = measure_extraction(paths, backend, config, batch_size, work / f"cache-openvino-{precision}", size)
         extraction = measured.pop("extraction")
         cosines = _cosines(reference, extraction)
         built = encoder.built_here or {}
         rows[precision] = {
-            "model_fps": fps,
             "batch_size": batch_size,
             **measured,
-            "efficiency": measured["extract_fps"] / fps,
-            "speedup_over_torch_fp32": fps / torch_figures["fp32"]["model_fps"],
-            f"speedup_over_torch_{config.fast_precision}": fps / torch_figures["fast"]["model_fps"],
+            "folder": str(encoder.folder),  # where `encoder_speedups` loads it again from
             "cosine_min": min(cosines) if cosines else None,
             "cosine_mean": float(np.mean(cosines)) if cosines else None,
             "build_s": build_s,
@@ -571,12 +627,11 @@ def run_bench(
         rows = (("fp32", "fp32"), ("fast", config.fast_precision), *((("bf16", "bf16"),) if bf16 else ()))
         for label, precision in rows:
             backend = load_backend(ModelConfig(name_or_path=model_dir, device=config.device, precision=precision))
-            size = int(backend.preprocess(np.zeros((1, 240, 320, 3), dtype=np.uint8)).shape[-1])
-            fps, batch_size = model_fps(backend, config.batch_sizes, size, config.min_seconds)
-            measured = measure_extraction(paths, backend, config, batch_size, tmp_path / f"cache-{label}")
+            size = pixel_size(backend)
+            batch_size = pick_batch_size(backend, config.batch_sizes, size, config.min_seconds)
+            measured = measure_extraction(paths, backend, config, batch_size, tmp_path / f"cache-{label}", size)
             extractions[label] = measured.pop("extraction")
-            figures[label] = {"model_fps": fps, "batch_size": batch_size, **measured}
-            figures[label]["efficiency"] = measured["extract_fps"] / fps
+            figures[label] = {"batch_size": batch_size, "precision": precision, **measured}
             if label == "fp32":
                 figures[label]["decode_fps"] = decode_fps(paths, backend, config.sampler, config.workers)
                 figures[label].update(text_prompts_per_s(backend))
@@ -591,18 +646,28 @@ def run_bench(
             gc.collect()  # free the fp32 model before the fast one is measured
         cosines = {label: _cosines(extractions["fp32"], extractions[label]) for label in extractions}
         if (openvino if openvino is not None else openvino_available()) and results["device"] == "cpu":
-            results["openvino"] = measure_openvino(
-                paths, model_dir, config, tmp_path, figures, extractions["fp32"], bf16=bf16
+            results["openvino"] = measure_openvino(paths, model_dir, config, tmp_path, extractions["fp32"], bf16=bf16)
+        speedups = encoder_speedups(
+            load_encoders(model_dir, config, figures, results.get("openvino")), size, config.min_seconds / ROUNDS
+        )
+    for row in figures.values():  # the speed-ups from the encoders' side-by-side rounds
+        row["speedup_over_torch_fp32"] = speedups[f"torch {row['precision']}"]["speedup"]
+    for precision, row in (results.get("openvino") or {}).items():
+        if isinstance(row, dict):
+            del row["folder"]  # a temporary folder, gone with the run
+            row["speedup_over_torch_fp32"] = speedups[f"openvino {precision}"]["speedup"]
+            row[f"speedup_over_torch_{config.fast_precision}"] = (
+                speedups[f"openvino {precision}"]["model_fps"] / speedups[f"torch {config.fast_precision}"]["model_fps"]
             )
-    results.update(figures["fp32"])
-    results["fast"] = {"precision": config.fast_precision, **figures["fast"]}
-    results["fast_speedup"] = figures["fast"]["model_fps"] / figures["fp32"]["model_fps"]
+    results["encoder_speedups"] = speedups
+    results.update({k: v for k, v in figures["fp32"].items() if k not in ("precision", "speedup_over_torch_fp32")})
+    results["fast"] = {k: v for k, v in figures["fast"].items() if k != "speedup_over_torch_fp32"}
+    results["fast_speedup"] = figures["fast"]["speedup_over_torch_fp32"]
     results["fast_cosine_min"] = min(cosines["fast"]) if cosines["fast"] else None
     results["fast_cosine_mean"] = float(np.mean(cosines["fast"])) if cosines["fast"] else None
     if "bf16" in figures:
         results["bf16"] = {
-            **figures["bf16"],
-            "speedup_over_torch_fp32": figures["bf16"]["model_fps"] / figures["fp32"]["model_fps"],
+            **{k: v for k, v in figures["bf16"].items() if k != "precision"},
             "cosine_min": min(cosines["bf16"]) if cosines["bf16"] else None,
             "cosine_mean": float(np.mean(cosines["bf16"])) if cosines["bf16"] else None,
         }
