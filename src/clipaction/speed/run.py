@@ -376,10 +376,11 @@ def measure_openvino(
     *,
     bf16: bool = False,
 ) -> dict[str, Any]:
-    """The OpenVINO rows, fp32 and int8 (and bf16), against torch fp32's extraction
-    (`reference`); their speed-ups over torch come later (`encoder_speedups`). Each builds its model afresh
-    in `work` (conversion, and for int8 NNCF calibration on the first sampled frames of
-    `paths`), so the one-time cost is measured; peak memory covers building, then extraction."""
+    """The OpenVINO rows, fp32 and int8 (and bf16), with their cosines to torch fp32's
+    extraction (`reference`); their speed-ups over torch come later (`encoder_speedups`). Each
+    builds its model afresh in `work` (conversion, and for int8 NNCF calibration on the first
+    sampled frames of `paths`), so the one-time cost is measured; peak memory covers building,
+    then extraction."""
     from clipaction.models.runtimes.openvino import OpenVINOImageEncoder
 
     rows: dict[str, Any] = {"inference_threads": torch.get_num_threads()}
@@ -401,7 +402,7 @@ def measure_openvino(
         rows[precision] = {
             "batch_size": batch_size,
             **measured,
-            "folder": str(encoder.folder),  # where `encoder_speedups` loads it again from
+            "folder": str(encoder.folder),  # where `load_encoders` loads it again from
             "cosine_min": min(cosines) if cosines else None,
             "cosine_mean": float(np.mean(cosines)) if cosines else None,
             "build_s": build_s,
@@ -647,9 +648,9 @@ def run_bench(
         cosines = {label: _cosines(extractions["fp32"], extractions[label]) for label in extractions}
         if (openvino if openvino is not None else openvino_available()) and results["device"] == "cpu":
             results["openvino"] = measure_openvino(paths, model_dir, config, tmp_path, extractions["fp32"], bf16=bf16)
-        speedups = encoder_speedups(
-            load_encoders(model_dir, config, figures, results.get("openvino")), size, config.min_seconds / ROUNDS
-        )
+        encoders = load_encoders(model_dir, config, figures, results.get("openvino"))
+        speedups = encoder_speedups(encoders, size, config.min_seconds / ROUNDS)  # every row's `size` is the same
+        del encoders
     for row in figures.values():  # the speed-ups from the encoders' side-by-side rounds
         row["speedup_over_torch_fp32"] = speedups[f"torch {row['precision']}"]["speedup"]
     for precision, row in (results.get("openvino") or {}).items():
