@@ -505,9 +505,12 @@ def _add_bench(commands: argparse._SubParsersAction) -> None:
     bench = commands.add_parser(
         "bench",
         help="measure extraction speed on generated videos",
-        description="Generate UCF101-like videos and a full-size random ViT-B/32, then measure the "
-        "image encoder alone, decoding alone, end-to-end extraction, text encoding, peak memory, and "
-        "the same for the fast (int8) encoder. Prints one JSON object.",
+        description="Generate UCF101-like videos and a full-size random ViT-B/32, then measure each "
+        "path (torch fp32, the fast precision, bf16 where the CPU has it, OpenVINO when installed): "
+        "end-to-end extraction and the image encoder alone in interleaved rounds (their ratio is the "
+        "efficiency), the encoders side by side (speed-ups over fp32), cosines to fp32 and peak memory; "
+        "also decoding alone, text encoding, the timeline's real-time factor and memory, and the Ray "
+        "engine when installed. Prints one JSON object, then the fastest path here on stderr.",
         formatter_class=_Formatter,
     )
     bench_defaults = BenchConfig()
