@@ -39,7 +39,12 @@ def test_the_batch_size_is_picked_by_one_round_each(monkeypatch):
 
     seconds = {4: 0.004, 8: 0.002, 16: 0.008}  # made-up times per batch: 8 runs fastest
     encoder = _Encoder([])
-    monkeypatch.setattr(bench, "_timed", lambda function: (function(), seconds[encoder.calls[-1]])[::-1])
+
+    def clock(function):
+        value = function()
+        return seconds[encoder.calls[-1]], value
+
+    monkeypatch.setattr(bench, "_timed", clock)
     assert bench.pick_batch_size(encoder, (4, 8, 16), size=2, min_seconds=0.03) == 8
 
 
@@ -87,7 +92,7 @@ def test_encoder_speedups_come_from_side_by_side_rounds(monkeypatch):
     import clipaction.speed.run as bench
 
     calls = []
-    # made-up seconds per batch of 10: fp32 0.1 s, int8 0.04 s; the machine slows by round
+    # made-up seconds per batch: fp32 (batches of 4) 0.1 s, int8 (of 10) 0.04 s; the machine's speed moves by round
     slowdown = {1: 1.0, 2: 2.0, 3: 1.5}
     per_batch = {4: 0.1, 10: 0.04}
     encoders = {"torch fp32": (_Encoder(calls), 4), "torch int8": (_Encoder(calls), 10)}
