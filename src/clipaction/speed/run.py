@@ -343,11 +343,11 @@ def pixel_size(backend: Backend) -> int:
 
 
 def load_encoders(
-    model_dir: str, config: BenchConfig, figures: dict[str, dict], openvino: dict[str, Any] | None
+    model_dir: str, config: BenchConfig, figures: dict[str, dict], openvino: dict[str, Any] | None, work: Path
 ) -> dict[str, tuple[Backend, int]]:
     """Every encoder the run measured, loaded again side by side for `encoder_speedups`, with
-    its batch size: torch's at each precision of `figures`, and OpenVINO's rows from the
-    folders they were built in (loaded, not built again)."""
+    its batch size: torch's at each precision of `figures`, and OpenVINO's rows from where
+    `measure_openvino` built them in `work` (loaded, not built again)."""
     encoders: dict[str, tuple[Backend, int]] = {}
     for row in figures.values():
         model = ModelConfig(name_or_path=model_dir, device=config.device, precision=row["precision"])
@@ -356,7 +356,8 @@ def load_encoders(
         if isinstance(row, dict):
             model = ModelConfig(name_or_path=model_dir, device="cpu", precision=precision, runtime="openvino")
             backend = load_backend(model)
-            as_frame(backend).runtime.folder = Path(row["folder"])  # type: ignore[attr-defined]
+            runtime = as_frame(backend).runtime
+            runtime.folder = work / "openvino" / runtime.key  # type: ignore[attr-defined]
             encoders[f"openvino {precision}"] = (backend, row["batch_size"])
     return encoders
 
@@ -402,7 +403,6 @@ def measure_openvino(
         rows[precision] = {
             "batch_size": batch_size,
             **measured,
-            "folder": str(encoder.folder),  # where `load_encoders` loads it again from
             "cosine_min": min(cosines) if cosines else None,
             "cosine_mean": float(np.mean(cosines)) if cosines else None,
             "build_s": build_s,
@@ -648,27 +648,25 @@ def run_bench(
         cosines = {label: _cosines(extractions["fp32"], extractions[label]) for label in extractions}
         if (openvino if openvino is not None else openvino_available()) and results["device"] == "cpu":
             results["openvino"] = measure_openvino(paths, model_dir, config, tmp_path, extractions["fp32"], bf16=bf16)
-        encoders = load_encoders(model_dir, config, figures, results.get("openvino"))
+        encoders = load_encoders(model_dir, config, figures, results.get("openvino"), tmp_path)
         speedups = encoder_speedups(encoders, size, config.min_seconds / ROUNDS)  # every row's `size` is the same
         del encoders
-    for row in figures.values():  # the speed-ups from the encoders' side-by-side rounds
-        row["speedup_over_torch_fp32"] = speedups[f"torch {row['precision']}"]["speedup"]
-    for precision, row in (results.get("openvino") or {}).items():
+    for precision, row in (results.get("openvino") or {}).items():  # speed-ups: side-by-side rounds
         if isinstance(row, dict):
-            del row["folder"]  # a temporary folder, gone with the run
             row["speedup_over_torch_fp32"] = speedups[f"openvino {precision}"]["speedup"]
             row[f"speedup_over_torch_{config.fast_precision}"] = (
                 speedups[f"openvino {precision}"]["model_fps"] / speedups[f"torch {config.fast_precision}"]["model_fps"]
             )
     results["encoder_speedups"] = speedups
-    results.update({k: v for k, v in figures["fp32"].items() if k not in ("precision", "speedup_over_torch_fp32")})
-    results["fast"] = {k: v for k, v in figures["fast"].items() if k != "speedup_over_torch_fp32"}
-    results["fast_speedup"] = figures["fast"]["speedup_over_torch_fp32"]
+    results.update({k: v for k, v in figures["fp32"].items() if k != "precision"})
+    results["fast"] = figures["fast"]
+    results["fast_speedup"] = speedups[f"torch {config.fast_precision}"]["speedup"]
     results["fast_cosine_min"] = min(cosines["fast"]) if cosines["fast"] else None
     results["fast_cosine_mean"] = float(np.mean(cosines["fast"])) if cosines["fast"] else None
     if "bf16" in figures:
         results["bf16"] = {
             **{k: v for k, v in figures["bf16"].items() if k != "precision"},
+            "speedup_over_torch_fp32": speedups["torch bf16"]["speedup"],
             "cosine_min": min(cosines["bf16"]) if cosines["bf16"] else None,
             "cosine_mean": float(np.mean(cosines["bf16"])) if cosines["bf16"] else None,
         }

@@ -130,7 +130,7 @@ class _Producer:
         # One batch waiting while the next is decoded is enough to keep the model busy, and a
         # batch is batch_size preprocessed frames (32 x 0.6 MB for ViT-B/32): a deeper queue
         # only raised the peak of every video long enough to fill it (1 vs 10 minutes, 320x240,
-        # OpenVINO int8: 953 -> 1011 MB with 3; 935 -> 970 MB with 1; same speed).
+        # OpenVINO int8: 953 -> 1011 MB with 3; 945 -> 970 MB with 1; same speed).
         self.queue: queue.Queue = queue.Queue(maxsize=1)
         self.stop = threading.Event()
         self.decoder_stats: dict[str, int] = {}
