@@ -8,7 +8,7 @@ import torch
 
 from clipaction.models.fast_preprocess import _plan, preprocess_frames
 
-SHAPES = [(240, 320), (320, 240), (72, 96), (31, 45), (224, 224), (225, 301), (720, 1280)]
+SHAPES = [(240, 320), (320, 240), (72, 96), (31, 45), (224, 224), (225, 301), (720, 1280), (360, 641), (1080, 1920)]
 
 
 def _processor(path):

@@ -7,7 +7,7 @@ filter and reducing_gap), the same integer crop, and one table lookup per channe
 rescale and normalize map each of the 256 byte values to one float32
 (float32(v * rescale_factor) - mean) / std, computed here with the same float64 and float32
 operations. About 2.8 -> 1.6 ms of CPU per 320x240 frame for ViT-B/32's 224 input (the resize
-itself, 1.4 ms, is the same call).
+itself, 1.4 ms, is PIL's own, its vertical pass skipping the columns the crop drops).
 
 Anything else (another processor class or step, padding, frames smaller than the crop, not
 uint8 RGB) goes through the processor unchanged.
@@ -38,7 +38,19 @@ def preprocess_frames(image_processor: Any, frames: np.ndarray | Sequence[np.nda
     (height, width), (top, left, crop_h, crop_w), table, resample = plan
     out = np.empty((len(images), crop_h, crop_w, 3), dtype=np.uint8)
     for i, image in enumerate(images):
-        if (height, width) != image.shape[:2]:
+        source_h, source_w = image.shape[:2]
+        if source_h != height and source_w != width and crop_w < width:
+            # PIL resizes in two passes, horizontal then vertical, rounding to uint8 between
+            # them, and the vertical pass works column by column. So the horizontal pass alone,
+            # cut to the crop's columns, then the vertical pass gives the crop's pixels bit for
+            # bit, without resizing the columns the crop drops (about 30% of the resize's time
+            # for 1280x720 footage, 7% for 320x240).
+            wide = Image.fromarray(image).resize((width, source_h), resample=resample, reducing_gap=None)
+            columns = wide.crop((left, 0, left + crop_w, source_h))
+            image = np.asarray(columns.resize((crop_w, height), resample=resample, reducing_gap=None))
+            out[i] = image[top : top + crop_h]
+            continue
+        if (height, width) != (source_h, source_w):
             image = np.asarray(Image.fromarray(image).resize((width, height), resample=resample, reducing_gap=None))
         out[i] = image[top : top + crop_h, left : left + crop_w]
     # One lookup in the three channels' tables laid end to end: value v of channel c is entry
