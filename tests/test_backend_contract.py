@@ -34,7 +34,8 @@ def test_the_protocols_declare_what_callers_use():
     assert {"config", "prepare_extraction", "fingerprint", "kind", "capabilities", "describe"} <= core
     assert _members(FrameBackend) - core == {"naflex", "runtime", "use_runtime"}
     assert _members(ClipBackend) - core == {"clip_frames", "frame_counts"}
-    assert {"name", "fingerprint", "encode_pixels", "prepare_extraction", "describe"} == _members(Runtime)
+    runtime_members = {"name", "fingerprint", "takes_bytes", "encode_pixels", "prepare_extraction", "describe"}
+    assert runtime_members == _members(Runtime)
 
 
 @pytest.mark.parametrize("family", sorted(BACKENDS.names()))
@@ -75,6 +76,7 @@ class _RecordingRuntime:
 
     name = "recording"
     fingerprint = {"name": "recording"}
+    takes_bytes = False
 
     def __init__(self) -> None:
         self.prepared: list = []

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from clipaction.cli import main
 from clipaction.speed.run import BenchConfig, make_videos, run_bench
@@ -29,6 +30,9 @@ class _Encoder:
 
     def __init__(self, calls):
         self.calls = calls
+
+    def preprocess(self, frames):
+        return torch.from_numpy(frames).permute(0, 3, 1, 2)
 
     def encode_pixels(self, pixels):
         self.calls.append(len(pixels))

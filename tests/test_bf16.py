@@ -249,9 +249,8 @@ def test_openvino_bf16_is_close_to_torch_fp32(tiny_model_dir, tiny_backend, tmp_
     f32 = load_backend(ModelConfig(name_or_path=str(tiny_model_dir), device="cpu", runtime="openvino"))
     assert backend.runtime.key != f32.runtime.key  # stored apart from the f32 model
     assert FeatureCache(tmp_path, cache_space(backend)).dir != FeatureCache(tmp_path, cache_space(f32)).dir
-    pixels = backend.preprocess(_frames())
-    ours, theirs = backend.encode_pixels(pixels), tiny_backend.encode_pixels(pixels)
-    assert backend.runtime._compiled.get_property("INFERENCE_PRECISION_HINT") == openvino.Type.bf16
+    ours, theirs = backend.encode_frames(_frames()), tiny_backend.encode_frames(_frames())
+    assert backend.runtime._compiled["bytes"].get_property("INFERENCE_PRECISION_HINT") == openvino.Type.bf16
     assert _cosines(ours.embeds, theirs.embeds).min() >= BF16_COSINE
     assert _cosines(ours.pooled, theirs.pooled).min() >= BF16_COSINE
     assert backend.describe()["runtime"]["inference_precision"] == "bf16"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from clipaction.models.fast_preprocess import _plan, preprocess_frames
+from clipaction.models.fast_preprocess import _plan, preprocess_frames, to_pixel_values, value_table
 
 SHAPES = [(240, 320), (320, 240), (72, 96), (31, 45), (224, 224), (225, 301), (720, 1280), (360, 641), (1080, 1920)]
 
@@ -34,6 +34,17 @@ def test_frames_preprocess_exactly_as_the_processor_does(processor, shape):
     assert torch.equal(preprocess_frames(processor, frames), expected)
 
 
+@pytest.mark.parametrize("shape", [(240, 320), (720, 1280)])
+def test_the_bytes_are_the_crops_the_pixel_values_come_from(processor, shape):
+    """What a runtime that normalises in its graph gets: uint8, mapped by the value table to
+    the processor's pixel values exactly."""
+    frames = np.random.default_rng(sum(shape)).integers(0, 256, (3, *shape, 3), dtype=np.uint8)
+    crops = preprocess_frames(processor, frames, as_bytes=True)
+    expected = processor(images=list(frames), return_tensors="pt")["pixel_values"]
+    assert crops.dtype == torch.uint8 and crops.shape == expected.shape
+    assert torch.equal(to_pixel_values(crops, value_table(processor)), expected)
+
+
 def test_what_it_cannot_reproduce_goes_to_the_processor(tiny_model_dir):
     processor = _processor(tiny_model_dir)
     mixed = [np.zeros((40, 50, 3), np.uint8), np.zeros((50, 40, 3), np.uint8)]
@@ -42,3 +53,4 @@ def test_what_it_cannot_reproduce_goes_to_the_processor(tiny_model_dir):
         assert _plan(processor, [np.asarray(f) for f in frames]) is None
         expected = processor(images=list(frames), return_tensors="pt")["pixel_values"]
         assert torch.equal(preprocess_frames(processor, frames), expected)
+        assert torch.equal(preprocess_frames(processor, frames, as_bytes=True), expected)  # values, not bytes

@@ -74,6 +74,23 @@ def test_fp32_features_equal_torch(tiny_model_dir, store):
     assert backend.describe()["runtime"]["calibration"] is None
 
 
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_uint8_frames_are_normalised_in_the_graph_bit_for_bit(tiny_model_dir, tmp_path, monkeypatch, precision):
+    """`preprocess` gives the runtime uint8 crops; the graph's lookup of the processor's values
+    gives the features the float pixel values give (int8: calibrated on the first batch, in a
+    store of its own)."""
+    monkeypatch.setenv("CLIPACTION_CACHE", str(tmp_path))
+    backend = load_backend(_config(tiny_model_dir, runtime="openvino", precision=precision))
+    frames = _frames()
+    crops, values = backend.preprocess(frames), backend.pixel_values(frames)
+    assert backend.runtime.takes_bytes and crops.dtype == torch.uint8 and crops.shape == values.shape
+    assert torch.equal(values, load_backend(_config(tiny_model_dir)).preprocess(frames))  # torch's input
+    from_crops, from_values = backend.encode_pixels(crops), backend.encode_pixels(values)
+    assert set(backend.runtime._compiled) == {"bytes", "values"}  # two graphs ran
+    assert torch.equal(from_crops.pooled, from_values.pooled)
+    assert torch.equal(from_crops.embeds, from_values.embeds)
+
+
 def test_the_runtime_is_held_not_patched_on(tiny_model_dir):
     """OpenVINO is the backend's `runtime` object: no method of the class is shadowed on the
     instance, and the fine-tuned copy goes back to torch the same way."""

@@ -125,9 +125,15 @@ class Runtime(Protocol):
     #: What this runtime adds to the backend's fingerprint under "runtime" (None: nothing, so
     #: torch's cache keys stay as they were).
     fingerprint: dict[str, Any] | None
+    #: Whether `encode_pixels` also takes the frames resized and cropped as uint8 (N, 3, S, S),
+    #: rescaling and normalising them itself bit for bit as the image processor does: the
+    #: backend's `preprocess` then gives it those (a quarter of the bytes, no lookup on the
+    #: decoding threads).
+    takes_bytes: bool
 
     def encode_pixels(self, pixels: torch.Tensor) -> FrameFeatures:
-        """Preprocessed frames (N, 3, S, S) -> FrameFeatures on the CPU (embeds L2-normalised)."""
+        """Preprocessed frames (N, 3, S, S) (float32 pixel values, or uint8 where `takes_bytes`)
+        -> FrameFeatures on the CPU (embeds L2-normalised)."""
         ...
 
     def prepare_extraction(self, paths: Sequence[str], sampler: SamplerConfig) -> None:
@@ -145,6 +151,7 @@ class TorchRuntime:
 
     name = "torch"
     fingerprint: dict[str, Any] | None = None
+    takes_bytes = False
 
     def __init__(self, encode: Callable[[torch.Tensor], FrameFeatures]) -> None:
         self._encode = encode
@@ -185,7 +192,9 @@ class Backend(Protocol):
     config: ModelConfig | None
 
     def preprocess(self, frames: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
-        """uint8 RGB frames (N, H, W, 3) -> model input (N, 3, S, S) float32 on the CPU."""
+        """uint8 RGB frames (N, H, W, 3) -> the input `encode_pixels` takes, on the CPU: pixel
+        values (N, 3, S, S) float32, or uint8 before rescaling where the runtime normalises in
+        its own graph (`Runtime.takes_bytes`)."""
         ...
 
     def encode_pixels(self, pixels: torch.Tensor) -> FrameFeatures:
@@ -231,7 +240,12 @@ class Backend(Protocol):
 
     def image_tower(self) -> torch.nn.Module:
         """Capability.IMAGE_TOWER: a trainable fp32 copy of the image tower and projection,
-        mapping pixels (N, 3, S, S) -> (N, E) unnormalised embeddings."""
+        mapping pixel values (N, 3, S, S) (`pixel_values`) -> (N, E) unnormalised embeddings."""
+        ...
+
+    def pixel_values(self, frames: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
+        """Capability.IMAGE_TOWER: uint8 RGB frames (N, H, W, 3) -> pixel values (N, 3, S, S)
+        float32, what `image_tower` takes whatever the runtime takes."""
         ...
 
     def with_image_tower(self, tower: torch.nn.Module, tag: str) -> Backend:
@@ -307,6 +321,9 @@ class BackendBase:
         raise self._lacks(Capability.PROJECTION)
 
     def image_tower(self) -> torch.nn.Module:
+        raise self._lacks(Capability.IMAGE_TOWER)
+
+    def pixel_values(self, frames: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
         raise self._lacks(Capability.IMAGE_TOWER)
 
     def with_image_tower(self, tower: torch.nn.Module, tag: str) -> Backend:

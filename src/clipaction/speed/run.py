@@ -107,9 +107,11 @@ ROUNDS = 3
 
 
 def warm_pixels(backend: Backend, batch_size: int, size: int) -> torch.Tensor:
-    """A batch of random preprocessed frames (batch_size, 3, size, size), once through the
-    encoder (allocations, one-time kernels)."""
-    pixels = torch.randn(batch_size, 3, size, size, generator=torch.Generator().manual_seed(0))
+    """A batch of random frames (batch_size, 3, size, size) as `backend.preprocess` hands them
+    to the encoder in an extraction (float pixel values, or uint8 for a runtime that
+    normalises in its graph), once through the encoder (allocations, one-time kernels)."""
+    frames = np.random.default_rng(0).integers(0, 256, (batch_size, size, size, 3), dtype=np.uint8)
+    pixels = backend.preprocess(frames)
     backend.encode_pixels(pixels)
     return pixels
 

@@ -258,7 +258,7 @@ def adapt_methods_stage(ctx: Context, plan: FewShotPlan, main: Extraction, befor
 
 
 def training_pixels(ctx: Context, records: Sequence[VideoRecord]) -> tuple[list[VideoRecord], torch.Tensor]:
-    """Decode and preprocess the few training videos once: (V, F, 3, S, S)."""
+    """Decode the few training videos once, as pixel values: (V, F, 3, S, S)."""
     kept, pixels = [], []
     for record in tqdm(records, desc="decode training frames", unit="video", disable=not ctx.progress):
         try:
@@ -267,7 +267,7 @@ def training_pixels(ctx: Context, records: Sequence[VideoRecord]) -> tuple[list[
             ctx.failures.setdefault(str(record.path), str(error))
             continue
         kept.append(record)
-        pixels.append(ctx.backend.preprocess(frames))
+        pixels.append(ctx.backend.pixel_values(frames))  # the torch tower's input, whatever the runtime's
     return kept, torch.stack(pixels)
 
 

@@ -168,8 +168,9 @@ class HFClipBackend(FrameBackendBase):
         return int(self.source.config["vision_config"].get("hidden_size", 768))
 
     def preprocess(self, frames: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
-        # The image processor's steps, equal bit for bit and faster on a batch of frames.
-        return preprocess_frames(self.processor.image_processor, frames)
+        # The image processor's steps, equal bit for bit and faster on a batch of frames; the
+        # last two (rescale, normalize) left to a runtime that does them in its graph.
+        return preprocess_frames(self.processor.image_processor, frames, as_bytes=self.runtime.takes_bytes)
 
     @no_grad  # not inference_mode: callers may train on these tensors
     def _encode_torch(self, pixels: torch.Tensor) -> FrameFeatures:
@@ -247,6 +248,9 @@ class HFClipBackend(FrameBackendBase):
         # Trained in fp32 whatever the inference precision: fp16 weights do not train stably,
         # and int8 layers have no gradients (callers refuse int8 before asking).
         return copy.deepcopy(self.tower).float()
+
+    def pixel_values(self, frames: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
+        return preprocess_frames(self.processor.image_processor, frames)
 
     def with_image_tower(self, tower: torch.nn.Module, tag: str) -> HFClipBackend:
         tuned = copy.copy(self)

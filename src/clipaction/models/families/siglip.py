@@ -218,6 +218,9 @@ class Siglip2Backend(SiglipBackend):
         )
         return pack_naflex(inputs["pixel_values"], inputs["pixel_attention_mask"], inputs["spatial_shapes"])
 
+    def pixel_values(self, frames: np.ndarray | Sequence[np.ndarray]) -> torch.Tensor:
+        return self.preprocess(frames)  # the packed patches the NaFlex tower takes (it runs on torch only)
+
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "max_num_patches": self.max_num_patches, "patch_size": self.patch_size}
 

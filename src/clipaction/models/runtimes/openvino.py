@@ -7,6 +7,14 @@ and torch's thread count, so one synchronous request uses every core (the THROUG
 the cores into streams that a single request leaves idle). The text encoder, scoring and every
 trainable path (full fine-tuning) stay on torch.
 
+What it takes: the frames resized and cropped, as uint8 (N, 3, S, S) (`takes_bytes`; the
+backend's `preprocess` gives these). The graph compiled from the stored model starts with a
+Gather of the image processor's own rescaled and normalised value per byte and channel
+(`bytes_input`, `fast_preprocess.value_table`), so its features equal those from the float
+pixel values bit for bit, while the decoding threads skip the lookup and the batches move a
+quarter of the bytes. Float pixel values (a processor the table cannot stand for) run a
+second graph without that front, compiled when first needed.
+
 - fp32 runs at inference precision f32. On CPUs with bf16 units OpenVINO's default is bf16,
   which moves features by about 1e-2; with f32 they equal torch's to about 1e-6.
 - bf16 runs the same fp32 model (no calibration) at inference precision bf16, OpenVINO's own
@@ -61,6 +69,7 @@ import torch
 from clipaction.config import SamplerConfig, stable_hash
 from clipaction.errors import ConfigError, ModelLoadError
 from clipaction.models.base import FrameFeatures
+from clipaction.models.fast_preprocess import to_pixel_values, value_table
 
 log = logging.getLogger(__name__)
 
@@ -186,18 +195,34 @@ class OpenVINOImageEncoder:
         }
         self.key = stable_hash({"model": model, "precision": self.precision, **self.fingerprint}, 20)
         self.folder = Path(root or store_root()) / self.key
-        self._compiled: Any = None
+        self._compiled: dict[str, Any] = {}  # by input: "bytes" (uint8) or "values" (float32)
+        self._table: np.ndarray | None = None
         self._lock = threading.RLock()
         #: what building took in this process (None when the model came from disk)
         self.built_here: dict[str, float] | None = None
 
     # -- use ----------------------------------------------------------------------------------
 
+    @property
+    def takes_bytes(self) -> bool:
+        """Whether the processor's rescale and normalize are one value per byte and channel
+        (then `preprocess` gives uint8 frames and the graph looks their values up)."""
+        return self.table is not None
+
+    @property
+    def table(self) -> np.ndarray | None:
+        """The image processor's (3, 256) pixel value per channel and byte, or None."""
+        with self._lock:
+            if self._table is None:
+                self._table = value_table(self.backend.processor.image_processor)
+            return self._table
+
     def encode_pixels(self, pixels: torch.Tensor) -> FrameFeatures:
-        """Preprocessed frames (N, 3, S, S) -> FrameFeatures (pooled as the torch tower's,
-        embeds L2-normalised), on the CPU."""
-        compiled = self._ensure(pixels)
-        inputs = np.ascontiguousarray(pixels.detach().cpu().numpy(), dtype=np.float32)
+        """Preprocessed frames (N, 3, S, S), uint8 from `preprocess` or float32 pixel values ->
+        FrameFeatures (pooled as the torch tower's, embeds L2-normalised), on the CPU."""
+        as_bytes = pixels.dtype == torch.uint8
+        compiled = self._ensure("bytes" if as_bytes else "values", pixels)
+        inputs = np.ascontiguousarray(pixels.detach().cpu().numpy(), dtype=np.uint8 if as_bytes else np.float32)
         with self._lock:  # one infer request, reused between calls
             outputs = compiled(inputs)
         pooled = torch.from_numpy(np.array(outputs[0], dtype=np.float32))
@@ -208,10 +233,10 @@ class OpenVINOImageEncoder:
         """Before `paths` are extracted with `sampler`: build the model when none is stored
         (int8: calibrated on their first sampled frames). A stored one loads on first use."""
         with self._lock:
-            if self._compiled is not None or self.stored():
+            if self.stored():
                 return
             if self.precision != "int8":
-                self._compiled = self._build(None)
+                self._build(None)
                 return
             calibration = calibration_frames(self.backend, paths, sampler)
             if calibration is None:  # no readable video: extraction will say so
@@ -225,7 +250,7 @@ class OpenVINOImageEncoder:
                     calibration.source["videos"],
                     self.folder,
                 )
-            self._compiled = self._build(calibration)
+            self._build(calibration)
 
     def stored(self) -> bool:
         return (self.folder / "info.json").is_file()
@@ -251,12 +276,12 @@ class OpenVINOImageEncoder:
 
     # -- building -----------------------------------------------------------------------------
 
-    def _ensure(self, pixels: torch.Tensor) -> Any:
+    def _ensure(self, inputs: str, pixels: torch.Tensor) -> Any:
+        """The compiled model for `inputs` ("bytes" or "values"), built from the stored model
+        (stored first when there is none: int8 then calibrates on `pixels`)."""
         with self._lock:
-            if self._compiled is None:
-                if self.stored():
-                    self._compiled = self._compile(self._read())
-                else:
+            if inputs not in self._compiled:
+                if not self.stored():
                     calibration = None
                     if self.precision == "int8":
                         log.warning(
@@ -265,14 +290,26 @@ class OpenVINOImageEncoder:
                             len(pixels),
                         )
                         calibration = Calibration(
-                            pixels.detach().cpu().float(),
+                            self._values(pixels.detach().cpu()),
                             {"frames": len(pixels), "source": "the first batch given to encode_pixels"},
                         )
-                    self._compiled = self._build(calibration)
-            return self._compiled
+                    self._build(calibration)
+                model = self._read()
+                if inputs == "bytes":
+                    assert self.table is not None, "uint8 input for a processor without a value table"
+                    model = bytes_input(model, self.table)
+                self._compiled[inputs] = self._compile(model)
+            return self._compiled[inputs]
 
-    def _build(self, calibration: Calibration | None) -> Any:
-        """Convert (and quantize), store atomically, and compile what is stored."""
+    def _values(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Float32 pixel values, from `preprocess`'s uint8 frames through the processor's table."""
+        if pixels.dtype == torch.uint8:
+            assert self.table is not None
+            return to_pixel_values(pixels, self.table)
+        return pixels.float()
+
+    def _build(self, calibration: Calibration | None) -> None:
+        """Convert (and quantize) and store atomically (compiled when first used)."""
         start = time.perf_counter()
         model = convert(self.backend)
         converted = time.perf_counter()
@@ -291,7 +328,6 @@ class OpenVINOImageEncoder:
             "calibration": calibration.source if calibration else None,
         }
         self._save(model, info)
-        return self._compile(self._read())
 
     def _save(self, model: Any, info: dict[str, Any]) -> None:
         import openvino as ov
@@ -341,9 +377,26 @@ def convert(backend: Any) -> Any:
     config = dataclasses.replace(backend.config, runtime="torch", precision="fp32", device="cpu")
     reference = type(backend)(config, backend.source)
     module = _TowerOutputs(reference.tower).eval()
-    example = backend.preprocess(np.zeros((2, 240, 320, 3), dtype=np.uint8))
+    example = reference.pixel_values(np.zeros((2, 240, 320, 3), dtype=np.uint8))
     with torch.no_grad():
         return ov.convert_model(module, example_input=example, input=[(-1, *example.shape[1:])])
+
+
+def bytes_input(model: Any, table: np.ndarray) -> Any:
+    """`model` (float32 pixel values (N, 3, S, S) in) taking uint8 (N, 3, S, S) instead: byte v
+    of channel c becomes `table[c, v]`, gathered from the processor's own values, so the
+    features equal those of the float input bit for bit."""
+    import openvino as ov
+    import openvino.opset13 as ops
+
+    values = model.get_parameters()[0]
+    raw = ops.parameter(values.get_partial_shape(), ov.Type.u8, name="pixel_bytes")
+    offsets = (np.arange(3, dtype=np.int32) * 256).reshape(1, 3, 1, 1)  # channel c's table starts at 256 c
+    index = ops.add(ops.convert(raw, ov.Type.i32), ops.constant(offsets))
+    gathered = ops.gather(ops.constant(np.ascontiguousarray(table, dtype=np.float32).reshape(-1)), index, 0)
+    for target in list(values.output(0).get_target_inputs()):
+        target.replace_source_output(gathered.output(0))
+    return ov.Model(model.get_results(), [raw], model.get_friendly_name())
 
 
 def quantize(model: Any, pixels: torch.Tensor) -> Any:
@@ -374,8 +427,8 @@ def calibration_frames(
     backend: Any, paths: Sequence[str], sampler: SamplerConfig, count: int = CALIBRATION_FRAMES
 ) -> Calibration | None:
     """The first `count` frames `sampler` picks from `paths` (in order), decoded and
-    preprocessed as extraction does; topped up with uniformly spread frames of the same videos
-    when they give fewer. None when no video can be read."""
+    preprocessed as extraction does (as float32 pixel values); topped up with uniformly spread
+    frames of the same videos when they give fewer. None when no video can be read."""
     from clipaction.video import decode
 
     def read(path: str, chosen: SamplerConfig) -> Any:
@@ -394,7 +447,7 @@ def calibration_frames(
         if sampled is None:
             continue
         keep = _new_frames(sampled.indices, taken.setdefault(str(path), set()), count - sum(map(len, chunks)))
-        chunks.append(backend.preprocess(sampled.frames[keep]))
+        chunks.append(backend.pixel_values(sampled.frames[keep]))
     sampled_count = sum(map(len, chunks))
     top_up = None
     if 0 < sampled_count < count:
@@ -407,7 +460,7 @@ def calibration_frames(
                 continue
             keep = _new_frames(sampled.indices, have, missing)
             if keep:
-                chunks.append(backend.preprocess(sampled.frames[keep]))
+                chunks.append(backend.pixel_values(sampled.frames[keep]))
     if not chunks:
         return None
     pixels = torch.cat(chunks)
