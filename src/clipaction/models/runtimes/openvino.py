@@ -196,7 +196,7 @@ class OpenVINOImageEncoder:
         self.key = stable_hash({"model": model, "precision": self.precision, **self.fingerprint}, 20)
         self.folder = Path(root or store_root()) / self.key
         self._compiled: dict[str, Any] = {}  # by input: "bytes" (uint8) or "values" (float32)
-        self._table: np.ndarray | None = None
+        self._table: tuple[np.ndarray | None] | None = None  # (the table or None) once looked up
         self._lock = threading.RLock()
         #: what building took in this process (None when the model came from disk)
         self.built_here: dict[str, float] | None = None
@@ -214,8 +214,8 @@ class OpenVINOImageEncoder:
         """The image processor's (3, 256) pixel value per channel and byte, or None."""
         with self._lock:
             if self._table is None:
-                self._table = value_table(self.backend.processor.image_processor)
-            return self._table
+                self._table = (value_table(self.backend.processor.image_processor),)
+            return self._table[0]
 
     def encode_pixels(self, pixels: torch.Tensor) -> FrameFeatures:
         """Preprocessed frames (N, 3, S, S), uint8 from `preprocess` or float32 pixel values ->
