@@ -248,3 +248,22 @@ def test_a_cluster_that_refuses_the_driver_is_named_an_authentication_failure_in
     assert "refused this driver's token" in wrong_token and "RAY_AUTH_TOKEN" in wrong_token
     assert down.startswith("cannot reach the Ray cluster at 10.0.0.1:6379") and "token" not in down
     assert all("\n" not in line for line in (no_token, wrong_token, down))
+
+
+@pytest.mark.parametrize("runtime", ["torch", "openvino"])
+def test_decoding_tasks_hand_the_actor_the_input_its_runtime_takes(dataset, tiny_model_dir, runtime):
+    """OpenVINO takes uint8 frames and normalises them in its graph: a decoding task's row
+    carries them as uint8 (float values 0-255 would be read as normalised pixels)."""
+    import torch
+
+    from clipaction.features.engines.ray_engine import _decode_rows, row_pixels
+    from clipaction.video.decode import read_sampled_frames
+
+    if runtime == "openvino":
+        pytest.importorskip("openvino", reason="OpenVINO is not installed (pip install -e '.[openvino]')")
+    model = ModelConfig(name_or_path=str(tiny_model_dir), device="cpu", runtime=runtime)
+    path = str(sorted((dataset / "jump").iterdir())[0])
+    rows = _decode_rows({"path": [path], "key": ["k"], "have": ["[]"]}, model, SAMPLER)
+    pixels = row_pixels(rows.to_dict("records")[0])
+    assert pixels.dtype == (torch.uint8 if runtime == "openvino" else torch.float32)
+    assert torch.equal(pixels, load_backend(model).preprocess(read_sampled_frames(path, SAMPLER).frames))

@@ -374,7 +374,7 @@ def _decode_rows(batch: Any, model: ModelConfig, sampler: SamplerConfig, crop: C
     out = []
     for path, key, have in zip(batch["path"], batch["key"], batch["have"]):
         row = {"path": path, "key": key, "error": "", "indices": "[]", "new_indices": "[]", "info": "{}",
-               "warnings": "[]", "pixels": b"", "shape": "[0]"}  # fmt: skip
+               "warnings": "[]", **pixel_fields(None)}  # fmt: skip
         try:
             indices, new_indices, info, pixels, warnings = decode_video(
                 path, sampler, backend, frozenset(json.loads(have)), crop
@@ -382,12 +382,30 @@ def _decode_rows(batch: Any, model: ModelConfig, sampler: SamplerConfig, crop: C
         except DECODE_ERRORS as error:
             row["error"] = one_line(error)
         else:
-            array = np.ascontiguousarray(pixels.numpy(), dtype=np.float32)
             row.update(indices=json.dumps(indices.tolist()), new_indices=json.dumps(new_indices.tolist()),
-                       info=json.dumps(info), warnings=json.dumps(list(warnings)), pixels=array.tobytes(),
-                       shape=json.dumps(list(array.shape)))  # fmt: skip
+                       info=json.dumps(info), warnings=json.dumps(list(warnings)), **pixel_fields(pixels))  # fmt: skip
         out.append(row)
     return pd.DataFrame(out)
+
+
+def pixel_fields(pixels: torch.Tensor | None) -> dict[str, str | bytes]:
+    """A decoded video's model input as a row's fields (bytes, shape, dtype): float32 pixel
+    values, or the uint8 frames a runtime that normalises in its graph takes (`takes_bytes`),
+    kept as uint8 (a quarter of the bytes through the object store). None: no pixels."""
+    if pixels is None:
+        return {"pixels": b"", "shape": "[0]", "dtype": "float32"}
+    array = np.ascontiguousarray(pixels.numpy())
+    if array.dtype != np.uint8:
+        array = array.astype(np.float32, copy=False)
+    return {"pixels": array.tobytes(), "shape": json.dumps(list(array.shape)), "dtype": str(array.dtype)}
+
+
+def row_pixels(record: dict) -> torch.Tensor:
+    """The model input `pixel_fields` put into a row."""
+    import torch
+
+    array = np.frombuffer(record["pixels"], dtype=np.dtype(record["dtype"])).reshape(json.loads(record["shape"]))
+    return torch.from_numpy(array.copy())
 
 
 class _Encoder:
@@ -434,7 +452,6 @@ class _Encoder:
             log.warning("the model could not be warmed up: %s", one_line(error))
 
     def __call__(self, batch: Any) -> Any:
-        import torch
 
         started = time.time()
         rows, todo = [], []
@@ -451,9 +468,7 @@ class _Encoder:
             ):
                 row["status"] = "cached"  # a retried batch, or another shard, wrote it already
                 continue
-            shape = json.loads(record["shape"])
-            pixels = torch.from_numpy(np.frombuffer(record["pixels"], dtype=np.float32).reshape(shape).copy())
-            todo.append((row, record, indices, pixels))
+            todo.append((row, record, indices, row_pixels(record)))
         try:
             features = self._encode([self._model_input(record, indices, pixels) for _, record, indices, pixels in todo])
         except Exception as error:  # the batch's videos fail, the job goes on
