@@ -452,7 +452,6 @@ class _Encoder:
             log.warning("the model could not be warmed up: %s", one_line(error))
 
     def __call__(self, batch: Any) -> Any:
-
         started = time.time()
         rows, todo = [], []
         for record in batch.to_dict("records"):
